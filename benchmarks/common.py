@@ -1,0 +1,386 @@
+"""What every benchmark in this suite shares.
+
+- the backend names and whether this machine (and this MLX release) has them;
+- device selection, and synchronization *inside* the timed callable;
+- deterministic inputs from one seeded NumPy generator, given to both frameworks;
+- a module-level cache for expensive state, because asv_runner >= 0.3 runs
+  ``setup`` again before every timed sample;
+- version gates that skip a case on MLX releases that lack an API.
+
+A backend that is missing raises ``NotImplementedError`` from ``setup``: asv
+shows the case as skipped (n/a), not failed.
+
+Benchmark modules build their timed callables with :meth:`Backend.timed` and
+the tests call exactly the same callables, so what is timed is what is checked.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import functools
+import os
+import re
+import zlib
+
+import numpy as np
+
+BACKENDS = ("mlx_cpu", "mlx_gpu", "mlx_gpu_compile", "torch_cpu", "torch_cuda", "torch_mps")
+MLX_BACKENDS = tuple(b for b in BACKENDS if b.startswith("mlx"))
+TORCH_BACKENDS = tuple(b for b in BACKENDS if b.startswith("torch"))
+
+# Restrict the backend parameter from the environment, e.g.
+# MLX_ASV_BACKENDS=mlx_cpu,torch_cpu. The parameter list (and so asv's
+# benchmark ids) stays the same; unselected backends are skipped.
+SELECTED_ENV = "MLX_ASV_BACKENDS"
+
+
+# --------------------------------------------------------------------------
+# Framework imports: either framework may be missing (e.g. torch on a box that
+# only benchmarks MLX); the backends of a missing framework are skipped.
+# --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def mlx():
+    """``mlx.core``, or None if MLX is not installed."""
+    try:
+        import mlx.core as mx
+    except ImportError:
+        return None
+    return mx
+
+
+@functools.lru_cache(maxsize=None)
+def torch():
+    """``torch``, or None if PyTorch is not installed."""
+    try:
+        import torch as _torch
+    except ImportError:
+        return None
+    return _torch
+
+
+def parse_version(text):
+    """'0.26.1' / '0.32.4.dev20250101+abc' -> (0, 26, 1)."""
+    parts = re.findall(r"\d+", str(text).split("+")[0])[:3]
+    return tuple(int(p) for p in parts) + (0,) * (3 - len(parts))
+
+
+def mlx_version():
+    mx = mlx()
+    return parse_version(mx.__version__) if mx is not None else None
+
+
+def require_mlx(min_version, what):
+    """Version gate: skip (NotImplementedError) where MLX is older than ``min_version``.
+
+    ``what`` names the API the case needs, so asv's log says why it skipped.
+    """
+    have = mlx_version()
+    need = parse_version(min_version)
+    if have is None:
+        raise NotImplementedError("MLX is not installed")
+    if have < need:
+        raise NotImplementedError(
+            f"{what} needs MLX >= {min_version}; this is {'.'.join(map(str, have))}"
+        )
+
+
+# --------------------------------------------------------------------------
+# Backends
+# --------------------------------------------------------------------------
+
+
+def _mlx_gpu_available(mx):
+    # mx.is_available appeared in later releases; older Linux wheels have only
+    # mx.metal, whose is_available() is False on Linux.
+    if hasattr(mx, "is_available"):
+        return bool(mx.is_available(mx.gpu))
+    metal = getattr(mx, "metal", None)
+    return bool(metal is not None and metal.is_available())
+
+
+def mlx_gpu_kind():
+    """'metal', 'cuda' or None: which GPU backend this MLX build runs on."""
+    mx = mlx()
+    if mx is None or not _mlx_gpu_available(mx):
+        return None
+    cuda = getattr(mx, "cuda", None)
+    if cuda is not None and cuda.is_available():
+        return "cuda"
+    return "metal"
+
+
+def unavailable_reason(name):
+    """None if backend ``name`` can run here, else why not (one line)."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    selected = os.environ.get(SELECTED_ENV, "").strip()
+    if selected and name not in [s.strip() for s in selected.split(",")]:
+        return f"not selected by {SELECTED_ENV}={selected}"
+    if name.startswith("mlx"):
+        mx = mlx()
+        if mx is None:
+            return "MLX is not installed"
+        if name != "mlx_cpu" and not _mlx_gpu_available(mx):
+            return f"MLX {mx.__version__} has no GPU backend on this machine"
+        if name == "mlx_gpu_compile" and not hasattr(mx, "compile"):
+            return f"MLX {mx.__version__} has no mx.compile"
+        return None
+    t = torch()
+    if t is None:
+        return "PyTorch is not installed"
+    if name == "torch_cuda" and not t.cuda.is_available():
+        return "torch has no CUDA device here"
+    if name == "torch_mps":
+        mps = getattr(t.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            return "torch has no MPS device here"
+    return None
+
+
+def available_backends():
+    return [b for b in BACKENDS if unavailable_reason(b) is None]
+
+
+class Backend:
+    """One backend: which framework, which device, and how to time a call on it."""
+
+    def __init__(self, name):
+        self.name = name
+        self.framework = "mlx" if name.startswith("mlx") else "torch"
+        self.compiled = name == "mlx_gpu_compile"
+        if self.framework == "mlx":
+            mx = mlx()
+            self.device = mx.cpu if name == "mlx_cpu" else mx.gpu
+        else:
+            t = torch()
+            self.device = t.device({"torch_cpu": "cpu", "torch_cuda": "cuda", "torch_mps": "mps"}[name])
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+    @property
+    def is_mlx(self):
+        return self.framework == "mlx"
+
+    @property
+    def is_gpu(self):
+        return self.name not in ("mlx_cpu", "torch_cpu")
+
+    def activate(self):
+        """Make this backend's device the default for the code about to run."""
+        if self.is_mlx:
+            mlx().set_default_device(self.device)
+
+    def array(self, value):
+        """A NumPy array (or scalar) as this framework's array, on this device."""
+        value = np.asarray(value)
+        if self.is_mlx:
+            return mlx().array(value)
+        return torch().from_numpy(np.ascontiguousarray(value)).to(self.device)
+
+    def arrays(self, values):
+        return [self.array(v) for v in values]
+
+    def synchronize(self):
+        """Wait for queued GPU work of this backend's framework."""
+        if self.is_mlx:
+            return
+        t = torch()
+        if self.device.type == "cuda":
+            t.cuda.synchronize()
+        elif self.device.type == "mps":
+            t.mps.synchronize()
+
+    def evaluate(self, result):
+        """Force ``result`` to be computed and finished, then return it.
+
+        MLX is lazy: mx.eval on the *result* is what runs the graph (and waits
+        for the GPU). Torch GPU work is asynchronous: synchronize the device.
+        """
+        if self.is_mlx:
+            mlx().eval(result)
+        else:
+            self.synchronize()
+        return result
+
+    def timed(self, fn, *args):
+        """The zero-argument callable a benchmark times and a test checks.
+
+        Calling it computes ``fn(*args)`` on this backend and returns the
+        result only once it is computed: evaluated (MLX) or synchronized
+        (CUDA, MPS). For ``mlx_gpu_compile`` ``fn`` is ``mx.compile``d and
+        warmed up here, outside the timed region.
+        """
+        self.activate()
+        if self.compiled:
+            fn = mlx().compile(fn)
+        evaluate = self.evaluate
+
+        def call():
+            return evaluate(fn(*args))
+
+        if self.compiled:
+            call()  # trace and compile once, outside the timed region
+        return call
+
+    def to_numpy(self, result):
+        """A result (array, tensor, or tuple/list of them) as NumPy, for checks."""
+        if isinstance(result, (tuple, list)):
+            return [self.to_numpy(r) for r in result]
+        if self.is_mlx:
+            mx = mlx()
+            if result.dtype == mx.bfloat16:
+                result = result.astype(mx.float32)
+            return np.array(result)
+        return result.detach().cpu().numpy()
+
+
+def backend(name):
+    """The backend ``name``, or NotImplementedError (asv: skipped) if it can't run here."""
+    reason = unavailable_reason(name)
+    if reason is not None:
+        raise NotImplementedError(f"{name}: {reason}")
+    return Backend(name)
+
+
+# --------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------
+
+SEED = 20240101
+
+
+def rng(*key):
+    """The suite's seeded NumPy generator for one case.
+
+    Seeded from SEED and the case's key, so a case gets the same data whatever
+    ran before it, in asv's per-benchmark processes and in the tests alike.
+    """
+    return np.random.default_rng([SEED, zlib.crc32(repr(key).encode())])
+
+
+def normal(key, shape, dtype=np.float32):
+    return rng(key, "normal", tuple(shape)).standard_normal(shape, dtype=np.float64).astype(dtype)
+
+
+def uniform(key, shape, low=0.0, high=1.0, dtype=np.float32):
+    return rng(key, "uniform", tuple(shape)).uniform(low, high, size=shape).astype(dtype)
+
+
+def integers(key, shape, high, dtype=np.int32):
+    return rng(key, "integers", tuple(shape), high).integers(0, high, size=shape).astype(dtype)
+
+
+# --------------------------------------------------------------------------
+# Cache of expensive state across asv's per-sample setup calls
+# --------------------------------------------------------------------------
+
+
+class StateCache:
+    """A small LRU of expensive state (inputs, models), keyed by parameters.
+
+    asv runs each benchmark parameter set in a process of its own and calls
+    setup before every sample, so one entry is what a benchmark reuses; the
+    bound keeps a test session that walks many cases from holding them all.
+    """
+
+    def __init__(self, max_entries=4):
+        self.max_entries = max_entries
+        self._entries = collections.OrderedDict()
+        self.builds = 0
+
+    def get(self, key, factory):
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        value = factory()
+        self.builds += 1
+        self._entries[key] = value
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return value
+
+    def clear(self):
+        self._entries.clear()
+
+    def __len__(self):
+        return len(self._entries)
+
+
+CACHE = StateCache()
+
+
+def cached(key, factory):
+    """``factory()`` once per key in this process (see StateCache)."""
+    return CACHE.get(key, factory)
+
+
+# --------------------------------------------------------------------------
+# Tables of cases
+# --------------------------------------------------------------------------
+
+
+class Case(collections.namedtuple("Case", "label args small")):
+    """One benchmark case: its label (as in the seed tables), its arguments at
+    full size, and arguments of the same rank, small enough for a unit test."""
+
+
+def shape_label(*shapes):
+    """((64, 1000000),) -> 'dim=64x1000000', as the seed tables write shapes."""
+    return " ".join("dim=" + "x".join(str(d) for d in s) for s in shapes)
+
+
+class CaseTable(abc.ABC):
+    """Base of a benchmark class that is a table of cases, timed on every backend.
+
+    A subclass lists ``cases`` and implements :meth:`build`. asv sees
+    ``params = [case labels, BACKENDS]``; the same :meth:`callable` serves
+    the benchmark and the tests. Abstract, so asv never runs the base itself.
+    """
+
+    cases = ()
+    backends = BACKENDS
+    param_names = ["case", "backend"]
+    # Seed-sized cases can take seconds on a 2-core CPU: allow that, but kill a
+    # hung case (asv records it as failed and goes on with the rest).
+    timeout = 300
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.cases:
+            labels = [c.label for c in cls.cases]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"{cls.__name__}: duplicate case labels")
+            cls.params = [labels, list(cls.backends)]
+
+    @abc.abstractmethod
+    def build(self, backend, args, key):
+        """Return the zero-argument timed callable (use ``backend.timed``)."""
+
+    @classmethod
+    def case(cls, label):
+        for c in cls.cases:
+            if c.label == label:
+                return c
+        raise KeyError(f"{cls.__name__} has no case {label!r}")
+
+    @classmethod
+    def callable(cls, label, backend_name, small=False):
+        """The timed callable of one case on one backend (cached per process)."""
+        be = backend(backend_name)
+        c = cls.case(label)
+        args = c.small if small else c.args
+        key = (cls.__module__, cls.__name__, label, small)
+
+        def build():
+            return cls().build(be, args, key)
+
+        fn = cached(key + (backend_name,), build)
+        be.activate()  # the cache may hold callables of several backends
+        return fn
+
+    def setup(self, case, backend_name):
+        self.fn = self.callable(case, backend_name)
