@@ -1,0 +1,214 @@
+"""Transformer inference latency, as in the MLX-Transformers paper (seed 004).
+
+One table, ``Inference.time_forward``: 4 models x 4 input lengths x 3 batch
+sizes = 48 cases, on each backend of ``BACKENDS`` (mlx_cpu, mlx_gpu,
+torch_cpu, torch_cuda, torch_mps)::
+
+    model                hidden layers heads interm.  vocab  max pos  types  ln eps  pad
+    bert-base-uncased       768     12    12   3072   30522     512      2   1e-12    0
+    bert-large-uncased     1024     24    16   4096   30522     512      2   1e-12    0
+    roberta-base            768     12    12   3072   50265     514      1   1e-05    1
+    xlm-roberta-base        768     12    12   3072  250002     514      1   1e-05    1
+
+    length (characters)  50, 100, 200, 500    batch  1, 16, 32
+
+What is timed: one forward pass to the last hidden state (no pooler), in
+inference mode, evaluated before the clock stops:
+
+- MLX: ``transformer_mlx.Encoder``, which has no dropout layers (and is in
+  ``eval()``), called through ``Backend.timed``, which ``mx.eval``\\ s the
+  output inside the timed region (MLX is lazy: an unevaluated output would
+  time only the graph construction);
+- torch: the ``transformers`` model after ``model.eval()``, called inside
+  ``torch.inference_mode()``; ``Backend.timed`` synchronizes CUDA/MPS
+  inside the timed region.
+
+Both frameworks compute with the same weights: the torch model is built
+(seeded random init, or a local checkpoint: see ``model_inputs``) and the MLX
+model is converted from it (``transformer_mlx.from_torch``). Building,
+conversion and tokenization happen in ``setup``, outside the timed region, and
+once per process: asv_runner >= 0.3 calls setup before every sample, so the
+model is cached per (model, backend) and the inputs per case
+(``common.cached``). A small forward pass when the model is built warms up
+one-time costs (MLX's compiled GELU, kernel JIT, torch's first-call paths).
+
+Inputs (``model_inputs``): paragraphs of the shipped corpus cut to the
+length, space-padded when short, tokenized offline by each family's kind of
+tokenizer, padded to the longest in the batch. Tokens per sequence (padded
+width) / non-padding tokens of the whole batch, with the shipped tokenizers;
+``Tokens.track_tokens`` and ``Tokens.track_real_tokens`` record them, so a
+tokenizer change shows in the results::
+
+    model / chars        batch 1     batch 16     batch 32
+    bert-*   50          13 / 13     15 / 214     18 / 434
+    bert-*  100          24 / 24     26 / 386     31 / 774
+    bert-*  200          44 / 44     48 / 724     53 / 1446
+    bert-*  500         112 / 112   115 / 1711   115 / 3442
+    roberta  50          14 / 14     16 / 220     18 / 439
+    roberta 100          24 / 24     26 / 389     31 / 777
+    roberta 200          44 / 44     49 / 729     53 / 1454
+    roberta 500         112 / 112   248 / 1881   248 / 3612
+    xlm-r    50          16 / 16     21 / 287     23 / 586
+    xlm-r   100          33 / 33     41 / 546     41 / 1099
+    xlm-r   200          58 / 58     73 / 1051    73 / 2121
+    xlm-r   500         154 / 154   174 / 2563   179 / 5212
+
+(bert-base and bert-large share the WordPiece tokenizer. roberta at 500
+characters, batch >= 16: paragraph 10 is 327 characters, and byte-level BPE
+makes one token of each of its 173 padding spaces, as the paper's rule of
+padding with spaces does with a BPE vocabulary that has no merges of spaces;
+WordPiece and XLM-R's normalizer drop them.)
+
+Budget (2-core Linux CPU; ``tools`` or a throwaway script can re-measure):
+MLX's CPU matmul runs at ~5 GFLOP/s there (torch's at ~60), so one mlx_cpu
+forward of bert-large at 500 characters x 32 takes minutes. Each case is
+therefore sampled by time, not count: ``number = 1``, a warm-up of at least
+one call (``warmup_time``), then samples until ``repeat[2]`` seconds have
+passed (at most ``repeat[1]``); with ``min_run_count = 1`` a case whose
+single call outlasts ``warmup_time + repeat[2]`` keeps that one call as its
+only sample (it then includes any first-call cost at full size; the warm-up at
+build time takes the one-time costs out). ``rounds = 1``: one process per
+case, so each model is built once per case. ``timeout`` leaves room for the
+slowest mlx_cpu case plus building. See the report of issue 4 for measured
+times and the total.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from . import model_inputs as mi
+from .common import BACKENDS, backend, cached, require_mlx, torch
+
+MODELS = mi.MODELS
+LENGTHS = list(mi.LENGTHS)
+BATCHES = list(mi.BATCHES)
+MODEL_BACKENDS = [b for b in BACKENDS if b != "mlx_gpu_compile"]
+
+
+def _require_reference():
+    """The weights come from transformers models: torch and transformers are needed."""
+    for module in ("torch", "transformers"):
+        if importlib.util.find_spec(module) is None:
+            raise NotImplementedError(f"model weights are built with transformers: {module} is not installed")
+
+
+class Built:
+    """A model ready to time on one backend: the model and where its weights came from."""
+
+    def __init__(self, model, source, spec):
+        self.model = model
+        self.source = source
+        self.spec = spec
+
+
+def build(name, be, small=False):
+    """The model ``name`` on backend ``be``, in inference mode, warmed up.
+
+    The torch model is built first (weights), then moved to the backend's
+    device, or converted to MLX and dropped.
+    """
+    _require_reference()
+    s = mi.spec(name, small)
+    torch_model, source = mi.build_torch_model(s)
+    if be.is_mlx:
+        from . import transformer_mlx
+
+        require_mlx(transformer_mlx.MIN_MLX, "the MLX transformer encoders")
+        be.activate()
+        model = transformer_mlx.from_torch(torch_model)
+        del torch_model
+    else:
+        model = torch_model.to(be.device)
+    built = Built(model, source, s)
+    warm = be.arrays(_inputs(name, 50, 1))
+    be.timed(forward(built, be), *warm)()
+    return built
+
+
+def forward(built, be):
+    """The forward pass, in inference mode, as a function of (input_ids, attention_mask)."""
+    model = built.model
+    if be.is_mlx:
+        if model.training:
+            raise RuntimeError("the MLX model must be in eval() mode")
+        return model
+    t = torch()
+    if model.training:
+        raise RuntimeError("the torch model must be in eval() mode")
+
+    def call(input_ids, attention_mask):
+        with t.inference_mode():
+            return model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    return call
+
+
+def _inputs(name, length, batch):
+    enc = mi.encode(name, length, batch)
+    return [enc["input_ids"], enc["attention_mask"]]
+
+
+def model(name, backend_name, small=False):
+    """The model of ``name`` on ``backend_name``, built once per process."""
+    be = backend(backend_name)
+    return cached((__name__, "model", name, backend_name, small), lambda: build(name, be, small))
+
+
+def forward_callable(name, length, batch, backend_name, small=False):
+    """The timed callable of one case: one forward pass, evaluated/synchronized.
+
+    ``small`` gives the same case on the toy-sized model of the same family
+    (tests). Cached per process, like the model it calls.
+    """
+    be = backend(backend_name)  # NotImplementedError: asv shows the case as skipped
+
+    def make():
+        built = model(name, backend_name, small)
+        return be.timed(forward(built, be), *be.arrays(_inputs(name, length, batch)))
+
+    fn = cached((__name__, "forward", name, length, batch, backend_name, small), make)
+    be.activate()  # the cache may hold callables of several backends
+    return fn
+
+
+class Inference:
+    """Forward-pass latency of the four encoders (seed 004, appendix C)."""
+
+    params = [list(MODELS), LENGTHS, BATCHES, MODEL_BACKENDS]
+    param_names = ["model", "length", "batch", "backend"]
+
+    # Toy-sized models of the same families (tests only).
+    small = False
+
+    # Sampling by time, for cases from milliseconds (GPU) to minutes (mlx_cpu
+    # bert-large 500 x 32): see the module docstring.
+    number = 1
+    warmup_time = 0.5
+    repeat = (1, 5, 10.0)
+    min_run_count = 1
+    rounds = 1
+    timeout = 1200
+
+    def setup(self, model, length, batch, backend):
+        self.fn = forward_callable(model, length, batch, backend, small=self.small)
+
+    def time_forward(self, model, length, batch, backend):
+        self.fn()
+
+
+class Tokens:
+    """Token counts of each case's input (framework-independent)."""
+
+    params = [list(MODELS), LENGTHS, BATCHES]
+    param_names = ["model", "length", "batch"]
+    unit = "tokens"
+    timeout = 120
+
+    def track_tokens(self, model, length, batch):
+        """Tokens per sequence: the padded width the model runs on."""
+        return int(mi.encode(model, length, batch)["input_ids"].shape[1])
+
+    def track_real_tokens(self, model, length, batch):
+        """Non-padding tokens of the whole batch."""
+        return int(mi.encode(model, length, batch)["attention_mask"].sum())
