@@ -48,6 +48,8 @@ DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 CORPUS_PATH = os.path.join(DATA_DIR, "corpus.txt")
 CHECKPOINTS_ENV = "MLX_ASV_CHECKPOINTS"
 WEIGHT_SEED = 20240101
+# The torch models' attention implementation (see hf_config).
+ATTENTION = "sdpa"
 
 LENGTHS = (50, 100, 200, 500)
 BATCHES = (1, 16, 32)
@@ -326,6 +328,9 @@ def hf_config(s):
         layer_norm_eps=s.eps,
         pad_token_id=s.pad,
         hidden_act="gelu",
+        # transformers' default on torch 2.x, pinned so that an upgrade cannot
+        # change what torch runs: fused F.scaled_dot_product_attention
+        attn_implementation=ATTENTION,
     )
     if s.family != "bert":
         kwargs.update(bos_token_id=0, eos_token_id=2)
@@ -374,7 +379,8 @@ def build_torch_model(s, seed=WEIGHT_SEED, source="auto"):
         source = checkpoint(s.name) if SPECS.get(s.name) == s else None
     if source is not None:
         model = model_cls.from_pretrained(
-            source, local_files_only=True, add_pooling_layer=False, dtype=torch.float32
+            source, local_files_only=True, add_pooling_layer=False, dtype=torch.float32,
+            attn_implementation=ATTENTION,
         )
         _check_config(s, model.config)
     else:

@@ -23,6 +23,13 @@ inference mode, evaluated before the clock stops:
   ``torch.inference_mode()``; ``Backend.timed`` synchronizes CUDA/MPS
   inside the timed region.
 
+Attention: torch runs transformers' "sdpa" implementation (the fused
+``F.scaled_dot_product_attention``; pinned in ``model_inputs.ATTENTION``).
+MLX runs matmul, softmax, matmul written out, the same graph on every
+release: ``mx.fast.scaled_dot_product_attention`` exists only in later
+releases and would make the series jump there for another reason than
+MLX's speed.
+
 Both frameworks compute with the same weights: the torch model is built
 (seeded random init, or a local checkpoint: see ``model_inputs``) and the MLX
 model is converted from it (``transformer_mlx.from_torch``). Building,
@@ -109,12 +116,13 @@ def build(name, be, small=False):
     device, or converted to MLX and dropped.
     """
     _require_reference()
-    s = mi.spec(name, small)
-    torch_model, source = mi.build_torch_model(s)
     if be.is_mlx:
         from . import transformer_mlx
 
         require_mlx(transformer_mlx.MIN_MLX, "the MLX transformer encoders")
+    s = mi.spec(name, small)
+    torch_model, source = mi.build_torch_model(s)
+    if be.is_mlx:
         be.activate()
         model = transformer_mlx.from_torch(torch_model)
         del torch_model

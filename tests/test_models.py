@@ -250,6 +250,7 @@ def test_inference_mode(name):
     torch_model = models.model(name, "torch_cpu", small=True).model
     assert not tm.has_dropout(mlx_model) and not mlx_model.training
     assert not any(m.training for m in torch_model.modules())
+    assert torch_model.config._attn_implementation == mi.ATTENTION
     for be_name in ("mlx_cpu", "torch_cpu"):
         fn = models.forward_callable(name, 50, 16, be_name, small=True)
         be = common.Backend(be_name)
