@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Build and update the release ledger: the git repository asv benchmarks.
+
+asv benchmarks commits of a repository. MLX releases ship wheels, so instead
+of MLX's own history (hours of builds per version) asv is pointed at a small
+local repository, ``ledger/``, with one commit per MLX release, in version
+order on branch ``main``:
+
+- each commit holds one file, ``MLX_VERSION``, which ``tools/install.py``
+  reads to install that release's wheel;
+- it is tagged like MLX's tag (``v0.21.1``) and dated on the release date, so
+  ``asv run v0.20.0..v0.24.1``, ``HASHFILE:``, ``asv publish`` (releases on
+  the x-axis, tags shown) and ``asv find`` work unchanged.
+
+Commits are made with fixed identities and the release dates, so their hashes
+depend only on the release table: building twice changes nothing, a new
+release appends one commit, and every machine builds the same hashes (results
+from different machines line up).
+
+The table is ``tools/mlx_releases.tsv`` (works offline). Releases newer than
+its last row are added from the package registry when it can be reached.
+
+Usage:
+    python tools/ledger.py              # build or update (registry if reachable)
+    python tools/ledger.py --offline    # from the shipped table only
+    python tools/ledger.py --list       # print version, date, ledger hash
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_REPO = os.path.join(ROOT, "ledger")
+DEFAULT_TABLE = os.path.join(ROOT, "tools", "mlx_releases.tsv")
+BRANCH = "main"
+VERSION_FILE = "MLX_VERSION"
+IDENTITY = "mlx-asv ledger <ledger@mlx-asv.invalid>"
+REGISTRY_URL = "https://pypi.org/pypi/mlx/json"
+# The asv plugin asks the registry at most this often (seconds).
+REFRESH_INTERVAL = 6 * 3600
+STAMP = "mlx-asv-registry-checked"
+
+
+class LedgerError(Exception):
+    pass
+
+
+def version_key(version):
+    return tuple(int(p) for p in version.lstrip("v").split("."))
+
+
+def is_release(version):
+    return re.fullmatch(r"\d+\.\d+\.\d+", version) is not None
+
+
+class Release:
+    __slots__ = ("version", "date")
+
+    def __init__(self, version, date):
+        self.version = version
+        self.date = date  # aware datetime
+
+    @property
+    def tag(self):
+        return "v" + self.version
+
+    def __repr__(self):
+        return f"Release({self.version!r}, {self.date.isoformat()!r})"
+
+    def __eq__(self, other):
+        return (self.version, self.date) == (other.version, other.date)
+
+
+def read_table(path=DEFAULT_TABLE):
+    """The releases of the shipped table, in version order."""
+    releases = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line or line.startswith("#") or line.startswith("tag\t"):
+                continue
+            fields = line.split("\t")
+            try:
+                tag, date = fields[0], fields[1]
+                version = tag[1:] if tag.startswith("v") else tag
+                if not is_release(version):
+                    raise ValueError(f"tag {tag!r} is not vX.Y.Z")
+                when = dt.datetime.fromisoformat(date)
+                if when.tzinfo is None:
+                    raise ValueError(f"date {date!r} has no time zone")
+            except (IndexError, ValueError) as e:
+                raise LedgerError(f"{path}:{lineno}: bad row ({e}); fix the release table") from None
+            releases[version] = Release(version, when)
+    return sorted(releases.values(), key=lambda r: version_key(r.version))
+
+
+def registry_releases(timeout=10.0, url=REGISTRY_URL):
+    """{version: first upload date} from the package registry, or None if unreachable."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            data = json.load(resp)
+    except (OSError, ValueError):
+        return None
+    found = {}
+    for version, files in data.get("releases", {}).items():
+        times = [f.get("upload_time_iso_8601") for f in files if f.get("upload_time_iso_8601")]
+        if is_release(version) and times:
+            first = min(times)
+            when = dt.datetime.fromisoformat(first.replace("Z", "+00:00")).replace(microsecond=0)
+            found[version] = when.astimezone(dt.timezone.utc)
+    return found
+
+
+def extend_with_registry(releases, registry):
+    """Append registry releases newer than the table's newest (the ledger only grows at its end)."""
+    newest = version_key(releases[-1].version) if releases else (0, 0, 0)
+    extra = sorted(
+        (Release(v, when) for v, when in registry.items() if version_key(v) > newest),
+        key=lambda r: version_key(r.version),
+    )
+    return releases + extra
+
+
+def _git(repo, *args, input=None, check=True):
+    env = dict(os.environ, GIT_DIR=repo, LC_ALL="C")
+    proc = subprocess.run(
+        ["git", *args], input=input, capture_output=True, text=True, env=env
+    )
+    if check and proc.returncode != 0:
+        raise LedgerError(f"git {' '.join(args)} failed in {repo}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _fast_import_stream(releases, ref):
+    name, email = IDENTITY.split(" <")
+    lines = []
+    for i, rel in enumerate(releases, 1):
+        stamp = int(rel.date.timestamp())
+        offset = rel.date.utcoffset()
+        minutes = int(offset.total_seconds() // 60)
+        tz = f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+        who = f"{name} <{email} {stamp} {tz}"
+        message = f"MLX {rel.tag}\n"
+        content = rel.version + "\n"
+        lines += [
+            f"commit {ref}",
+            f"mark :{i}",
+            f"author {who}",
+            f"committer {who}",
+            f"data {len(message.encode())}",
+            message.rstrip("\n"),
+        ]
+        if i > 1:
+            lines.append(f"from :{i - 1}")
+        lines += [
+            "deleteall",
+            f"M 100644 inline {VERSION_FILE}",
+            f"data {len(content.encode())}",
+            content.rstrip("\n"),
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def build(releases, repo=DEFAULT_REPO, log=print):
+    """Make ``repo`` hold exactly ``releases`` (a ledger may only grow).
+
+    Returns the list of (release, commit hash) in order.
+    """
+    if not releases:
+        raise LedgerError("no releases to build the ledger from")
+    if not os.path.isdir(os.path.join(repo, "objects")):
+        os.makedirs(repo, exist_ok=True)
+        _git(repo, "init", "--bare", "-q")
+        _git(repo, "symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
+    candidate = "refs/ledger/candidate"
+    _git(repo, "fast-import", "--quiet", "--force", input=_fast_import_stream(releases, candidate))
+    hashes = _git(repo, "rev-list", "--first-parent", "--reverse", candidate).split()
+    if len(hashes) != len(releases):
+        raise LedgerError(f"ledger {repo}: expected {len(releases)} commits, found {len(hashes)}")
+    tip = hashes[-1]
+    current = _git(repo, "rev-parse", "-q", "--verify", f"refs/heads/{BRANCH}", check=False).strip()
+    if current and current not in hashes:
+        raise LedgerError(
+            f"ledger {repo} has history the release table does not produce "
+            f"(was a date or release changed?); move it aside and run tools/ledger.py again "
+            f"(results under the old commit hashes will not be shown)"
+        )
+    updates = [f"update refs/heads/{BRANCH} {tip}"]
+    existing_tags = {}
+    for line in _git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/tags").splitlines():
+        ref, obj = line.split()
+        existing_tags[ref] = obj
+    added = 0
+    for rel, commit in zip(releases, hashes):
+        ref = f"refs/tags/{rel.tag}"
+        if existing_tags.get(ref) != commit:
+            updates.append(f"update {ref} {commit}")
+            added += 1
+    _git(repo, "update-ref", "--stdin", input="\n".join(updates) + "\n")
+    _git(repo, "update-ref", "-d", candidate)
+    if current != tip:
+        before = hashes.index(current) + 1 if current else 0
+        log(f"ledger: {len(hashes) - before} release(s) added, newest {releases[-1].tag} ({repo})")
+    return list(zip(releases, hashes))
+
+
+def desired_releases(table=DEFAULT_TABLE, online=True, timeout=10.0):
+    releases = read_table(table)
+    if online:
+        registry = registry_releases(timeout=timeout)
+        if registry is not None:
+            releases = extend_with_registry(releases, registry)
+    return releases
+
+
+def ensure(repo=DEFAULT_REPO, table=DEFAULT_TABLE, online=None, log=print):
+    """Build the ledger if missing, and bring it up to date.
+
+    ``online=None`` asks the registry at most every REFRESH_INTERVAL (the asv
+    plugin's mode); MLX_ASV_OFFLINE=1 never asks.
+    """
+    if os.environ.get("MLX_ASV_OFFLINE"):
+        online = False
+    stamp = os.path.join(repo, STAMP)
+    timeout = 10.0
+    if online is None:
+        timeout = 3.0  # asked before an asv command: don't hold it up
+        try:
+            online = time.time() - os.path.getmtime(stamp) > REFRESH_INTERVAL
+        except OSError:
+            online = True
+    releases = desired_releases(table, online=online, timeout=timeout)
+    result = build(releases, repo=repo, log=log)
+    if online:
+        with open(stamp, "w") as f:
+            f.write(dt.datetime.now(dt.timezone.utc).isoformat() + "\n")
+    return result
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repo", default=DEFAULT_REPO, help="ledger repository (default: ledger/)")
+    ap.add_argument("--table", default=DEFAULT_TABLE, help="release table (default: tools/mlx_releases.tsv)")
+    ap.add_argument("--offline", action="store_true", help="do not ask the package registry")
+    ap.add_argument("--list", action="store_true", help="print version, date and commit of each release")
+    args = ap.parse_args(argv)
+    try:
+        result = ensure(args.repo, args.table, online=not args.offline,
+                        log=lambda msg: print(msg, file=sys.stderr))
+    except LedgerError as e:
+        print(f"ledger: error: {e}", file=sys.stderr)
+        return 1
+    if args.list:
+        for rel, commit in result:
+            print(f"{rel.tag}\t{rel.date.isoformat()}\t{commit}")
+    else:
+        print(f"ledger: {len(result)} releases, {result[0][0].tag} .. {result[-1][0].tag} in {args.repo}")
+    return 0
+
+
+# asv plugin hook: asv.conf.json lists ".tools.ledger" under "plugins", so asv
+# imports this module and calls setup() before every command: the ledger is
+# built on first use and follows new releases without a manual step.
+def setup():
+    try:
+        ensure(log=lambda msg: print(msg, file=sys.stderr))
+    except LedgerError as e:
+        print(f"ledger: error: {e}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
