@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Install one MLX release, from wheels only, into the running Python environment.
+
+asv calls this as its ``install_command`` with the ledger commit checked out in
+``{build_dir}``; the commit's ``MLX_VERSION`` file names the release.
+
+Which distribution (the "flavour"):
+- macOS: ``mlx`` (it pulls ``mlx-metal``);
+- Linux CPU: ``mlx[cpu]`` from 0.26.5 on (the CPU backend became the separate
+  ``mlx-cpu`` wheel), plain ``mlx`` for the older Linux wheels;
+- Linux with an NVIDIA GPU: ``mlx[cuda13]`` (from 0.30.1), or ``mlx[cuda]``
+  (CUDA 12; ``mlx-cuda`` 0.27.1-0.30.0, ``mlx-cuda-12`` from 0.30.1).
+
+The flavour is detected (an NVIDIA driver means CUDA) unless MLX_ASV_FLAVOR
+says: ``cpu``, ``cuda13``, ``cuda`` (CUDA 12), ``metal`` or ``plain``.
+
+A release with no wheel for this platform fails within seconds with one line
+that names the version, the platform and the nearest versions that have one;
+asv records that release as failed and goes on with the others.
+
+Usage:
+    python tools/install.py                     # version from $ASV_BUILD_DIR/MLX_VERSION
+    python tools/install.py --version 0.32.4
+    python tools/install.py --version 0.22.0 --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+
+FLAVOR_ENV = "MLX_ASV_FLAVOR"
+FLAVORS = ("cpu", "cuda13", "cuda", "metal", "plain")
+VERSION_FILE = "MLX_VERSION"
+# Every MLX distribution that may be installed: anything of these that the
+# target release does not use is removed, so no stale backend library stays.
+MLX_DISTRIBUTIONS = ("mlx", "mlx-cpu", "mlx-metal", "mlx-cuda", "mlx-cuda-12", "mlx-cuda-13")
+
+
+class InstallError(Exception):
+    pass
+
+
+def vkey(version):
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def detect_flavor(system=None, environ=None):
+    """The flavour for this machine: MLX_ASV_FLAVOR, else by OS and NVIDIA driver."""
+    environ = os.environ if environ is None else environ
+    system = system or platform.system()
+    chosen = environ.get(FLAVOR_ENV, "").strip().lower()
+    if chosen:
+        if chosen not in FLAVORS:
+            raise InstallError(f"{FLAVOR_ENV}={chosen!r} is not one of {', '.join(FLAVORS)}")
+        return chosen
+    if system == "Darwin":
+        return "metal"
+    if system == "Linux":
+        nvidia = os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
+        return "cuda13" if nvidia else "cpu"
+    return "plain"
+
+
+def requirement(version, flavor):
+    """(pip requirement, distributions whose wheels must exist) for a release and flavour.
+
+    >>> requirement("0.32.4", "cpu")
+    ('mlx[cpu]==0.32.4', ['mlx', 'mlx-cpu'])
+    >>> requirement("0.21.1", "cpu")
+    ('mlx==0.21.1', ['mlx'])
+    """
+    v = vkey(version)
+    if flavor == "cpu":
+        if v >= (0, 26, 5):
+            return f"mlx[cpu]=={version}", ["mlx", "mlx-cpu"]
+        return f"mlx=={version}", ["mlx"]
+    if flavor == "cuda13":
+        return f"mlx[cuda13]=={version}", ["mlx", "mlx-cuda-13"]
+    if flavor == "cuda":
+        return f"mlx[cuda]=={version}", ["mlx", "mlx-cuda" if v <= (0, 30, 0) else "mlx-cuda-12"]
+    if flavor == "metal":
+        return f"mlx=={version}", ["mlx"]
+    return f"mlx=={version}", ["mlx"]
+
+
+def platform_label(flavor):
+    return (
+        f"{platform.system().lower()} {platform.machine()} "
+        f"cp{sys.version_info.major}{sys.version_info.minor} ({flavor})"
+    )
+
+
+def _pip(*args, capture=True):
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=capture,
+        text=True,
+    )
+
+
+def available_versions(distribution):
+    """Versions of ``distribution`` with a wheel for this interpreter and platform.
+
+    Asks pip (so the user's index settings apply). None if pip can't tell
+    (offline, old pip): then the install itself decides.
+    """
+    proc = _pip("index", "versions", distribution, "--only-binary=:all:")
+    if proc.returncode != 0:
+        if "No matching distribution" in proc.stderr:
+            return []
+        return None
+    m = re.search(r"Available versions:\s*(.*)", proc.stdout)
+    if not m:
+        return None
+    return [v.strip() for v in m.group(1).split(",") if v.strip()]
+
+
+def nearest(version, versions):
+    """The closest versions below and above ``version`` among ``versions``."""
+    below = [v for v in versions if vkey(v) < vkey(version)]
+    above = [v for v in versions if vkey(v) > vkey(version)]
+    found = []
+    if below:
+        found.append(max(below, key=vkey))
+    if above:
+        found.append(min(above, key=vkey))
+    return found
+
+
+def no_wheel_message(version, flavor, distributions, availability):
+    """The one line for a release that has no wheel here."""
+    have = None
+    for dist in distributions:
+        versions = availability.get(dist)
+        if versions is not None:
+            have = set(versions) if have is None else have & set(versions)
+    near = nearest(version, sorted(have or [], key=vkey))
+    hint = f"nearest with wheels: {', '.join(near)}" if near else "no version has wheels here"
+    return f"MLX {version}: no wheel for {platform_label(flavor)}; {hint}"
+
+
+def check_wheels(version, flavor, distributions, lookup=available_versions):
+    """Raise InstallError with the one-line message if a needed wheel is missing."""
+    availability = {d: lookup(d) for d in distributions}
+    for dist, versions in availability.items():
+        if versions is not None and version not in versions:
+            raise InstallError(no_wheel_message(version, flavor, distributions, availability))
+
+
+def installed_mlx_distributions():
+    proc = _pip("list", "--format=freeze")
+    names = set()
+    for line in proc.stdout.splitlines():
+        name = re.split(r"[=@ ]", line, 1)[0].strip().lower().replace("_", "-")
+        if name in MLX_DISTRIBUTIONS:
+            names.add(name)
+    return names
+
+
+def install(version, flavor=None, dry_run=False, log=print):
+    flavor = flavor or detect_flavor()
+    req, distributions = requirement(version, flavor)
+    check_wheels(version, flavor, distributions)
+    if dry_run:
+        log(f"would install {req}")
+        return req
+    stale = sorted(installed_mlx_distributions() - set(distributions) - {"mlx-metal"})
+    if stale:
+        _pip("uninstall", "-y", *stale)
+    proc = _pip("install", "--only-binary=:all:", "--no-input", req)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise InstallError(f"MLX {version}: pip could not install {req}: {tail}")
+    check = subprocess.run(
+        [sys.executable, "-c", "import mlx.core as mx; print(mx.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    got = check.stdout.strip()
+    if check.returncode != 0 or vkey(got) != vkey(version):
+        why = check.stderr.strip().splitlines()[-1] if check.stderr.strip() else got
+        raise InstallError(f"MLX {version}: installed {req} but import gives: {why}")
+    log(f"installed {req} (mlx.core {got}) for {platform_label(flavor)}")
+    return req
+
+
+def record_failure(log_path, version, message):
+    """Keep the reason beside asv's results, which record only that the install failed.
+
+    One row per (release, platform): a later attempt replaces the row.
+    """
+    if not log_path:
+        return
+    key = f"{version}\t{platform_label(detect_flavor_quiet())}"
+    rows = []
+    try:
+        with open(log_path, encoding="utf-8") as f:
+            rows = [r for r in f.read().splitlines() if r and not r.startswith(key + "\t")]
+    except OSError:
+        pass
+    rows.append(f"{key}\t{message}")
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+
+
+def detect_flavor_quiet():
+    try:
+        return detect_flavor()
+    except InstallError:
+        return "?"
+
+
+def read_version(args):
+    if args.version:
+        return args.version
+    build_dir = args.build_dir or os.environ.get("ASV_BUILD_DIR")
+    if not build_dir:
+        raise InstallError("no version: pass --version X.Y.Z or run under asv (ASV_BUILD_DIR)")
+    path = os.path.join(build_dir, VERSION_FILE)
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        raise InstallError(
+            f"{path} not found: asv's repo must be the release ledger (python tools/ledger.py)"
+        ) from None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--version", help="MLX release, e.g. 0.32.4 (default: $ASV_BUILD_DIR/MLX_VERSION)")
+    ap.add_argument("--build-dir", help="ledger checkout holding MLX_VERSION")
+    ap.add_argument("--flavor", choices=FLAVORS, help=f"override detection (or set {FLAVOR_ENV})")
+    ap.add_argument("--dry-run", action="store_true", help="check wheels, print the requirement")
+    ap.add_argument("--failure-log", help="append a failed release's reason to this TSV file")
+    args = ap.parse_args(argv)
+    version = None
+    try:
+        version = read_version(args)
+        install(version, flavor=args.flavor, dry_run=args.dry_run)
+    except InstallError as e:
+        print(f"install.py: {e}", file=sys.stderr)
+        if version:
+            record_failure(args.failure_log, version, str(e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
