@@ -1,0 +1,133 @@
+"""End to end: the real asv over real MLX releases, from a copy of this project.
+
+Creates (or reuses) asv's environment in .asv/env, installs real MLX wheels,
+and takes a few minutes; it is what the README's commands do, on a small scale.
+"""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tools import ledger
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ASV = [sys.executable, "-m", "asv"]
+OK_RELEASES = ("v0.32.3", "v0.32.4")
+NO_WHEEL_RELEASE = "v0.22.0"  # macOS-only wheels
+MACHINE = "e2e-test"
+
+# A test-only benchmark (never in benchmarks/): it is really twice as slow on
+# the newer release, so `asv continuous` must report a regression.
+PROBE = '''
+import time
+from .common import mlx_version
+
+class RegressionProbe:
+    """Sleeps 10 ms on MLX < 0.32.4 and 20 ms from 0.32.4 on."""
+    repeat = (10, 20, 5.0)
+    def time_sleep(self):
+        time.sleep(0.02 if mlx_version() >= (0, 32, 4) else 0.01)
+'''
+
+
+def asv(project, *args, check=True):
+    env = dict(os.environ, MLX_ASV_BACKENDS="mlx_cpu,torch_cpu")
+    proc = subprocess.run(
+        [*ASV, *args], cwd=project, capture_output=True, text=True, env=env, timeout=1800
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"asv {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def test_probe_is_not_in_the_real_suite():
+    assert not os.path.exists(os.path.join(ROOT, "benchmarks", "regression_probe.py"))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of this project whose asv shares the real environment directory."""
+    tmp = tmp_path_factory.mktemp("project")
+    for name in ("benchmarks", "tools"):
+        shutil.copytree(os.path.join(ROOT, name), tmp / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp / "benchmarks" / "regression_probe.py").write_text(PROBE)
+    with open(os.path.join(ROOT, "asv.conf.json")) as f:
+        conf = f.read()
+    # One environment for the tests and the main job: installing torch is slow.
+    conf = conf.replace('"env_dir": ".asv/env"', f'"env_dir": {json.dumps(os.path.join(ROOT, ".asv", "env"))}')
+    (tmp / "asv.conf.json").write_text(conf)
+    ledger.ensure(repo=str(tmp / "ledger"), online=False, log=lambda m: None)
+    asv(tmp, "machine", "--yes", "--machine", MACHINE)
+    return tmp
+
+
+def hashes_of(project, tags):
+    built = dict((rel.tag, commit) for rel, commit in
+                 ledger.build(ledger.read_table(), repo=str(project / "ledger"), log=lambda m: None))
+    return [built[t] for t in tags]
+
+
+def results_for(project, commit):
+    folder = project / "results" / MACHINE
+    [path] = [p for p in folder.iterdir() if p.name.startswith(commit[:8])]
+    return json.loads(path.read_text())
+
+
+def test_run_two_releases_and_a_release_without_wheel(project):
+    tags = (NO_WHEEL_RELEASE,) + OK_RELEASES
+    commits = hashes_of(project, tags)
+    (project / "hashes.txt").write_text("\n".join(commits) + "\n")
+    proc = asv(project, "run", "--machine", MACHINE, "--quick", "--show-stderr",
+               "-b", "^ops.SumAll", "HASHFILE:hashes.txt", check=False)
+    out = proc.stdout
+    # asv run exits 2 when anything failed: here only the release without a wheel
+    assert proc.returncode == 2, out[-3000:]
+    assert out.count("no wheel for") >= 1 and "Traceback" not in out + proc.stderr
+    # the release without a wheel fails in seconds, with its one-line reason
+    assert "MLX 0.22.0: no wheel for" in out and "nearest with wheels: 0.21.1, 0.25.2" in out
+    failures = (project / "results" / "install-failures.tsv").read_text()
+    assert failures.startswith("0.22.0\t") and "no wheel" in failures
+    failed = results_for(project, commits[0])
+    assert failed["results"]["ops.SumAll.time_op"][0] is None
+    # both installable releases have numbers on the CPU backends
+    for commit in commits[1:]:
+        res = results_for(project, commit)["results"]["ops.SumAll.time_op"]
+        values, (cases, backends) = res[0], res[1]
+        grid = dict(zip([(c, b) for c in cases for b in backends], values))
+        for case in cases:
+            for b in ("'mlx_cpu'", "'torch_cpu'"):
+                assert grid[(case, b)] is not None and grid[(case, b)] > 0, (commit, case, b)
+            # skipped (no GPU here) is NaN in asv's results; a failure would be None
+            assert math.isnan(grid[(case, "'mlx_gpu'")])
+
+
+def test_publish_builds_the_site(project):
+    asv(project, "publish")
+    html = project / "html"
+    assert (html / "index.html").exists()
+    index = json.loads((html / "index.json").read_text())
+    assert "ops.SumAll.time_op" in index["benchmarks"]
+    assert set(OK_RELEASES) <= set(index["tags"])
+    graphs = list((html / "graphs").rglob("ops.SumAll.time_op.json"))
+    assert graphs
+
+
+def test_continuous_fails_on_a_regression_and_compare_does_not(project):
+    base, head = OK_RELEASES
+    proc = asv(project, "continuous", "--machine", MACHINE, "-b", "RegressionProbe",
+               base, head, check=False)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "PERFORMANCE DECREASED" in proc.stdout
+    # asv compare reports the same step but always exits 0
+    cmp = asv(project, "compare", "--machine", MACHINE, "--factor", "1.1", base, head, check=False)
+    assert cmp.returncode == 0 and "RegressionProbe.time_sleep" in cmp.stdout
+    # a 2x step is within a factor of 3: no regression, exit 0
+    ok = asv(project, "continuous", "--machine", MACHINE, "--factor", "3", "-b", "RegressionProbe",
+             base, head, check=False)
+    assert ok.returncode == 0, ok.stdout[-3000:]
