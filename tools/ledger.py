@@ -268,15 +268,5 @@ def main(argv=None):
     return 0
 
 
-# asv plugin hook: asv.conf.json lists ".tools.ledger" under "plugins", so asv
-# imports this module and calls setup() before every command: the ledger is
-# built on first use and follows new releases without a manual step.
-def setup():
-    try:
-        ensure(log=lambda msg: print(msg, file=sys.stderr))
-    except LedgerError as e:
-        print(f"ledger: error: {e}", file=sys.stderr)
-
-
 if __name__ == "__main__":
     sys.exit(main())
