@@ -263,7 +263,9 @@ def rng(*key):
 
 
 def normal(key, shape, dtype=np.float32):
-    return rng(key, "normal", tuple(shape)).standard_normal(shape, dtype=np.float64).astype(dtype)
+    # float32 straight from the generator: half the time of float64 + astype
+    # for the 10^8-element seed inputs.
+    return rng(key, "normal", tuple(shape)).standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
 
 
 def uniform(key, shape, low=0.0, high=1.0, dtype=np.float32):
