@@ -1,0 +1,967 @@
+"""Our own kernels for batches of small matrices (n <= 64, float32).
+
+Four operations, each in three forms that share one algorithm:
+
+========================  ==============================================
+``qr(a)``                 Householder QR, reduced: Q (m x k), R (k x n),
+                          k = min(m, n); LAPACK's sign convention
+                          (R[j, j] = -sign(a_jj) * norm, tau = 0 for a
+                          column whose part below the diagonal is zero).
+``cholesky(a)``           lower L with L L^T = A; reads the lower
+                          triangle only. Not positive definite: NaN
+                          (MLX's own CPU routine returns garbage there).
+``solve(a, b)``           general A x = b by LU with partial pivoting
+                          (largest |a_ij| of the rows not yet pivoted;
+                          ties: the lowest row, as LAPACK's isamax).
+                          Singular A: inf/NaN, no error.
+``solve_triangular``      forward / back substitution with a lower or
+                          upper triangular A (the other triangle is
+                          never read).
+========================  ==============================================
+
+Why LU with partial pivoting for ``solve``: it is what ``mx.linalg.solve``
+and ``torch.linalg.solve`` compute (LAPACK getrf/getrs), it works for any
+non-singular A, and for an SPD A the Cholesky kernel is there anyway.
+
+The three forms
+---------------
+* ``CUDA_SOURCES[op]`` for ``mx.fast.cuda_kernel`` (MLX >= 0.29, NVIDIA):
+  one thread block per matrix, the matrix in shared memory, the columns
+  processed in a loop with one ``__syncthreads`` per column; reductions
+  (Householder norms and dot products, the pivot search) are warp shuffles
+  within groups of ``LANES`` threads (one group per column / right-hand
+  side). The block size is a multiple of 32, and every shuffle is executed
+  by all 32 lanes of a warp (groups without work run with zeros), so the
+  full-mask shuffles are legal.
+* ``METAL_SOURCES[op]`` for ``mx.fast.metal_kernel`` (MLX >= 0.18, Apple):
+  UNVERIFIED - no Mac was available to compile or run it. It is the *same
+  body text* as the CUDA source, line for line; only a 2-line prologue
+  (thread and block ids) and the dialect header (``MLXASV_SHARED``,
+  ``MLXASV_SYNC``, the shuffle and math helpers) differ. It assumes a SIMD
+  width of 32 (true on Apple GPUs so far) and <= 32 KB of threadgroup memory
+  (the largest, 64x64 QR, uses ~17 KB).
+* the pure-MLX composition (``qr_mlx`` ...): ordinary MLX ops, batched over
+  the leading dimensions, a Python loop over the columns building the graph.
+  It runs on any device and MLX release and is the reference the tests check
+  against NumPy. MLX's own ``mx.linalg`` runs on the CPU stream only.
+
+``qr``/``cholesky``/``solve``/``solve_triangular`` dispatch: the CUDA kernel
+where ``mlx_gpu_kind() == "cuda"`` and ``mx.fast.cuda_kernel`` exists, the
+Metal kernel where it is ``"metal"`` and ``mx.fast.metal_kernel`` exists, and
+the pure-MLX form otherwise (also for matrices larger than 64).
+
+How MLX wraps a source (read from MLX 0.29-0.32's
+``mlx/backend/cuda/custom_kernel.cpp`` and ``mlx/backend/common/metal_kernel.cpp``):
+the source is the *body* of a generated function. CUDA: MLX writes its own
+device header (``mlx/backend/cuda/device/utils.cuh``, cooperative_groups),
+then our ``header``, then inside ``namespace mlx::core::cu`` a
+``__global__ void custom_kernel_<name>(const float* A, ..., float* Q, ...)``
+whose body starts with ``constexpr int M = 16;`` for each int template
+argument, then our source; compiled by NVRTC with
+``--device-as-default-execution-space`` for the device's sm_XY(a). The launch
+``grid`` is in *threads* (MLX divides by ``threadgroup``), as for Metal.
+Metal: ``header``, then ``template <int M, ...> [[kernel]] void
+custom_kernel_<name>(const device float* A [[buffer(0)]], ..., device float* Q
+[[buffer(k)]], uint3 thread_position_in_threadgroup [[...]], ...)``; the
+attributes are added only if their name occurs in the *source* (not the
+header), so the Metal prologue names them. Inputs of fewer than 8 elements
+are passed in the ``constant`` address space, so the body indexes the
+arguments directly and never stores them in typed pointers.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from .common import mlx, mlx_gpu_kind, mlx_version, parse_version
+
+# The kernels hold a whole matrix (and, for QR, its reflectors) in shared
+# memory and give each lane at most two rows: n <= 64.
+KERNEL_MAX_DIM = 64
+OPS = ("qr", "cholesky", "solve", "solve_triangular")
+KERNEL_NAMES = {
+    "qr": "mlxasv_qr",
+    "cholesky": "mlxasv_cholesky",
+    "solve": "mlxasv_lu_solve",
+    "solve_triangular": "mlxasv_trsv",
+}
+INPUT_NAMES = {
+    "qr": ["A"],
+    "cholesky": ["A"],
+    "solve": ["A", "B"],
+    "solve_triangular": ["A", "B"],
+}
+OUTPUT_NAMES = {
+    "qr": ["Q", "R"],
+    "cholesky": ["L"],
+    "solve": ["X"],
+    "solve_triangular": ["X"],
+}
+# First releases with the list-style kernel APIs used here.
+CUDA_KERNEL_MIN_MLX = "0.29.0"
+METAL_KERNEL_MIN_MLX = "0.18.0"
+
+# ---------------------------------------------------------------------------
+# Kernel source text
+# ---------------------------------------------------------------------------
+
+# Dialect headers: the only place besides the 2-line prologue where the CUDA
+# and the Metal forms differ. Helper names carry the mlxasv_ prefix so they
+# cannot collide with MLX's own device helpers (which live in namespaces that
+# unqualified lookup searches first).
+CUDA_DIALECT = r"""
+// mlx-asv dialect: CUDA (mx.fast.cuda_kernel)
+#define MLXASV_SHARED __shared__
+#define MLXASV_SYNC() __syncthreads()
+#define MLXASV_FN __device__ __forceinline__
+MLXASV_FN float mlxasv_sqrt(float x) { return sqrtf(x); }
+MLXASV_FN float mlxasv_abs(float x) { return fabsf(x); }
+MLXASV_FN float mlxasv_copysign(float a, float b) { return copysignf(a, b); }
+MLXASV_FN float mlxasv_shfl_xor(float v, int o) { return __shfl_xor_sync(0xffffffffu, v, o); }
+MLXASV_FN int mlxasv_shfl_xor(int v, int o) { return __shfl_xor_sync(0xffffffffu, v, o); }
+MLXASV_FN float mlxasv_shfl(float v, int src) { return __shfl_sync(0xffffffffu, v, src); }
+"""
+
+METAL_DIALECT = r"""
+// mlx-asv dialect: Metal (mx.fast.metal_kernel) -- UNVERIFIED
+#define MLXASV_SHARED threadgroup
+#define MLXASV_SYNC() metal::threadgroup_barrier(metal::mem_flags::mem_threadgroup)
+#define MLXASV_FN inline
+MLXASV_FN float mlxasv_sqrt(float x) { return metal::sqrt(x); }
+MLXASV_FN float mlxasv_abs(float x) { return metal::abs(x); }
+MLXASV_FN float mlxasv_copysign(float a, float b) { return metal::copysign(a, b); }
+MLXASV_FN float mlxasv_shfl_xor(float v, int o) { return metal::simd_shuffle_xor(v, ushort(o)); }
+MLXASV_FN int mlxasv_shfl_xor(int v, int o) { return metal::simd_shuffle_xor(v, ushort(o)); }
+MLXASV_FN float mlxasv_shfl(float v, int src) { return metal::simd_shuffle(v, ushort(src)); }
+"""
+
+# Helpers written once for both dialects.
+COMMON_HEADER = r"""
+// Sum over a group of W consecutive lanes (W a power of two <= 32); every
+// lane of the warp / SIMD-group must call it.
+template <int W>
+MLXASV_FN float mlxasv_group_sum(float v) {
+  for (int o = W / 2; o > 0; o /= 2) {
+    v += mlxasv_shfl_xor(v, o);
+  }
+  return v;
+}
+"""
+
+CUDA_PROLOGUE = """\
+const int tid = threadIdx.x;
+const int bid = blockIdx.x;
+"""
+
+METAL_PROLOGUE = """\
+const int tid = thread_position_in_threadgroup.x;
+const int bid = threadgroup_position_in_grid.x;
+"""
+
+# Template constants, set by the launch configuration (see *_config below):
+#   M, N      matrix rows and columns (N x N for the square ops)
+#   K         min(M, N) for QR; NRHS: right-hand sides (columns of B)
+#   LANES     lanes per group (power of two <= 32): a group owns a column of
+#             the matrix (QR) or a right-hand side (the substitutions)
+#   RPL       rows per lane, ceil(rows / LANES) (at most 2)
+#   NTHREADS  threads per block, a multiple of 32
+#   TX        threads along a row in the elementwise updates (power of 2)
+# Markers "// @loop" and "// @step" tag the structure the mirror test checks.
+
+QR_BODY = r"""
+// Householder QR of one M x N matrix per block: Q is M x K, R is K x N.
+constexpr int LDA = N + 1;
+constexpr int G = NTHREADS / LANES;
+MLXASV_SHARED float sA[M * LDA];  // R above the diagonal, reflectors below
+MLXASV_SHARED float sTau[K];
+MLXASV_SHARED float sBeta[K];     // diagonal of R
+const int glane = tid % LANES;
+const int group = tid / LANES;
+// @step load
+for (int idx = tid; idx < M * N; idx += NTHREADS) {
+  sA[(idx / N) * LDA + idx % N] = A[bid * (M * N) + idx];
+}
+MLXASV_SYNC();
+float vprev[RPL];
+for (int r = 0; r < RPL; ++r) {
+  vprev[r] = 0.0f;
+}
+// @loop columns
+for (int j = 0; j < K; ++j) {
+  // @step reflector: every group builds the reflector of column j
+  float v[RPL];
+  float tail = 0.0f;
+  for (int r = 0; r < RPL; ++r) {
+    const int i = glane + r * LANES;
+    v[r] = (i > j && i < M) ? sA[i * LDA + j] : 0.0f;
+    tail += v[r] * v[r];
+  }
+  tail = mlxasv_group_sum<LANES>(tail);
+  const float x0 = sA[j * LDA + j];
+  float beta = x0;
+  float tau = 0.0f;
+  float scale = 0.0f;
+  if (tail > 0.0f) {
+    beta = -mlxasv_copysign(mlxasv_sqrt(x0 * x0 + tail), x0);
+    tau = (beta - x0) / beta;
+    scale = 1.0f / (x0 - beta);
+  }
+  for (int r = 0; r < RPL; ++r) {
+    const int i = glane + r * LANES;
+    v[r] = (i == j) ? 1.0f : v[r] * scale;
+  }
+  // @step store: group 0 stores the previous reflector below the diagonal
+  // (column j - 1 is read by nobody in this step) and tau, beta of this one
+  if (group == 0) {
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      if (j > 0 && i >= j && i < M) {
+        sA[i * LDA + j - 1] = vprev[r];
+      }
+      vprev[r] = v[r];
+    }
+    if (glane == 0) {
+      sTau[j] = tau;
+      sBeta[j] = beta;
+    }
+  }
+  // @step apply: H_j to the columns c > j, one group per column
+  for (int c0 = j + 1; c0 < N; c0 += G) {
+    const int c = c0 + group;
+    const bool active = c < N;
+    float x[RPL];
+    float dot = 0.0f;
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      x[r] = (active && i >= j && i < M) ? sA[i * LDA + c] : 0.0f;
+      dot += v[r] * x[r];
+    }
+    dot = mlxasv_group_sum<LANES>(dot) * tau;
+    if (active) {
+      for (int r = 0; r < RPL; ++r) {
+        const int i = glane + r * LANES;
+        if (i >= j && i < M) {
+          sA[i * LDA + c] = x[r] - dot * v[r];
+        }
+      }
+    }
+  }
+  MLXASV_SYNC();
+}
+// @step store the last reflector, write R
+if (group == 0) {
+  for (int r = 0; r < RPL; ++r) {
+    const int i = glane + r * LANES;
+    if (i >= K && i < M) {
+      sA[i * LDA + K - 1] = vprev[r];
+    }
+  }
+}
+for (int idx = tid; idx < K * N; idx += NTHREADS) {
+  const int i = idx / N;
+  const int c = idx % N;
+  R[bid * (K * N) + idx] = (c < i) ? 0.0f : ((c == i) ? sBeta[i] : sA[i * LDA + c]);
+}
+MLXASV_SYNC();
+// @loop q columns: column c of Q is H_0 H_1 ... H_(K-1) e_c, one group each
+for (int c0 = 0; c0 < K; c0 += G) {
+  const int c = c0 + group;
+  const bool active = c < K;
+  float q[RPL];
+  for (int r = 0; r < RPL; ++r) {
+    const int i = glane + r * LANES;
+    q[r] = (i == c) ? 1.0f : 0.0f;
+  }
+  // H_j e_c = e_c for j > c: start at the largest column of this round
+  const int jtop = (c0 + G - 1 < K - 1) ? c0 + G - 1 : K - 1;
+  for (int j = jtop; j >= 0; --j) {
+    float vj[RPL];
+    float dot = 0.0f;
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      vj[r] = (i == j) ? 1.0f : ((i > j && i < M) ? sA[i * LDA + j] : 0.0f);
+      dot += vj[r] * q[r];
+    }
+    dot = mlxasv_group_sum<LANES>(dot) * sTau[j];
+    for (int r = 0; r < RPL; ++r) {
+      q[r] -= dot * vj[r];
+    }
+  }
+  // @step write Q
+  if (active) {
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      if (i < M) {
+        Q[bid * (M * K) + i * K + c] = q[r];
+      }
+    }
+  }
+}
+"""
+
+CHOLESKY_BODY = r"""
+// Right-looking Cholesky of one N x N SPD matrix per block (lower triangle).
+constexpr int LDA = N + 1;
+constexpr int TY = NTHREADS / TX;
+MLXASV_SHARED float sA[N * LDA];
+const int tx = tid % TX;
+const int ty = tid / TX;
+// @step load
+for (int idx = tid; idx < N * N; idx += NTHREADS) {
+  sA[(idx / N) * LDA + idx % N] = A[bid * (N * N) + idx];
+}
+MLXASV_SYNC();
+// @loop columns
+for (int j = 0; j < N; ++j) {
+  // @step update: a_ic -= a_ij a_cj / a_jj for j < c <= i (column j is
+  // only read, so one barrier per column suffices)
+  const float inv = 1.0f / sA[j * LDA + j];
+  for (int i = j + 1 + ty; i < N; i += TY) {
+    const float lij = sA[i * LDA + j] * inv;
+    for (int c = j + 1 + tx; c <= i; c += TX) {
+      sA[i * LDA + c] -= lij * sA[c * LDA + j];
+    }
+  }
+  MLXASV_SYNC();
+}
+// @step write L: l_ic = a_ic / sqrt(a_cc), NaN where a pivot is negative
+for (int idx = tid; idx < N * N; idx += NTHREADS) {
+  const int i = idx / N;
+  const int c = idx % N;
+  const float d = mlxasv_sqrt(sA[c * LDA + c]);
+  L[bid * (N * N) + idx] = (c > i) ? 0.0f : ((c == i) ? d : sA[i * LDA + c] / d);
+}
+"""
+
+# The substitution shared by solve and solve_triangular: group `group`
+# holds right-hand side k in registers, y[r] = row glane + r * LANES; the
+# value of a row is broadcast from the lane holding it with one shuffle.
+LU_SOLVE_BODY = r"""
+// LU with partial pivoting of one N x N matrix per block, then the two
+// substitutions for NRHS right-hand sides. Rows are never swapped: sPiv[j]
+// is the row chosen at step j and sStep[i] the step that chose row i; the
+// multipliers stay implicit (a_ij / a_pj).
+constexpr int LDA = N + 1;
+constexpr int TY = NTHREADS / TX;
+constexpr int RPE = (N + TY - 1) / TY;  // elimination rows per thread
+constexpr int RPW = (N + 31) / 32;      // pivot-search rows per lane
+constexpr int G = NTHREADS / LANES;
+MLXASV_SHARED float sA[N * LDA];
+MLXASV_SHARED int sPiv[N];
+MLXASV_SHARED int sStep[N];
+const int tx = tid % TX;
+const int ty = tid / TX;
+const int lane = tid % 32;
+const int glane = tid % LANES;
+const int group = tid / LANES;
+const int gbase = lane - glane;
+// @step load
+for (int idx = tid; idx < N * N; idx += NTHREADS) {
+  sA[(idx / N) * LDA + idx % N] = A[bid * (N * N) + idx];
+}
+bool usedS[RPW];
+for (int r = 0; r < RPW; ++r) {
+  usedS[r] = false;
+}
+bool usedE[RPE];
+for (int e = 0; e < RPE; ++e) {
+  usedE[e] = false;
+}
+MLXASV_SYNC();
+// @loop columns
+for (int j = 0; j < N; ++j) {
+  // @step pivot: every warp finds the same row (largest |a_ij|, lowest i)
+  float best = -1.0f;
+  int bi = N;
+  for (int r = 0; r < RPW; ++r) {
+    const int i = lane + r * 32;
+    if (i < N && !usedS[r]) {
+      const float m = mlxasv_abs(sA[i * LDA + j]);
+      if (m > best) {
+        best = m;
+        bi = i;
+      }
+    }
+  }
+  for (int o = 16; o > 0; o /= 2) {
+    const float ob = mlxasv_shfl_xor(best, o);
+    const int oi = mlxasv_shfl_xor(bi, o);
+    if (ob > best || (ob == best && oi < bi)) {
+      best = ob;
+      bi = oi;
+    }
+  }
+  const int p = bi;
+  for (int r = 0; r < RPW; ++r) {
+    if (lane + r * 32 == p) {
+      usedS[r] = true;
+    }
+  }
+  if (tid == 0) {
+    sPiv[j] = p;
+  }
+  // @step update: rows not yet pivoted, columns c > j (column j and row p
+  // are only read, so one barrier per column suffices)
+  const float invp = 1.0f / sA[p * LDA + j];
+  for (int e = 0; e < RPE; ++e) {
+    const int i = ty + e * TY;
+    if (i == p) {
+      usedE[e] = true;
+    }
+    if (i < N && !usedE[e]) {
+      const float f = sA[i * LDA + j] * invp;
+      for (int c = j + 1 + tx; c < N; c += TX) {
+        sA[i * LDA + c] -= f * sA[p * LDA + c];
+      }
+    }
+  }
+  MLXASV_SYNC();
+}
+for (int j = tid; j < N; j += NTHREADS) {
+  sStep[sPiv[j]] = j;
+}
+MLXASV_SYNC();
+// @loop right-hand sides, one group each
+for (int k0 = 0; k0 < NRHS; k0 += G) {
+  const int k = k0 + group;
+  const bool active = k < NRHS;
+  float y[RPL];
+  float xs[RPL];
+  for (int r = 0; r < RPL; ++r) {
+    const int i = glane + r * LANES;
+    y[r] = (active && i < N) ? B[bid * (N * NRHS) + i * NRHS + k] : 0.0f;
+    xs[r] = 0.0f;
+  }
+  // @step forward: L y = P b
+  for (int j = 0; j < N; ++j) {
+    const int p = sPiv[j];
+    float src = 0.0f;
+    for (int r = 0; r < RPL; ++r) {
+      if (r == p / LANES) {
+        src = y[r];
+      }
+    }
+    const float f = mlxasv_shfl(src, gbase + p % LANES) / sA[p * LDA + j];
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      if (i < N && sStep[i] > j) {
+        y[r] -= sA[i * LDA + j] * f;
+      }
+    }
+  }
+  // @step backward: U x = y
+  for (int j = N - 1; j >= 0; --j) {
+    const int p = sPiv[j];
+    float src = 0.0f;
+    for (int r = 0; r < RPL; ++r) {
+      if (r == p / LANES) {
+        src = y[r];
+      }
+    }
+    const float xj = mlxasv_shfl(src, gbase + p % LANES) / sA[p * LDA + j];
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      if (i < N && sStep[i] < j) {
+        y[r] -= sA[i * LDA + j] * xj;
+      }
+      if (i == j) {
+        xs[r] = xj;
+      }
+    }
+  }
+  // @step write X
+  if (active) {
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      if (i < N) {
+        X[bid * (N * NRHS) + i * NRHS + k] = xs[r];
+      }
+    }
+  }
+}
+"""
+
+TRSV_BODY = r"""
+// Triangular solve A x = b of one N x N matrix per block, NRHS right-hand
+// sides; UPPER selects back substitution, else forward substitution.
+constexpr int LDA = N + 1;
+constexpr int G = NTHREADS / LANES;
+MLXASV_SHARED float sA[N * LDA];
+const int lane = tid % 32;
+const int glane = tid % LANES;
+const int group = tid / LANES;
+const int gbase = lane - glane;
+// @step load
+for (int idx = tid; idx < N * N; idx += NTHREADS) {
+  sA[(idx / N) * LDA + idx % N] = A[bid * (N * N) + idx];
+}
+MLXASV_SYNC();
+// @loop right-hand sides, one group each
+for (int k0 = 0; k0 < NRHS; k0 += G) {
+  const int k = k0 + group;
+  const bool active = k < NRHS;
+  float y[RPL];
+  float xs[RPL];
+  for (int r = 0; r < RPL; ++r) {
+    const int i = glane + r * LANES;
+    y[r] = (active && i < N) ? B[bid * (N * NRHS) + i * NRHS + k] : 0.0f;
+    xs[r] = 0.0f;
+  }
+  // @step substitute: column-oriented, x_j then the rows still to solve
+  for (int s = 0; s < N; ++s) {
+    const int j = UPPER ? N - 1 - s : s;
+    float src = 0.0f;
+    for (int r = 0; r < RPL; ++r) {
+      if (r == j / LANES) {
+        src = y[r];
+      }
+    }
+    const float xj = mlxasv_shfl(src, gbase + j % LANES) / sA[j * LDA + j];
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      if (i < N && (UPPER ? i < j : i > j)) {
+        y[r] -= sA[i * LDA + j] * xj;
+      }
+      if (i == j) {
+        xs[r] = xj;
+      }
+    }
+  }
+  // @step write X
+  if (active) {
+    for (int r = 0; r < RPL; ++r) {
+      const int i = glane + r * LANES;
+      if (i < N) {
+        X[bid * (N * NRHS) + i * NRHS + k] = xs[r];
+      }
+    }
+  }
+}
+"""
+
+BODIES = {
+    "qr": QR_BODY,
+    "cholesky": CHOLESKY_BODY,
+    "solve": LU_SOLVE_BODY,
+    "solve_triangular": TRSV_BODY,
+}
+
+CUDA_HEADER = CUDA_DIALECT + COMMON_HEADER
+METAL_HEADER = METAL_DIALECT + COMMON_HEADER
+CUDA_SOURCES = {op: CUDA_PROLOGUE + body for op, body in BODIES.items()}
+METAL_SOURCES = {op: METAL_PROLOGUE + body for op, body in BODIES.items()}
+
+
+def structure_markers(source):
+    """The ``// @loop`` / ``// @step`` markers of a source, in order."""
+    return re.findall(r"//\s*@(loop|step)\b[^\n]*", source)
+
+
+# ---------------------------------------------------------------------------
+# Launch configurations (pure Python: testable without a GPU)
+# ---------------------------------------------------------------------------
+
+
+def _pow2(x):
+    p = 1
+    while p < x:
+        p *= 2
+    return p
+
+
+def _round32(x):
+    return max(32, -(-x // 32) * 32)
+
+
+def _lanes(rows):
+    lanes = min(32, _pow2(rows))
+    return lanes, -(-rows // lanes)
+
+
+def qr_config(m, n):
+    """Template arguments and threads per block of the QR kernel."""
+    lanes, rpl = _lanes(m)
+    nthreads = min(512, _round32(lanes * n))  # about one group per column
+    return {"M": m, "N": n, "K": min(m, n), "LANES": lanes, "RPL": rpl, "NTHREADS": nthreads}
+
+
+def cholesky_config(n):
+    tx = min(32, _pow2(n))
+    nthreads = _round32(tx * min(_pow2(n), 512 // tx))  # ~one thread per element, <= 512
+    return {"N": n, "TX": tx, "NTHREADS": nthreads}
+
+
+def solve_config(n, nrhs):
+    tx = min(32, _pow2(n))
+    lanes, rpl = _lanes(n)
+    nthreads = _round32(tx * min(_pow2(n), 512 // tx))
+    return {"N": n, "NRHS": nrhs, "TX": tx, "LANES": lanes, "RPL": rpl, "NTHREADS": nthreads}
+
+
+def trsv_config(n, nrhs, upper):
+    lanes, rpl = _lanes(n)
+    # >= 128 threads so that loading the matrix is quick; one group per rhs
+    nthreads = min(256, _round32(max(128, lanes * nrhs)))
+    return {"N": n, "NRHS": nrhs, "LANES": lanes, "RPL": rpl, "NTHREADS": nthreads, "UPPER": bool(upper)}
+
+
+def shared_memory_bytes(op, cfg):
+    """Static shared (threadgroup) memory one block of ``op`` declares."""
+    if op == "qr":
+        return 4 * (cfg["M"] * (cfg["N"] + 1) + 2 * cfg["K"])
+    n = cfg["N"]
+    extra = 2 * n if op == "solve" else 0
+    return 4 * (n * (n + 1) + extra)
+
+
+# ---------------------------------------------------------------------------
+# Kernel objects and availability
+# ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_api(kind):
+    """Why ``kind`` ('cuda'/'metal') kernels can't run here, or None if they can.
+
+    Cached: it is asked on every call, inside timed regions.
+    """
+    mx = mlx()
+    if mx is None:
+        return "MLX is not installed"
+    gpu = mlx_gpu_kind()
+    if gpu != kind:
+        return f"this MLX runs no {kind} GPU here (GPU backend: {gpu})"
+    api = "cuda_kernel" if kind == "cuda" else "metal_kernel"
+    need = CUDA_KERNEL_MIN_MLX if kind == "cuda" else METAL_KERNEL_MIN_MLX
+    fast = getattr(mx, "fast", None)
+    if fast is None or not hasattr(fast, api) or mlx_version() < parse_version(need):
+        return f"mx.fast.{api} (list API) needs MLX >= {need}; this is {mx.__version__}"
+    return None
+
+
+def gpu_kernel_kind():
+    """'cuda' or 'metal' if our GPU kernels can run here, else None."""
+    for kind in ("cuda", "metal"):
+        if kernel_api(kind) is None:
+            return kind
+    return None
+
+
+def fits_kernel(*dims):
+    return all(1 <= d <= KERNEL_MAX_DIM for d in dims)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(kind, op):
+    mx = mlx()
+    common = dict(
+        name=KERNEL_NAMES[op],
+        input_names=INPUT_NAMES[op],
+        output_names=OUTPUT_NAMES[op],
+        ensure_row_contiguous=True,
+    )
+    if kind == "cuda":
+        return mx.fast.cuda_kernel(source=CUDA_SOURCES[op], header=CUDA_HEADER, **common)
+    if kind == "metal":
+        return mx.fast.metal_kernel(source=METAL_SOURCES[op], header=METAL_HEADER, **common)
+    raise ValueError(f"unknown kernel kind {kind!r}")
+
+
+def _launch(kind, op, inputs, cfg, batch, output_shapes, verbose=False):
+    mx = mlx()
+    nthreads = cfg["NTHREADS"]
+    template = [(name, value) for name, value in cfg.items()]
+    return _kernel(kind, op)(
+        inputs=inputs,
+        template=template,
+        grid=(batch * nthreads, 1, 1),
+        threadgroup=(nthreads, 1, 1),
+        output_shapes=output_shapes,
+        output_dtypes=[mx.float32] * len(output_shapes),
+        verbose=verbose,
+        stream=mx.gpu,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Shapes
+# ---------------------------------------------------------------------------
+
+
+def _as_batch(a, trailing):
+    """a (..., *trailing dims) as float32 (B, *trailing) and the batch shape."""
+    mx = mlx()
+    a = mx.array(a) if not isinstance(a, mx.array) else a
+    if a.dtype != mx.float32:
+        a = a.astype(mx.float32)
+    if a.ndim < trailing:
+        raise ValueError(f"expected at least {trailing} dimensions, got shape {a.shape}")
+    lead = tuple(a.shape[: a.ndim - trailing])
+    size = 1
+    for d in lead:
+        size *= d
+    return a.reshape((size,) + tuple(a.shape[a.ndim - trailing :])), lead
+
+
+def _rhs(a, b):
+    """b as (B, n, k) matching a (B, n, n); whether b was a batch of vectors.
+
+    ``b`` is a batch of vectors when it has one dimension less than ``a``
+    (as in torch.linalg.solve), else a batch of n x k matrices.
+    """
+    mx = mlx()
+    b = mx.array(b) if not isinstance(b, mx.array) else b
+    vector = b.ndim == a.ndim - 1
+    if vector:
+        b = b[..., None]
+    bb, _ = _as_batch(b, 2)
+    return bb, vector
+
+
+# ---------------------------------------------------------------------------
+# Pure-MLX forms: any device, any release; batched (B, ...) float32 arrays
+# ---------------------------------------------------------------------------
+
+
+def qr_mlx(a):
+    """Householder QR of a (B, m, n) batch: (Q (B, m, k), R (B, k, n))."""
+    mx = mlx()
+    bsz, m, n = a.shape
+    k = min(m, n)
+    work = a  # the trailing block still to reduce: (B, m - j, n - j)
+    rows, vs, taus = [], [], []
+    for j in range(k):
+        x = work[:, :, 0]
+        x0 = x[:, 0]
+        if m - j > 1:
+            xt = x[:, 1:]
+            tail = mx.sum(xt * xt, axis=1)
+        else:
+            xt = None
+            tail = mx.zeros_like(x0)
+        has = tail > 0
+        norm = mx.sqrt(x0 * x0 + tail)
+        beta = mx.where(has, mx.where(x0 >= 0, -norm, norm), x0)
+        safe_beta = mx.where(has, beta, 1.0)
+        tau = mx.where(has, (beta - x0) / safe_beta, 0.0)
+        scale = mx.where(has, 1.0 / mx.where(has, x0 - beta, 1.0), 0.0)
+        one = mx.ones((bsz, 1), dtype=a.dtype)
+        v = one if xt is None else mx.concatenate([one, xt * scale[:, None]], axis=1)
+        parts = [beta[:, None]]
+        if j:
+            parts.insert(0, mx.zeros((bsz, j), dtype=a.dtype))
+        if j + 1 < n:
+            rest = work[:, :, 1:]
+            w = mx.sum(v[:, :, None] * rest, axis=1, keepdims=True)
+            rest = rest - (tau[:, None, None] * v[:, :, None]) * w
+            parts.append(rest[:, 0, :])
+            work = rest[:, 1:, :]
+        rows.append(mx.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
+        vs.append(v)
+        taus.append(tau)
+    r = mx.stack(rows, axis=1)
+    # Q = H_0 ... H_(k-1) I[:, :k], accumulated backwards on shrinking blocks.
+    qb = None
+    for j in reversed(range(k)):
+        v, tau = vs[j], taus[j]
+        rows_j, cols_j = m - j, k - j
+        e0 = mx.ones((bsz, 1, 1), dtype=a.dtype)
+        if qb is None:
+            block = e0 if rows_j == 1 else mx.pad(e0, [(0, 0), (0, rows_j - 1), (0, 0)])
+        else:
+            block = mx.pad(qb, [(0, 0), (1, 0), (1, 0)])
+            block = block + mx.pad(e0, [(0, 0), (0, rows_j - 1), (0, cols_j - 1)])
+        w = mx.sum(v[:, :, None] * block, axis=1, keepdims=True)
+        qb = block - (tau[:, None, None] * v[:, :, None]) * w
+    return qb, r
+
+
+def cholesky_mlx(a):
+    """Lower Cholesky factor of a (B, n, n) SPD batch (lower triangle read)."""
+    mx = mlx()
+    n = a.shape[-1]
+    s = a
+    cols = []
+    for j in range(n):
+        d = mx.sqrt(s[:, 0, 0])
+        if j + 1 < n:
+            t = s[:, 1:, 0] / d[:, None]
+            col = mx.concatenate([d[:, None], t], axis=1)
+            s = s[:, 1:, 1:] - t[:, :, None] * t[:, None, :]
+        else:
+            col = d[:, None]
+        cols.append(mx.pad(col, [(0, 0), (j, 0)]) if j else col)
+    return mx.stack(cols, axis=2)
+
+
+def solve_triangular_mlx(a, b, upper=False):
+    """x with a x = b; a (B, n, n) triangular, b (B, n, k)."""
+    mx = mlx()
+    n = a.shape[-1]
+    y = b  # the rows still to solve
+    xs = [None] * n
+    order = range(n - 1, -1, -1) if upper else range(n)
+    for j in order:
+        if upper:
+            xj = y[:, j, :] / a[:, j, j][:, None]
+            if j:
+                y = y[:, :j, :] - a[:, :j, j][:, :, None] * xj[:, None, :]
+        else:
+            xj = y[:, 0, :] / a[:, j, j][:, None]
+            if j + 1 < n:
+                y = y[:, 1:, :] - a[:, j + 1 :, j][:, :, None] * xj[:, None, :]
+        xs[j] = xj
+    return mx.stack(xs, axis=1)
+
+
+def solve_mlx(a, b):
+    """x with a x = b by LU with partial pivoting; a (B, n, n), b (B, n, k)."""
+    mx = mlx()
+    bsz, n, _ = a.shape
+    s, y = a, b
+    urows, ys = [], []
+    for j in range(n):
+        size = n - j
+        p = mx.argmax(mx.abs(s[:, :, 0]), axis=1)  # first maximum, as isamax
+        idx = p.reshape(bsz, 1, 1)
+        prow = mx.take_along_axis(s, idx, axis=1)  # (B, 1, size)
+        pb = mx.take_along_axis(y, idx, axis=1)  # (B, 1, k)
+        urows.append(mx.pad(prow[:, 0, :], [(0, 0), (j, 0)]) if j else prow[:, 0, :])
+        ys.append(pb[:, 0, :])
+        if size == 1:
+            break
+        # Drop the pivot row: row p takes row 0's place, then row 0 goes.
+        at_p = (mx.arange(size)[None, :] == p[:, None])[:, :, None]
+        s = mx.where(at_p, s[:, :1, :], s)[:, 1:, :]
+        y = mx.where(at_p, y[:, :1, :], y)[:, 1:, :]
+        f = s[:, :, 0] / prow[:, :, 0]
+        s = s[:, :, 1:] - f[:, :, None] * prow[:, :, 1:]
+        y = y - f[:, :, None] * pb
+    u = mx.stack(urows, axis=1)
+    return solve_triangular_mlx(u, mx.stack(ys, axis=1), upper=True)
+
+
+# ---------------------------------------------------------------------------
+# GPU kernel forms (batched (B, ...) float32 arrays, n <= 64)
+# ---------------------------------------------------------------------------
+
+
+def qr_kernel(a, kind, verbose=False):
+    bsz, m, n = a.shape
+    cfg = qr_config(m, n)
+    k = cfg["K"]
+    q, r = _launch(kind, "qr", [a], cfg, bsz, [(bsz, m, k), (bsz, k, n)], verbose)
+    return q, r
+
+
+def cholesky_kernel(a, kind, verbose=False):
+    bsz, n, _ = a.shape
+    (out,) = _launch(kind, "cholesky", [a], cholesky_config(n), bsz, [(bsz, n, n)], verbose)
+    return out
+
+
+def solve_kernel(a, b, kind, verbose=False):
+    bsz, n, _ = a.shape
+    cfg = solve_config(n, b.shape[-1])
+    (out,) = _launch(kind, "solve", [a, b], cfg, bsz, [tuple(b.shape)], verbose)
+    return out
+
+
+def solve_triangular_kernel(a, b, kind, upper=False, verbose=False):
+    bsz, n, _ = a.shape
+    cfg = trsv_config(n, b.shape[-1], upper)
+    (out,) = _launch(kind, "solve_triangular", [a, b], cfg, bsz, [tuple(b.shape)], verbose)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Dispatch
+# ---------------------------------------------------------------------------
+
+IMPLS = ("auto", "cuda", "metal", "mlx")
+
+
+def choose_impl(impl, *dims):
+    """The form to run: 'cuda', 'metal' or 'mlx' (see the module docstring)."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    if impl == "auto":
+        kind = gpu_kernel_kind()
+        return kind if kind is not None and fits_kernel(*dims) else "mlx"
+    if impl in ("cuda", "metal"):
+        reason = kernel_api(impl)
+        if reason is not None:
+            raise NotImplementedError(reason)
+        if not fits_kernel(*dims):
+            raise NotImplementedError(f"our kernels take matrices up to {KERNEL_MAX_DIM}; got {dims}")
+    return impl
+
+
+def _empty(lead_shapes):
+    mx = mlx()
+    return [mx.zeros(s, dtype=mx.float32) for s in lead_shapes]
+
+
+def qr(a, impl="auto"):
+    """Reduced QR of a (..., m, n) batch: Q (..., m, k), R (..., k, n)."""
+    a, lead = _as_batch(a, 2)
+    bsz, m, n = a.shape
+    k = min(m, n)
+    if bsz == 0 or k == 0:
+        return tuple(_empty([lead + (m, k), lead + (k, n)]))
+    form = choose_impl(impl, m, n)
+    q, r = qr_mlx(a) if form == "mlx" else qr_kernel(a, form)
+    return q.reshape(lead + (m, k)), r.reshape(lead + (k, n))
+
+
+def cholesky(a, impl="auto"):
+    """Lower Cholesky factor of a (..., n, n) batch of SPD matrices."""
+    a, lead = _as_batch(a, 2)
+    bsz, n, _ = a.shape
+    if bsz == 0 or n == 0:
+        return _empty([lead + (n, n)])[0]
+    form = choose_impl(impl, n)
+    out = cholesky_mlx(a) if form == "mlx" else cholesky_kernel(a, form)
+    return out.reshape(lead + (n, n))
+
+
+def _solve_common(a, b, solver_mlx, solver_kernel, impl):
+    mx = mlx()
+    a_in = mx.array(a) if not isinstance(a, mx.array) else a
+    bb, vector = _rhs(a_in, b)
+    a, lead = _as_batch(a_in, 2)
+    bsz, n, _ = a.shape
+    if bb.shape[0] != bsz or bb.shape[1] != n:
+        raise ValueError(f"b of shape {tuple(getattr(b, 'shape', ()))} does not match a {tuple(a_in.shape)}")
+    nrhs = bb.shape[2]
+    out_shape = lead + ((n,) if vector else (n, nrhs))
+    if bsz == 0 or n == 0 or nrhs == 0:
+        return _empty([out_shape])[0]
+    form = choose_impl(impl, n)
+    out = solver_mlx(a, bb) if form == "mlx" else solver_kernel(a, bb, form)
+    return out.reshape(out_shape)
+
+
+def solve(a, b, impl="auto"):
+    """x with a x = b: a (..., n, n); b (..., n) vectors or (..., n, k)."""
+    return _solve_common(a, b, solve_mlx, solve_kernel, impl)
+
+
+def solve_triangular(a, b, upper=False, impl="auto"):
+    """x with a x = b, a lower (or ``upper``) triangular; b as in :func:`solve`."""
+    return _solve_common(
+        a,
+        b,
+        lambda a_, b_: solve_triangular_mlx(a_, b_, upper=upper),
+        lambda a_, b_, kind: solve_triangular_kernel(a_, b_, kind, upper=upper),
+        impl,
+    )
+
+
+FUNCTIONS = {
+    "qr": qr,
+    "cholesky": cholesky,
+    "solve": solve,
+    "solve_triangular": solve_triangular,
+}
