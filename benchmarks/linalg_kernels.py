@@ -8,8 +8,9 @@ Four operations, each in three forms that share one algorithm:
                           (R[j, j] = -sign(a_jj) * norm, tau = 0 for a
                           column whose part below the diagonal is zero).
 ``cholesky(a)``           lower L with L L^T = A; reads the lower
-                          triangle only. Not positive definite: NaN
-                          (MLX's own CPU routine returns garbage there).
+                          triangle only. Not positive definite: NaN or
+                          inf, no error (MLX's own CPU routine returns
+                          garbage there).
 ``solve(a, b)``           general A x = b by LU with partial pivoting
                           (largest |a_ij| of the rows not yet pivoted;
                           ties: the lowest row, as LAPACK's isamax).
@@ -944,7 +945,11 @@ def _solve_common(a, b, solver_mlx, solver_kernel, impl):
 
 
 def solve(a, b, impl="auto"):
-    """x with a x = b: a (..., n, n); b (..., n) vectors or (..., n, k)."""
+    """x with a x = b: a (..., n, n); b (..., n) vectors or (..., n, k).
+
+    b is a batch of vectors when it has one dimension less than a (as in
+    torch.linalg.solve); batch dimensions must match (no broadcasting).
+    """
     return _solve_common(a, b, solve_mlx, solve_kernel, impl)
 
 

@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -192,7 +193,7 @@ def run_pytest(log):
         return None
     cmd = [sys.executable, "-m", "pytest", os.path.join(ROOT, "tests", "test_metal_kernels.py"),
            "-k", "cuda or mirror or config", "-q", "-rs", "-p", "no:cacheprovider"]
-    log("$ " + " ".join(cmd))
+    log("$ " + shlex.join(cmd))
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     log(proc.stdout[-6000:] + proc.stderr[-2000:])
     return proc.returncode
