@@ -66,18 +66,25 @@ makes one token of each of its 173 padding spaces, as the paper's rule of
 padding with spaces does with a BPE vocabulary that has no merges of spaces;
 WordPiece and XLM-R's normalizer drop them.)
 
-Budget (2-core Linux CPU; ``tools`` or a throwaway script can re-measure):
-MLX's CPU matmul runs at ~5 GFLOP/s there (torch's at ~60), so one mlx_cpu
-forward of bert-large at 500 characters x 32 takes minutes. Each case is
-therefore sampled by time, not count: ``number = 1``, a warm-up of at least
-one call (``warmup_time``), then samples until ``repeat[2]`` seconds have
-passed (at most ``repeat[1]``); with ``min_run_count = 1`` a case whose
-single call outlasts ``warmup_time + repeat[2]`` keeps that one call as its
-only sample (it then includes any first-call cost at full size; the warm-up at
-build time takes the one-time costs out). ``rounds = 1``: one process per
-case, so each model is built once per case. ``timeout`` leaves room for the
-slowest mlx_cpu case plus building. See the report of issue 4 for measured
-times and the total.
+Budget (2-core Linux CPU, measured on this project's machine, which other
+jobs shared): MLX's CPU matmul there runs at ~2-3 GFLOP/s on these shapes
+(torch's at ~45-60), so one mlx_cpu forward takes ~0.5-9 s at batch 1 and
+14-240 s at batch 16 for the base models, and an estimated ~10-15 minutes
+for bert-large at 500 characters x 32. One call of every case is ~50-80 min
+of mlx_cpu and ~5 min of torch_cpu. Each case is therefore sampled by time,
+not count: ``number = 1``; a warm-up of at least one call (``warmup_time``);
+then samples until ``repeat[2]`` seconds have passed (at most
+``repeat[1]`` samples). With ``min_run_count = 1``, a case whose single call
+outlasts ``warmup_time + repeat[2]`` keeps that one call as its only sample
+(the build-time warm-up has taken the one-time costs out of it). So a full
+``models.py`` run on mlx_cpu + torch_cpu for one release takes about 1 to 2
+hours here (estimated from the measured cases: mlx_cpu ~55-90 min, torch_cpu
+~10-15 min, building included; not yet timed end to end);
+``asv run --quick`` (one call per case) saves little, since the time is in the
+long mlx_cpu calls. ``rounds = 1``: one process per case, so each model is
+built once per case. ``timeout`` (per case) leaves room for the slowest
+mlx_cpu case on a busy machine. Narrow a run with ``MLX_ASV_BACKENDS`` and
+asv's ``-b``.
 """
 
 from __future__ import annotations
@@ -189,14 +196,14 @@ class Inference:
     # Toy-sized models of the same families (tests only).
     small = False
 
-    # Sampling by time, for cases from milliseconds (GPU) to minutes (mlx_cpu
-    # bert-large 500 x 32): see the module docstring.
+    # Sampling by time, for cases from milliseconds (GPU) to ~15 minutes
+    # (mlx_cpu bert-large 500 x 32): see the module docstring.
     number = 1
     warmup_time = 0.5
     repeat = (1, 5, 10.0)
     min_run_count = 1
     rounds = 1
-    timeout = 1200
+    timeout = 2400
 
     def setup(self, model, length, batch, backend):
         self.fn = forward_callable(model, length, batch, backend, small=self.small)

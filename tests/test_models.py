@@ -417,3 +417,20 @@ def test_mlx_version_gate():
     from benchmarks import transformer_mlx as tm
 
     assert common.mlx_version() >= common.parse_version(tm.MIN_MLX)
+
+
+def test_hub_cache_is_used_only_offline(monkeypatch):
+    """The Hugging Face cache counts as local only with HF_HUB_OFFLINE=1 (so
+    from_pretrained(local_files_only=True) never reaches for the network)."""
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    asked = []
+
+    def fake_lookup(repo, filename, **kwargs):
+        asked.append(repo)
+        return f"/cache/{repo}/{filename}" if repo == "FacebookAI/roberta-base" else None
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", fake_lookup)
+    assert mi.checkpoint("roberta-base") is None and asked == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert mi.checkpoint("roberta-base") == "FacebookAI/roberta-base"
+    assert mi.checkpoint("xlm-roberta-base") is None
