@@ -16,7 +16,7 @@ What is timed: one forward pass to the last hidden state (no pooler), in
 inference mode, evaluated before the clock stops:
 
 - MLX: ``transformer_mlx.Encoder``, which has no dropout layers (and is in
-  ``eval()``), called through ``Backend.timed``, which ``mx.eval``\\ s the
+  ``eval()``), called through ``Backend.timed``, which runs ``mx.eval`` on the
   output inside the timed region (MLX is lazy: an unevaluated output would
   time only the graph construction);
 - torch: the ``transformers`` model after ``model.eval()``, called inside
