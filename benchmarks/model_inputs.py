@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib.util
 import os
 
 import numpy as np
@@ -312,6 +313,14 @@ def _transformers_classes(family):
         "roberta": (transformers.RobertaConfig, transformers.RobertaModel),
         "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaModel),
     }[family]
+
+
+def preload():
+    """Import the transformers encoder classes now (~2 s), e.g. once in asv's
+    forkserver rather than in every per-case process forked from it."""
+    if importlib.util.find_spec("transformers") is not None:
+        for family in ("bert", "roberta", "xlm-roberta"):
+            _transformers_classes(family)
 
 
 def hf_config(s):

@@ -90,9 +90,15 @@ asv's ``-b``.
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from . import model_inputs as mi
 from .common import BACKENDS, backend, cached, require_mlx, torch
+
+# As common.py does for the frameworks: in asv's forkserver, import the
+# transformers classes once in the server, not in each per-case process.
+if len(sys.argv) > 1 and sys.argv[1] == "run_server":
+    mi.preload()
 
 MODELS = mi.MODELS
 LENGTHS = list(mi.LENGTHS)
