@@ -6,7 +6,8 @@
 #
 #   tools/gpu_asv.sh MACHINE_NAME BENCH_REGEX [OUT_DIR]
 #
-# Environment: MLX_ASV_BACKENDS (default mlx_gpu,torch_cuda), PYTHON (python3).
+# Environment: MLX_ASV_BACKENDS (default mlx_gpu,torch_cuda), PYTHON (python3),
+# LAUNCH (asv's --launch-method: spawn, the default, or forkserver).
 # Results go to results/MACHINE_NAME/ and, if OUT_DIR is given, are copied there
 # with the log.
 set -uo pipefail
@@ -16,14 +17,17 @@ out=${3:-}
 py=${PYTHON:-python3}
 cd "$(dirname "$0")/.."
 export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,torch_cuda}
+# asv drops PYTHONPATH from the benchmark processes unless ASV_PYTHONPATH says it.
+[ -n "${PYTHONPATH:-}" ] && export ASV_PYTHONPATH=${ASV_PYTHONPATH:-$PYTHONPATH}
 version=$($py -c 'import mlx.core as mx; print(mx.__version__)') || { echo "gpu_asv: MLX does not import" >&2; exit 1; }
 $py tools/ledger.py --offline >/dev/null || exit 1
 commit=$($py tools/ledger.py --offline --list | awk -v t="v$version" '$1==t {print $3}')
 [ -n "$commit" ] || { echo "gpu_asv: MLX $version is not in the ledger" >&2; exit 1; }
 $py -m asv machine --yes --machine "$machine" >/dev/null
 log=${out:+$out/asv-$machine.log}
+[ -n "$out" ] && mkdir -p "$out"
 $py -m asv run -E "existing:$(command -v $py)" --set-commit-hash "$commit" --machine "$machine" \
-    --show-stderr -b "$bench" 2>&1 | tee ${log:-/dev/null}
+    --launch-method "${LAUNCH:-spawn}" --show-stderr -b "$bench" 2>&1 | tee ${log:-/dev/null}
 rc=${PIPESTATUS[0]}
 if [ -n "$out" ]; then
     mkdir -p "$out"
