@@ -21,6 +21,7 @@ import collections
 import functools
 import os
 import re
+import sys
 import zlib
 
 import numpy as np
@@ -61,12 +62,16 @@ def torch():
     return _torch
 
 
-# Import both frameworks when this module loads. Under asv's forkserver launch
-# method (the main job on Linux) that happens once in the server, not in each
-# of the hundreds of per-case processes (torch's import alone takes 1-2 s).
-# Importing starts no GPU context, so forking afterwards is safe.
-mlx()
-torch()
+# In asv's forkserver (launch method "forkserver", which the main job uses on
+# Linux), import both frameworks once, in the server: each of the hundreds of
+# per-case processes forked from it then starts without ~1-2 s of imports.
+# Forking after these imports is safe with the CPU builds (tested here), not
+# with MLX's CUDA build: a child forked after importing it crashed on an H200.
+# So forkserver is for Linux CPU only. Under asv's default "spawn", imports
+# stay lazy: a skipped backend's process does not pay for the other framework.
+if len(sys.argv) > 1 and sys.argv[1] == "run_server":
+    mlx()
+    torch()
 
 
 def parse_version(text):
