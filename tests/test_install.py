@@ -118,3 +118,22 @@ def test_real_release_without_wheel_fails_fast_with_one_line(tmp_path):
     assert "nearest with wheels: 0.21.1, 0.25.2" in lines[0]
     assert log.read_text().startswith("0.22.0\t")
     print(f"no-wheel answer in {elapsed:.1f} s")
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11) or sys.platform != "linux",
+                    reason="MLX 0.26.3 has Linux wheels for CPython 3.11 only")
+def test_switching_between_bundled_and_split_wheels(tmp_path):
+    """0.26.3 bundles its library in `mlx`; 0.26.5 moved it to `mlx-cpu`. An in-place
+    upgrade once let pip delete the new library: each switch must leave MLX importable."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    for version in ("0.26.3", "0.26.5", "0.26.3"):
+        proc = subprocess.run([py, install.__file__, "--version", version, "--flavor", "cpu"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 and "nearest" not in proc.stderr and "import gives" not in proc.stderr:
+            pytest.skip(f"package index unreachable: {proc.stderr.strip()[-200:]}")
+        assert proc.returncode == 0, proc.stderr
+        got = subprocess.run([py, "-c", "import mlx.core as mx; print(mx.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert got == version

@@ -36,8 +36,8 @@ import sys
 FLAVOR_ENV = "MLX_ASV_FLAVOR"
 FLAVORS = ("cpu", "cuda13", "cuda", "metal", "plain")
 VERSION_FILE = "MLX_VERSION"
-# Every MLX distribution that may be installed: anything of these that the
-# target release does not use is removed, so no stale backend library stays.
+# Every MLX distribution that may be installed: all are removed before a
+# release is installed, so no stale backend library stays.
 MLX_DISTRIBUTIONS = ("mlx", "mlx-cpu", "mlx-metal", "mlx-cuda", "mlx-cuda-12", "mlx-cuda-13")
 
 
@@ -169,9 +169,14 @@ def install(version, flavor=None, dry_run=False, log=print):
     if dry_run:
         log(f"would install {req}")
         return req
-    stale = sorted(installed_mlx_distributions() - set(distributions) - {"mlx-metal"})
-    if stale:
-        _pip("uninstall", "-y", *stale)
+    # Remove every MLX distribution first: the older Linux wheels ship the
+    # library inside `mlx` itself, the newer ones in `mlx-cpu`/`mlx-cuda-*`,
+    # so upgrading in place lets pip's removal of the old `mlx` delete the
+    # library that the new companion wheel just installed (seen: 0.26.3 ->
+    # 0.26.5 left no libmlx.so). Wheels come from pip's cache: this is cheap.
+    installed = sorted(installed_mlx_distributions())
+    if installed:
+        _pip("uninstall", "-y", *installed)
     proc = _pip("install", "--only-binary=:all:", "--no-input", req)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
