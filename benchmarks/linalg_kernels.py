@@ -26,9 +26,17 @@ non-singular A, and for an SPD A the Cholesky kernel is there anyway.
 
 The three forms
 ---------------
-* ``CUDA_SOURCES[op]`` for ``mx.fast.cuda_kernel`` (MLX >= 0.29, NVIDIA):
-  one thread block per matrix, the matrix in shared memory, the columns
-  processed in a loop with one ``__syncthreads`` per column; reductions
+* ``CUDA_SOURCES[op]`` for ``mx.fast.cuda_kernel`` (MLX >= 0.29, NVIDIA).
+  Cholesky and the triangular solve: one row per thread, held in registers
+  (the column loops are unrolled over the template constant N), one group
+  of ``LANES = pow2(n)`` threads per matrix and ``MPB`` matrices per block
+  (the largest power of two dividing the batch, <= 128 threads: the kernels
+  take no batch size); a column / x_j reaches the other rows by a shuffle,
+  with no barrier at all for n <= 32; for 33 <= n <= 64 a 64-thread block
+  per matrix and one ``__syncthreads`` per column through a double-buffered
+  shared value. QR and the LU solve: one thread block per matrix, the matrix
+  in shared memory, the columns processed in a loop with one
+  ``__syncthreads`` per column; reductions
   (Householder norms and dot products, the pivot search) are warp shuffles
   within groups of ``LANES`` threads (one group per column / right-hand
   side). The block size is a multiple of 32, and every shuffle is executed
@@ -38,7 +46,9 @@ The three forms
   UNVERIFIED - no Mac was available to compile or run it. It is the *same
   body text* as the CUDA source, line for line; only a 2-line prologue
   (thread and block ids) and the dialect header (``MLXASV_SHARED``,
-  ``MLXASV_SYNC``, the shuffle and math helpers) differ. It assumes a SIMD
+  ``MLXASV_SYNC``, the shuffle and math helpers) differ; ``MLXASV_UNROLL``
+  is empty there (whether Metal keeps the row arrays in registers is
+  UNVERIFIED; the result does not depend on it). It assumes a SIMD
   width of 32 (true on Apple GPUs so far) and <= 32 KB of threadgroup memory
   (the largest, 64x64 QR, uses ~17 KB).
 * the pure-MLX composition (``qr_mlx`` ...): ordinary MLX ops, batched over
@@ -116,6 +126,7 @@ CUDA_DIALECT = r"""
 #define MLXASV_SHARED __shared__
 #define MLXASV_SYNC() __syncthreads()
 #define MLXASV_FN __device__ __forceinline__
+#define MLXASV_UNROLL _Pragma("unroll")
 MLXASV_FN float mlxasv_sqrt(float x) { return sqrtf(x); }
 MLXASV_FN float mlxasv_abs(float x) { return fabsf(x); }
 MLXASV_FN float mlxasv_copysign(float a, float b) { return copysignf(a, b); }
@@ -129,6 +140,7 @@ METAL_DIALECT = r"""
 #define MLXASV_SHARED threadgroup
 #define MLXASV_SYNC() metal::threadgroup_barrier(metal::mem_flags::mem_threadgroup)
 #define MLXASV_FN inline
+#define MLXASV_UNROLL  // (loops over N are unrolled by the compiler or not: UNVERIFIED)
 MLXASV_FN float mlxasv_sqrt(float x) { return metal::sqrt(x); }
 MLXASV_FN float mlxasv_abs(float x) { return metal::abs(x); }
 MLXASV_FN float mlxasv_copysign(float a, float b) { return metal::copysign(a, b); }
@@ -302,36 +314,56 @@ for (int c0 = 0; c0 < K; c0 += G) {
 """
 
 CHOLESKY_BODY = r"""
-// Right-looking Cholesky of one N x N SPD matrix per block (lower triangle).
-constexpr int LDA = N + 1;
-constexpr int TY = NTHREADS / TX;
-MLXASV_SHARED float sA[N * LDA];
-const int tx = tid % TX;
-const int ty = tid / TX;
-// @step load
-for (int idx = tid; idx < N * N; idx += NTHREADS) {
-  sA[(idx / N) * LDA + idx % N] = A[bid * (N * N) + idx];
+// Right-looking Cholesky, one N x N SPD matrix per group of LANES threads
+// (LANES = pow2(N) <= 64; MPB matrices per block). Thread glane holds row
+// glane of the lower triangle in registers (the loops over columns are
+// unrolled, so a[] never touches memory). Column j reaches the other rows by
+// shuffles within the group (LANES <= 32: no barrier at all) or, for
+// LANES == 64 (one matrix per block), through a double-buffered shared
+// column with one barrier per column.
+constexpr int G = NTHREADS / LANES;  // groups per block (>= MPB)
+MLXASV_SHARED float sCol[2 * 64];
+const int lane = tid % 32;
+const int glane = tid % LANES;
+const int group = tid / LANES;
+const int gbase = (LANES <= 32) ? lane - glane : 0;
+const bool active = group < MPB && glane < N;
+const int base = (bid * MPB + group) * (N * N) + glane * N;
+// @step load: row glane, lower triangle only
+float a[N];
+MLXASV_UNROLL
+for (int c = 0; c < N; ++c) {
+  a[c] = (active && c <= glane) ? A[base + c] : 0.0f;
 }
-MLXASV_SYNC();
 // @loop columns
+MLXASV_UNROLL
 for (int j = 0; j < N; ++j) {
-  // @step update: a_ic -= a_ij a_cj / a_jj for j < c <= i (column j is
-  // only read, so one barrier per column suffices)
-  const float inv = 1.0f / sA[j * LDA + j];
-  for (int i = j + 1 + ty; i < N; i += TY) {
-    const float lij = sA[i * LDA + j] * inv;
-    for (int c = j + 1 + tx; c <= i; c += TX) {
-      sA[i * LDA + c] -= lij * sA[c * LDA + j];
+  // @step column j: l_jj = sqrt(a_jj), l_ij = a_ij / l_jj (times 1 / l_jj)
+  const float mine = a[j];
+  if (LANES > 32) {
+    sCol[(j % 2) * 64 + glane] = mine;
+    MLXASV_SYNC();
+  }
+  const float ajj = (LANES > 32) ? sCol[(j % 2) * 64 + j] : mlxasv_shfl(mine, gbase + j);
+  const float d = mlxasv_sqrt(ajj);
+  const float inv = 1.0f / d;
+  const float lij = mine * inv;
+  a[j] = (glane > j) ? lij : ((glane == j) ? d : 0.0f);
+  // @step update: a_ic -= l_ij l_cj for j < c <= i
+  MLXASV_UNROLL
+  for (int c = j + 1; c < N; ++c) {
+    const float lcj = ((LANES > 32) ? sCol[(j % 2) * 64 + c] : mlxasv_shfl(mine, gbase + c)) * inv;
+    if (glane >= c) {
+      a[c] -= lij * lcj;
     }
   }
-  MLXASV_SYNC();
 }
-// @step write L: l_ic = a_ic / sqrt(a_cc), NaN where a pivot is negative
-for (int idx = tid; idx < N * N; idx += NTHREADS) {
-  const int i = idx / N;
-  const int c = idx % N;
-  const float d = mlxasv_sqrt(sA[c * LDA + c]);
-  L[bid * (N * N) + idx] = (c > i) ? 0.0f : ((c == i) ? d : sA[i * LDA + c] / d);
+// @step write L (zeros above the diagonal)
+if (active) {
+  MLXASV_UNROLL
+  for (int c = 0; c < N; ++c) {
+    L[base + c] = a[c];
+  }
 }
 """
 
@@ -484,59 +516,59 @@ for (int k0 = 0; k0 < NRHS; k0 += G) {
 """
 
 TRSV_BODY = r"""
-// Triangular solve A x = b of one N x N matrix per block, NRHS right-hand
-// sides; UPPER selects back substitution, else forward substitution.
-constexpr int LDA = N + 1;
-constexpr int G = NTHREADS / LANES;
-MLXASV_SHARED float sA[N * LDA];
+// Triangular solve A x = b, one N x N matrix per group of LANES threads
+// (LANES = pow2(N) <= 64; MPB matrices per block), NRHS right-hand sides;
+// UPPER selects back substitution, else forward substitution. Thread glane
+// holds row glane of A (its triangle) in registers and the value of row
+// glane of the current right-hand side; x_j is broadcast from thread j by a
+// shuffle (LANES <= 32) or through shared memory, one barrier per step
+// (LANES == 64, one matrix per block).
+constexpr int G = NTHREADS / LANES;  // groups per block (>= MPB)
+MLXASV_SHARED float sX[2];
 const int lane = tid % 32;
 const int glane = tid % LANES;
 const int group = tid / LANES;
-const int gbase = lane - glane;
-// @step load
-for (int idx = tid; idx < N * N; idx += NTHREADS) {
-  sA[(idx / N) * LDA + idx % N] = A[bid * (N * N) + idx];
+const int gbase = (LANES <= 32) ? lane - glane : 0;
+const bool active = group < MPB && glane < N;
+const int mat = bid * MPB + group;
+// @step load: row glane of A, its triangle only
+float a[N];
+MLXASV_UNROLL
+for (int c = 0; c < N; ++c) {
+  a[c] = (active && (UPPER ? c >= glane : c <= glane)) ? A[mat * (N * N) + glane * N + c] : 0.0f;
 }
-MLXASV_SYNC();
-// @loop right-hand sides, one group each
-for (int k0 = 0; k0 < NRHS; k0 += G) {
-  const int k = k0 + group;
-  const bool active = k < NRHS;
-  float y[RPL];
-  float xs[RPL];
-  for (int r = 0; r < RPL; ++r) {
-    const int i = glane + r * LANES;
-    y[r] = (active && i < N) ? B[bid * (N * NRHS) + i * NRHS + k] : 0.0f;
-    xs[r] = 0.0f;
-  }
-  // @step substitute: column-oriented, x_j then the rows still to solve
+// @loop right-hand sides
+for (int k = 0; k < NRHS; ++k) {
+  float y = active ? B[mat * (N * NRHS) + glane * NRHS + k] : 0.0f;
+  float x = 0.0f;
+  // @step substitute: x_j = y_j / a_jj, then the rows still to solve
+  MLXASV_UNROLL
   for (int s = 0; s < N; ++s) {
     const int j = UPPER ? N - 1 - s : s;
-    float src = 0.0f;
-    for (int r = 0; r < RPL; ++r) {
-      if (r == j / LANES) {
-        src = y[r];
+    const float mine = y / a[j];  // meaningful in thread j only
+    float xj;
+    if (LANES > 32) {
+      // buffer (k * N + s) % 2: consecutive steps, across right-hand
+      // sides too, never share one
+      const int buf = (k * N + s) % 2;
+      if (glane == j) {
+        sX[buf] = mine;
       }
+      MLXASV_SYNC();
+      xj = sX[buf];
+    } else {
+      xj = mlxasv_shfl(mine, gbase + j);
     }
-    const float xj = mlxasv_shfl(src, gbase + j % LANES) / sA[j * LDA + j];
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      if (i < N && (UPPER ? i < j : i > j)) {
-        y[r] -= sA[i * LDA + j] * xj;
-      }
-      if (i == j) {
-        xs[r] = xj;
-      }
+    if (UPPER ? glane < j : glane > j) {
+      y -= a[j] * xj;
+    }
+    if (glane == j) {
+      x = xj;
     }
   }
   // @step write X
   if (active) {
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      if (i < N) {
-        X[bid * (N * NRHS) + i * NRHS + k] = xs[r];
-      }
-    }
+    X[mat * (N * NRHS) + glane * NRHS + k] = x;
   }
 }
 """
@@ -587,10 +619,29 @@ def qr_config(m, n):
     return {"M": m, "N": n, "K": min(m, n), "LANES": lanes, "RPL": rpl, "NTHREADS": nthreads}
 
 
-def cholesky_config(n):
-    tx = min(32, _pow2(n))
-    nthreads = _round32(tx * min(_pow2(n), 512 // tx))  # ~one thread per element, <= 512
-    return {"N": n, "TX": tx, "NTHREADS": nthreads}
+def _group_lanes(n):
+    """Threads per matrix of the row-per-thread kernels: pow2(n), at most 64."""
+    return min(64, _pow2(n))
+
+
+def _matrices_per_block(batch, lanes, target=128):
+    """Matrices per block: the largest power of two that divides ``batch``
+    with ``lanes * mpb <= target`` (one for 64 lanes). The kernels take no
+    batch size, so a block must never run past the last matrix."""
+    if lanes > 32:
+        return 1
+    mpb = 1
+    while lanes * mpb * 2 <= target and batch % (mpb * 2) == 0:
+        mpb *= 2
+    return mpb
+
+
+@functools.lru_cache(maxsize=None)
+def cholesky_config(n, batch=1):
+    """Template arguments and threads per block of the Cholesky kernel."""
+    lanes = _group_lanes(n)
+    mpb = _matrices_per_block(batch, lanes)
+    return {"N": n, "LANES": lanes, "MPB": mpb, "NTHREADS": max(32, lanes * mpb)}
 
 
 def solve_config(n, nrhs):
@@ -600,20 +651,29 @@ def solve_config(n, nrhs):
     return {"N": n, "NRHS": nrhs, "TX": tx, "LANES": lanes, "RPL": rpl, "NTHREADS": nthreads}
 
 
-def trsv_config(n, nrhs, upper):
-    lanes, rpl = _lanes(n)
-    # >= 128 threads so that loading the matrix is quick; one group per rhs
-    nthreads = min(256, _round32(max(128, lanes * nrhs)))
-    return {"N": n, "NRHS": nrhs, "LANES": lanes, "RPL": rpl, "NTHREADS": nthreads, "UPPER": bool(upper)}
+@functools.lru_cache(maxsize=None)
+def trsv_config(n, nrhs, upper, batch=1):
+    """Template arguments and threads per block of the triangular solve."""
+    lanes = _group_lanes(n)
+    mpb = _matrices_per_block(batch, lanes)
+    return {"N": n, "NRHS": nrhs, "LANES": lanes, "MPB": mpb, "NTHREADS": max(32, lanes * mpb), "UPPER": bool(upper)}
+
+
+def num_blocks(cfg, batch):
+    """Thread blocks of a launch over ``batch`` matrices."""
+    return batch // cfg.get("MPB", 1)
 
 
 def shared_memory_bytes(op, cfg):
     """Static shared (threadgroup) memory one block of ``op`` declares."""
     if op == "qr":
         return 4 * (cfg["M"] * (cfg["N"] + 1) + 2 * cfg["K"])
+    if op == "cholesky":
+        return 4 * 2 * 64
+    if op == "solve_triangular":
+        return 4 * 2
     n = cfg["N"]
-    extra = 2 * n if op == "solve" else 0
-    return 4 * (n * (n + 1) + extra)
+    return 4 * (n * (n + 1) + 2 * n)
 
 
 # ---------------------------------------------------------------------------
@@ -676,7 +736,7 @@ def _launch(kind, op, inputs, cfg, batch, output_shapes, verbose=False):
     return _kernel(kind, op)(
         inputs=inputs,
         template=template,
-        grid=(batch * nthreads, 1, 1),
+        grid=(num_blocks(cfg, batch) * nthreads, 1, 1),
         threadgroup=(nthreads, 1, 1),
         output_shapes=output_shapes,
         output_dtypes=[mx.float32] * len(output_shapes),
@@ -858,7 +918,7 @@ def qr_kernel(a, kind, verbose=False):
 
 def cholesky_kernel(a, kind, verbose=False):
     bsz, n, _ = a.shape
-    (out,) = _launch(kind, "cholesky", [a], cholesky_config(n), bsz, [(bsz, n, n)], verbose)
+    (out,) = _launch(kind, "cholesky", [a], cholesky_config(n, bsz), bsz, [(bsz, n, n)], verbose)
     return out
 
 
@@ -871,7 +931,7 @@ def solve_kernel(a, b, kind, verbose=False):
 
 def solve_triangular_kernel(a, b, kind, upper=False, verbose=False):
     bsz, n, _ = a.shape
-    cfg = trsv_config(n, b.shape[-1], upper)
+    cfg = trsv_config(n, b.shape[-1], upper, bsz)
     (out,) = _launch(kind, "solve_triangular", [a, b], cfg, bsz, [tuple(b.shape)], verbose)
     return out
 

@@ -326,10 +326,12 @@ def _configs():
     for m in range(1, 65):
         for n in range(1, 65):
             yield "qr", lk.qr_config(m, n)
-        yield "cholesky", lk.cholesky_config(m)
+        for batch in (1, 3, 4, 500, 1024):
+            yield "cholesky", lk.cholesky_config(m, batch)
         for nrhs in (1, 2, 7, 33):
             yield "solve", lk.solve_config(m, nrhs)
-            yield "solve_triangular", lk.trsv_config(m, nrhs, m % 2 == 0)
+            for batch in (1, 6, 200):
+                yield "solve_triangular", lk.trsv_config(m, nrhs, m % 2 == 0, batch)
 
 
 def test_launch_configs_within_source_assumptions():
@@ -339,8 +341,12 @@ def test_launch_configs_within_source_assumptions():
         rows = cfg.get("M", cfg["N"])
         if "LANES" in cfg:
             lanes = cfg["LANES"]
-            assert lanes & (lanes - 1) == 0 and lanes <= 32 and nt % lanes == 0
-            assert lanes * cfg["RPL"] >= rows and cfg["RPL"] <= 2
+            assert lanes & (lanes - 1) == 0 and lanes <= (32 if "RPL" in cfg else 64) and nt % lanes == 0
+            if "RPL" in cfg:
+                assert lanes * cfg["RPL"] >= rows and cfg["RPL"] <= 2
+            else:  # one row per thread, one group (<= 32) or block (64) per matrix
+                assert rows <= lanes <= 64 and lanes * cfg["MPB"] <= nt
+                assert lanes <= 32 or (cfg["MPB"] == 1 and nt == lanes)
         if "TX" in cfg:
             assert cfg["TX"] & (cfg["TX"] - 1) == 0 and nt % cfg["TX"] == 0
         # Metal's limit is 32 KB of threadgroup memory; CUDA's static one 48 KB
@@ -385,7 +391,7 @@ inline float __shfl_sync(unsigned, float v, int src) { return emu_xchg(emu_f, v,
 """
 
 
-def emulate_source(source, header, input_names, output_names, template, inputs, out_shapes, workdir, nthreads):
+def emulate_source(source, header, input_names, output_names, template, inputs, out_shapes, workdir, nthreads, nblocks=None):
     """Build the translation unit MLX's cuda_kernel builds from these arguments
     (MLX's device header replaced by the shim above), run it block after
     block on the CPU, return the outputs as float64 NumPy."""
@@ -395,7 +401,8 @@ def emulate_source(source, header, input_names, output_names, template, inputs, 
     )
     src = EMU_SHIM + header + "namespace mlx::core::cu {\nnamespace cg = cooperative_groups;\n"
     src += f"__global__ void kern({', '.join(params)}) {{\n{consts}\n{source}\n}}\n}}\n"
-    nt, batch = nthreads, inputs[0].shape[0] if inputs[0].ndim else 1
+    nt = nthreads
+    batch = nblocks if nblocks is not None else (inputs[0].shape[0] if inputs[0].ndim else 1)
     args = [f"in{i}.data()" for i in range(len(inputs))] + [f"out{i}.data()" for i in range(len(out_shapes))]
     src += "int main() {\n"
     for i, x in enumerate(inputs):
@@ -425,6 +432,7 @@ def emulate(op, cfg, inputs, out_shapes, workdir):
     return emulate_source(
         lk.CUDA_SOURCES[op], lk.CUDA_HEADER, lk.INPUT_NAMES[op], lk.OUTPUT_NAMES[op],
         list(cfg.items()), inputs, out_shapes, workdir, cfg["NTHREADS"],
+        lk.num_blocks(cfg, inputs[0].shape[0]),
     )
 
 
@@ -452,19 +460,29 @@ def test_emulated_kernel_sources(tmp_path, gen):
     check_qr(a.astype(np.float64), q, r)
     assert np.abs(r - np.linalg.qr(a.astype(np.float64))[1]).max() < 1e-4
 
-    s = spd(gen, (2, 9, 9)).astype(np.float32)
-    (l,) = emulate("cholesky", lk.cholesky_config(9), [s], [(2, 9, 9)], tmp_path)
-    assert frob_rel_batched(l, np.linalg.cholesky(s.astype(np.float64))) <= TOL
+    # Cholesky: two groups per block (MPB 2, LANES 16), an odd batch (MPB 1,
+    # an idle half warp), a 64-thread block with the shared column (n > 32)
+    for batch, n in ((2, 9), (3, 5), (2, 37)):
+        s = spd(gen, (batch, n, n)).astype(np.float32)
+        s_junk = s + np.triu(gen.standard_normal(s.shape), 1).astype(np.float32) * 100  # upper never read
+        cfg = lk.cholesky_config(n, batch)
+        (l,) = emulate("cholesky", cfg, [s_junk], [(batch, n, n)], tmp_path)
+        assert np.all(np.triu(l, 1) == 0), cfg
+        assert frob_rel_batched(l, np.linalg.cholesky(s.astype(np.float64))) <= TOL, cfg
 
     g = mk.general_matrices(("emu",), (2,), 37)
     b = gen.standard_normal((2, 37, 2)).astype(np.float32)
     (x,) = emulate("solve", lk.solve_config(37, 2), [g, b], [(2, 37, 2)], tmp_path)
     assert mk.solve_residual(g.astype(np.float64), x, b.astype(np.float64)) <= TOL
-    lo = mk.lower_triangular_matrices(("emu",), (2,), 37)
-    for upper in (False, True):
-        t = np.swapaxes(lo, -1, -2).copy() if upper else lo
-        (x,) = emulate("solve_triangular", lk.trsv_config(37, 2, upper), [t, b], [(2, 37, 2)], tmp_path)
-        assert mk.solve_residual(t.astype(np.float64), x, b.astype(np.float64)) <= TOL
+    for batch, n, nrhs in ((2, 37, 2), (4, 7, 3), (3, 16, 1)):
+        lo = mk.lower_triangular_matrices(("emu", n), (batch,), n)
+        bt = gen.standard_normal((batch, n, nrhs)).astype(np.float32)
+        for upper in (False, True):
+            t = np.swapaxes(lo, -1, -2).copy() if upper else lo
+            junk = np.tril(gen.standard_normal(t.shape), -1) if upper else np.triu(gen.standard_normal(t.shape), 1)
+            cfg = lk.trsv_config(n, nrhs, upper, batch)
+            (x,) = emulate("solve_triangular", cfg, [(t + 100 * junk).astype(np.float32), bt], [(batch, n, nrhs)], tmp_path)
+            assert mk.solve_residual(t.astype(np.float64), x, bt.astype(np.float64)) <= TOL, cfg
 
 
 # The keyword arguments of mx.fast.cuda_kernel and of the kernel it returns,
@@ -497,7 +515,7 @@ def test_emulated_cuda_dispatch_end_to_end(tmp_path, gen, monkeypatch, on_cpu):
             calls.append((kw["name"], ck["template"]))
             outs = emulate_source(
                 kw["source"], kw.get("header", ""), kw["input_names"], kw["output_names"], ck["template"],
-                inputs, [tuple(s) for s in ck["output_shapes"]], tmp_path, group[0],
+                inputs, [tuple(s) for s in ck["output_shapes"]], tmp_path, group[0], grid[0] // group[0],
             )
             return [mx.array(o.astype(np.float32)) for o in outs]
 

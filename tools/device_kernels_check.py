@@ -204,17 +204,51 @@ def run_pytest(log):
 # ---------------------------------------------------------------------------
 
 
-def time_call(prep, repeats):
+WARMUP_S = 0.25  # seconds of untimed calls before each cell (--warmup-s)
+
+
+def time_call(prep, repeats, warmup_s=None):
+    """Median of ``repeats`` synchronized calls, after at least 3 calls and
+    ``warmup_s`` seconds of untimed ones: the cells before this one may have
+    left the GPU idle for seconds (CPU implementations), and a GPU clocked
+    down measures launch and sync latency, not the kernel. Every
+    implementation gets the same warm-up."""
     prep.backend.activate()
     fn = prep.fn
-    for _ in range(3):
+    warmup_s = WARMUP_S if warmup_s is None else warmup_s
+    t_end = time.perf_counter() + warmup_s
+    n = 0
+    while n < 3 or time.perf_counter() < t_end:
         fn()
+        n += 1
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
+
+
+def mlx_floor(repeats, log):
+    """Median time of a trivial synchronized MLX GPU call (mx.eval(x + 1) on
+    a 500x16x16 array): the per-call floor our kernels cannot go below."""
+    mx = mlx()
+    if mx is None or mlx_gpu_kind() is None:
+        return None
+    mx.set_default_device(mx.gpu)
+    x = mx.zeros((500, 16, 16))
+    mx.eval(x)
+
+    class _P:
+        backend = mk.backend("mlx_gpu")
+
+        @staticmethod
+        def fn():
+            mx.eval(x + 1.0)
+
+    t = time_call(_P, repeats)
+    log(f"MLX per-call floor (mx.eval(x + 1), x 500x16x16 on the GPU): {fmt_time(t)}")
+    return t
 
 
 def accuracy(cls, prep):
@@ -320,6 +354,8 @@ def main(argv=None):
     ap.add_argument("--no-table", action="store_true", help="skip the timing table")
     ap.add_argument("--all-cases", action="store_true",
                     help="table rows: every seed case of QRBatched, QRSingle, Cholesky, Solve, SolveTriangular")
+    ap.add_argument("--warmup-s", type=float, default=WARMUP_S,
+                    help=f"seconds of untimed calls before each cell; default {WARMUP_S}")
     ap.add_argument("--json", help="also write everything to this JSON file")
     ap.add_argument("--show-source", action="store_true", help="print the CUDA source MLX compiles for QR 16x16")
     args = ap.parse_args(argv)
@@ -358,6 +394,8 @@ def main(argv=None):
         impls = [i.strip() for i in args.impls.split(",") if i.strip()]
         log(f"\n## Timing ({args.repeats} calls per cell; device: {report['environment']['torch_cuda_device'] or 'cpu only'})")
         cases = [(c, case.label) for c in mk.LINALG_CLASSES for case in c.cases] if args.all_cases else None
+        globals()["WARMUP_S"] = args.warmup_s  # read by time_call
+        report["mlx_floor_s"] = mlx_floor(args.repeats, log)
         rows = measure(impls, args.repeats, log, cases)
         table = markdown(rows, impls)
         log("")
