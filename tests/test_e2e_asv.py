@@ -24,8 +24,21 @@ MACHINE = "e2e-test"
 # A test-only benchmark (never in benchmarks/): it is really twice as slow on
 # the newer release, so `asv continuous` must report a regression.
 PROBE = '''
+import os
 import time
 from .common import mlx_version
+
+class CrashProbe:
+    """One case aborts the process, one hangs past the timeout, one is fine."""
+    params = ["ok", "abort", "hang"]
+    param_names = ["how"]
+    timeout = 10
+    def time_case(self, how):
+        if how == "abort":
+            os.abort()
+        if how == "hang":
+            time.sleep(3600)
+        time.sleep(0.001)
 
 class RegressionProbe:
     """Sleeps 10 ms on MLX < 0.32.4 and 20 ms from 0.32.4 on."""
@@ -46,7 +59,7 @@ def asv(project, *args, check=True):
 
 
 def test_probe_is_not_in_the_real_suite():
-    assert not os.path.exists(os.path.join(ROOT, "benchmarks", "regression_probe.py"))
+    assert not os.path.exists(os.path.join(ROOT, "benchmarks", "test_probe.py"))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +69,7 @@ def project(tmp_path_factory):
     for name in ("benchmarks", "tools"):
         shutil.copytree(os.path.join(ROOT, name), tmp / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp / "benchmarks" / "regression_probe.py").write_text(PROBE)
+    (tmp / "benchmarks" / "test_probe.py").write_text(PROBE)
     with open(os.path.join(ROOT, "asv.conf.json")) as f:
         conf = f.read()
     # One environment for the tests and the main job: installing torch is slow.
@@ -131,3 +144,15 @@ def test_continuous_fails_on_a_regression_and_compare_does_not(project):
     ok = asv(project, "continuous", "--machine", MACHINE, "--factor", "3", "-b", "RegressionProbe",
              base, head, check=False)
     assert ok.returncode == 0, ok.stdout[-3000:]
+
+
+def test_a_crash_or_a_hang_loses_that_case_only(project):
+    [commit] = hashes_of(project, OK_RELEASES[-1:])
+    proc = asv(project, "run", "--machine", MACHINE, "-b", "CrashProbe", f"{commit}^!", check=False)
+    assert proc.returncode == 2, proc.stdout[-3000:]  # something failed, the run completed
+    res = results_for(project, commit)["results"]["test_probe.CrashProbe.time_case"]
+    values = dict(zip(res[1][0], res[0]))
+    assert values["'ok'"] is not None and values["'ok'"] > 0
+    assert values["'abort'"] is None and values["'hang'"] is None
+    # earlier results of the same release survive the failed cases
+    assert results_for(project, commit)["results"]["ops.SumAll.time_op"][0] is not None
