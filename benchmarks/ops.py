@@ -62,6 +62,17 @@ def torch_functional():
     return F
 
 
+def axis_cases(*rows):
+    """Cases of an op along one axis: rows of (shape, axis, small shape).
+
+    Labels read ``dim=64x1000000 axis=-1``; the arguments are (shape, axis).
+    """
+    return tuple(
+        Case(f"{shape_label(shape)} axis={axis}", (shape, axis), (small, axis))
+        for shape, axis, small in rows
+    )
+
+
 class OpFamily(CaseTable):
     """An op family: ``inputs`` makes NumPy data, ``mlx_op``/``torch_op`` the op.
 
@@ -153,14 +164,11 @@ class _Slow(_BigInputs):
 
 
 class Argmax(OpFamily):
-    cases = tuple(
-        Case(f"{shape_label(shape)} axis={axis}", (shape, axis), (small, axis))
-        for shape, axis, small in [
-            ((64, 1024, 128), 0, (4, 5, 6)),
-            ((64, 1024, 128), 1, (4, 5, 6)),
-            ((64, 1024, 128), 2, (4, 5, 6)),
-            ((64, 128, 1024), 2, (4, 6, 5)),
-        ]
+    cases = axis_cases(
+        ((64, 1024, 128), 0, (4, 5, 6)),
+        ((64, 1024, 128), 1, (4, 5, 6)),
+        ((64, 1024, 128), 2, (4, 5, 6)),
+        ((64, 128, 1024), 2, (4, 6, 5)),
     )
     # Indices: compared exactly (ties have probability ~0 with normal data).
     rtol, atol = 0, 0
@@ -721,16 +729,13 @@ class Sigmoid(_Activation):
 
 
 class Softmax(_Slow, OpFamily):
-    cases = tuple(
-        Case(f"{shape_label(shape)} axis={axis}", (shape, axis), (small, axis))
-        for shape, axis, small in [
-            ((64, 1000000), -1, (4, 50)),
-            ((1000000, 64), -1, (50, 4)),
-            ((64, 16, 32, 1024), -1, (2, 3, 4, 5)),
-            ((128, 16, 32, 1024), -1, (3, 2, 4, 6)),
-            ((1024, 16, 32, 128), -1, (4, 2, 3, 5)),
-            ((1024, 64, 32, 8), -1, (5, 4, 3, 2)),
-        ]
+    cases = axis_cases(
+        ((64, 1000000), -1, (4, 50)),
+        ((1000000, 64), -1, (50, 4)),
+        ((64, 16, 32, 1024), -1, (2, 3, 4, 5)),
+        ((128, 16, 32, 1024), -1, (3, 2, 4, 6)),
+        ((1024, 16, 32, 128), -1, (4, 2, 3, 5)),
+        ((1024, 64, 32, 8), -1, (5, 4, 3, 2)),
     )
 
     def inputs(self, args, key):
@@ -764,13 +769,10 @@ class Sort(_Slow, OpFamily):
     """Sorted values along ``axis``. torch.sort always computes the indices
     too (it has no values-only sort); MLX's sort returns values only."""
 
-    cases = tuple(
-        Case(f"{shape_label(shape)} axis={axis}", (shape, axis), (small, axis))
-        for shape, axis, small in [
-            ((64, 128, 1024), 0, (4, 5, 6)),
-            ((64, 128, 1024), 1, (4, 5, 6)),
-            ((64, 128, 1024), 2, (4, 5, 6)),
-        ]
+    cases = axis_cases(
+        ((64, 128, 1024), 0, (4, 5, 6)),
+        ((64, 128, 1024), 1, (4, 5, 6)),
+        ((64, 128, 1024), 2, (4, 5, 6)),
     )
     rtol, atol = 0, 0
 
@@ -787,14 +789,11 @@ class Sort(_Slow, OpFamily):
 
 
 class Sum(_BigInputs, OpFamily):
-    cases = tuple(
-        Case(f"{shape_label(shape)} axis={axis}", (shape, axis), (small, axis))
-        for shape, axis, small in [
-            ((64, 128, 128, 128), 0, (2, 3, 4, 5)),
-            ((64, 128, 128, 128), 1, (2, 3, 4, 5)),
-            ((64, 128, 128, 128), 2, (2, 3, 4, 5)),
-            ((64, 128, 128, 128), 3, (2, 3, 4, 5)),
-        ]
+    cases = axis_cases(
+        ((64, 128, 128, 128), 0, (2, 3, 4, 5)),
+        ((64, 128, 128, 128), 1, (2, 3, 4, 5)),
+        ((64, 128, 128, 128), 2, (2, 3, 4, 5)),
+        ((64, 128, 128, 128), 3, (2, 3, 4, 5)),
     )
     rtol, atol = 1e-4, 1e-4
 
