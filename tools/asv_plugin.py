@@ -19,7 +19,9 @@ import sys
 from tools import ledger
 
 CONF = "asv.conf.json"
-SEEN = ".checked-files.json"  # results files already read: path -> [size, mtime]
+# results files already read: path -> [size, mtime]. No ".json" suffix: asv
+# would take it for a results file and warn that it has no machine.json.
+SEEN = ".checked-files"
 
 
 def results_dir(conf_path=CONF):
