@@ -10,10 +10,10 @@ model (``-m slow`` selects it, ``-m "not slow"`` leaves it out).
 import importlib.util
 import json
 import os
-import time
 
 import numpy as np
 import pytest
+from timing import call_times
 
 from benchmarks import common, model_inputs as mi, models
 
@@ -356,16 +356,7 @@ def test_timed_mlx_callable_evaluates(monkeypatch):
     assert any(a is out for a in evaluated)
     monkeypatch.setattr(mx, "eval", real_eval)
 
-    def best(fn, n=5):
-        fn()
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    t_one, t_many = best(one), best(many)
+    t_one, t_many = min(call_times(one, 5)), min(call_times(many, 5))
     assert t_many > 4 * t_one, (t_one, t_many)
 
 

@@ -20,11 +20,11 @@ import inspect
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from timing import call_times
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -467,13 +467,7 @@ def test_scatter_does_not_modify_its_input():
 
 
 def _median_time(fn, calls=15):
-    fn()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(call_times(fn, calls))
 
 
 @pytest.mark.skipif(mx is None, reason="needs MLX")
