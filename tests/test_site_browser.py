@@ -27,13 +27,12 @@ import shutil
 import socketserver
 import subprocess
 import sys
-import tarfile
 import threading
 
 import pytest
 
 from test_report import COLUMNS, write_results  # noqa: F401 - the fixture writer
-from tools import ledger
+from tools import ledger, site_assets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRAPH = "ops.Softmax.time_op"
@@ -94,53 +93,16 @@ def site(tmp_path_factory):
     return html
 
 
-# asv 0.6's index.html loads jQuery, flot, bootstrap, md5 and stupidtable from
-# CDNs, which this machine (and any offline one) cannot reach. asv 0.5.1 still
-# shipped the same libraries (www/vendor/); the test takes them from its sdist
-# (one download from the package index) and points index.html at local copies.
-VENDOR_SDIST = "asv==0.5.1"
-VENDOR_FILES = {  # CDN file name -> asv 0.5.1 www/vendor/ file
-    "jquery-3.3.1.min.js": "jquery-3.3.1.min.js",
-    "jquery.flot.min.js": "jquery.flot-0.8.3.min.js",
-    "jquery.flot.time.min.js": "jquery.flot-0.8.3.time.min.js",
-    "jquery.flot.selection.min.js": "jquery.flot-0.8.3.selection.min.js",
-    "jquery.flot.categories.min.js": "jquery.flot-0.8.3.categories.min.js",
-    "jquery.flot.orderBars.js": "jquery.flot.orderBars.js",
-    "stupidtable.min.js": "stupidtable.js",
-    "md5.min.js": "md5.js",
-    "bootstrap.min.css": "bootstrap-3.1.0.min.css",
-    "bootstrap.min.js": "bootstrap-3.1.0.min.js",
-}
-
-
 def serve_vendored_assets(html, workdir):
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                           "-q", "-d", str(workdir), VENDOR_SDIST], capture_output=True, text=True, timeout=300)
-    sdists = list(workdir.glob("asv-*.tar.gz"))
-    if proc.returncode != 0 or not sdists:
-        pytest.skip(f"asv's pages load their JavaScript from CDNs, and the local copies "
-                    f"(pip download {VENDOR_SDIST}) could not be fetched: {proc.stderr.strip()[-300:]}")
-    (html / "vendor").mkdir()
-    with tarfile.open(sdists[0]) as tar:
-        for member in tar.getmembers():
-            name = member.name.rsplit("/", 1)[-1]
-            if "/asv/www/vendor/" in member.name and name in VENDOR_FILES.values():
-                (html / "vendor" / name).write_bytes(tar.extractfile(member).read())
-
-    def local(match):
-        tag = match.group(0)
-        url = match.group(2)
-        target = VENDOR_FILES.get(url.rsplit("/", 1)[-1])
-        if target is None or not (html / "vendor" / target).exists():
-            return tag
-        tag = tag.replace(url, "vendor/" + target)
-        return re.sub(r'\s(integrity|crossorigin|referrerpolicy)="[^"]*"', "", tag)
-
-    page = html / "index.html"
-    text = re.sub(r'<(script|link)[^>]*?(https://[^"]+)"[^>]*>', local, page.read_text())
-    page.write_text(text)
-    left = re.findall(r'<(?:script|link)[^>]*https://[^"]+', text)
-    assert not left, f"CDN references left in index.html: {left}"
+    """asv 0.6's pages load their libraries from CDNs, which this machine (and
+    any offline one) cannot reach: tools/site_assets.py points them at local
+    copies, as the main job does."""
+    try:
+        site_assets.vendor(str(html), cache=str(workdir))
+    except site_assets.AssetsError as e:
+        pytest.skip(str(e))
+    text = (html / "index.html").read_text()
+    assert not re.findall(r'<(?:script|link)[^>]*https://[^"]+', text)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +208,10 @@ def test_screenshot_of_the_graph_page(chromium, server, tmp_path):
     with open(target, "rb") as f:
         data = f.read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20000
+
+
+def test_site_assets_is_idempotent_and_clear_on_bad_input(site, tmp_path):
+    # the fixture already made html/ load local copies: nothing left to do
+    assert site_assets.vendor(str(site), cache=str(tmp_path)) == 0
+    with pytest.raises(site_assets.AssetsError, match="index.html not found: run asv publish first"):
+        site_assets.vendor(str(tmp_path / "no-html"))

@@ -88,6 +88,9 @@ def main_job():
     if rc not in (0, 2):
         sys.exit(f"quickstart: asv run failed (exit {rc})")
     check([ASV, "publish"])
+    # asv's pages load their JavaScript from CDNs: serve local copies, so the
+    # site also works offline. Not fatal: online, the CDNs serve it anyway.
+    run([PY, "tools/site_assets.py"])
     print(f"quickstart: main job done in {time.time() - started:.0f} s; open html/index.html "
           f"(or: {ASV} preview)", flush=True)
     if rc:
