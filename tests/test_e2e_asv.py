@@ -156,3 +156,11 @@ def test_a_crash_or_a_hang_loses_that_case_only(project):
     assert values["'abort'"] is None and values["'hang'"] is None
     # earlier results of the same release survive the failed cases
     assert results_for(project, commit)["results"]["ops.SumAll.time_op"][0] is not None
+
+
+def test_find_bisects_to_the_release_that_got_slower(project):
+    proc = asv(project, "find", "--machine", MACHINE, "v0.32.1..v0.32.4",
+               "test_probe.RegressionProbe.time_sleep", check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    found = [line for line in proc.stdout.splitlines() if "Greatest regression found" in line]
+    assert found and "v0.32.4" in found[0], proc.stdout[-3000:]

@@ -128,3 +128,17 @@ def test_cli_offline_list(tmp_path):
     ).stdout.splitlines()
     assert out[-1].startswith(f"{TABLE[-1].tag}\t")
     assert len(out) == len(TABLE)
+
+
+def test_registry_lists_the_table_releases_that_have_wheels():
+    """The real package registry (skipped offline): its dates are what the table's
+    newest rows were taken from."""
+    registry = ledger.registry_releases(timeout=10)
+    if registry is None:
+        pytest.skip("package registry unreachable")
+    for version in ("0.2.0", "0.21.1", "0.32.4"):
+        assert version in registry
+    table = {r.version: r for r in TABLE}
+    assert registry["0.32.4"] == table["0.32.4"].date  # appended from the registry
+    extended = ledger.extend_with_registry(TABLE, registry)
+    assert [r.version for r in extended[: len(TABLE)]] == [r.version for r in TABLE]
