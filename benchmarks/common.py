@@ -27,8 +27,6 @@ import zlib
 import numpy as np
 
 BACKENDS = ("mlx_cpu", "mlx_gpu", "mlx_gpu_compile", "torch_cpu", "torch_cuda", "torch_mps")
-MLX_BACKENDS = tuple(b for b in BACKENDS if b.startswith("mlx"))
-TORCH_BACKENDS = tuple(b for b in BACKENDS if b.startswith("torch"))
 
 # Restrict the backend parameter from the environment, e.g.
 # MLX_ASV_BACKENDS=mlx_cpu,torch_cpu. The parameter list (and so asv's
@@ -153,10 +151,6 @@ def unavailable_reason(name):
     return None
 
 
-def available_backends():
-    return [b for b in BACKENDS if unavailable_reason(b) is None]
-
-
 class Backend:
     """One backend: which framework, which device, and how to time a call on it."""
 
@@ -177,10 +171,6 @@ class Backend:
     @property
     def is_mlx(self):
         return self.framework == "mlx"
-
-    @property
-    def is_gpu(self):
-        return self.name not in ("mlx_cpu", "torch_cpu")
 
     def activate(self):
         """Make this backend's device the default for the code about to run."""
