@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 import pytest
+
+import gpu
 from timing import call_times
 
 from benchmarks import common, model_inputs as mi, models
@@ -266,6 +268,41 @@ def test_parity_full_size():
     out = outputs("bert-base-uncased", 50, 1, small=False)
     assert out["mlx_cpu"].shape == (1, 13, 768)
     np.testing.assert_allclose(out["mlx_cpu"], out["torch_cpu"], rtol=0, atol=ATOL)
+    common.CACHE.clear()
+
+
+def assert_gpu_close(got, want, be_name):
+    """ATOL, or gpu.TF32_RELATIVE of the largest |value| where MLX runs TF32."""
+    assert got.shape == want.shape
+    if gpu.mlx_tf32(be_name):
+        err = np.abs(got - want).max() / np.abs(want).max()
+        assert err <= gpu.TF32_RELATIVE, f"{be_name}: max error {err:.2e} of max |torch_cpu|"
+    else:
+        np.testing.assert_allclose(got, want, rtol=0, atol=ATOL, err_msg=be_name)
+
+
+@needs_both
+@pytest.mark.parametrize("be_name", [b for b in gpu.GPU_BACKENDS if b in models.MODEL_BACKENDS])
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_gpu_parity(name, be_name):
+    """The callable each GPU backend times, against torch on the CPU, on the
+    toy-sized models with padded batches. Skipped without a GPU."""
+    gpu.require(be_name)
+    want = common.Backend("torch_cpu").to_numpy(models.forward_callable(name, 500, 16, "torch_cpu", small=True)())
+    got = common.Backend(be_name).to_numpy(models.forward_callable(name, 500, 16, be_name, small=True)())
+    assert_gpu_close(got, want, be_name)
+
+
+@needs_both
+@pytest.mark.slow
+@pytest.mark.parametrize("be_name", [b for b in gpu.GPU_BACKENDS if b in models.MODEL_BACKENDS])
+def test_gpu_parity_full_size(be_name):
+    """bert-base-uncased at its full config on each GPU backend, batch 16,
+    200 characters, against torch on the CPU."""
+    gpu.require(be_name)
+    want = common.Backend("torch_cpu").to_numpy(models.forward_callable("bert-base-uncased", 200, 16, "torch_cpu")())
+    got = common.Backend(be_name).to_numpy(models.forward_callable("bert-base-uncased", 200, 16, be_name)())
+    assert_gpu_close(got, want, be_name)
     common.CACHE.clear()
 
 

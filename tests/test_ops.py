@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import gpu
 from timing import call_times
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -312,6 +314,32 @@ def test_compiled_path_matches(cls, label):
     eager = run_case(cls, label, "mlx_cpu")
     fn = cls().build(be, case.small, key_of(cls, label))
     assert_close(be.to_numpy(fn()), eager, cls, "compiled vs eager")
+
+
+MATMUL_FAMILIES = (ops.MatMul, ops.Linear, ops.Conv1d, ops.Conv2d, ops.ScaledDotProductAttention)
+
+
+@needs_both
+@pytest.mark.parametrize("be_name", gpu.GPU_BACKENDS)
+@pytest.mark.parametrize("cls, label", ALL_CASES)
+def test_gpu_parity(cls, label, be_name):
+    """The callable each GPU backend times, against the float64 NumPy
+    reference. Skipped without a GPU; run on the lent NVIDIA machine. Under
+    MLX's TF32 (gpu.mlx_tf32) the matmul families are held to
+    gpu.TF32_RELATIVE of the largest reference value instead of the family's
+    float32 tolerance."""
+    gpu.require(be_name)
+    case = cls.case(label)
+    ref = reference(cls, case.small, inputs_of(cls, label))
+    got = run_case(cls, label, be_name)
+    if be_name.startswith("torch"):
+        got = in_mlx_layout(cls, got)
+    if cls in MATMUL_FAMILIES and gpu.mlx_tf32(be_name):
+        assert got.shape == ref.shape
+        err = np.abs(got.astype(np.float64) - ref).max() / np.abs(ref).max()
+        assert err <= gpu.TF32_RELATIVE, f"{be_name}: max error {err:.2e} of max |reference|"
+    else:
+        assert_close(got, ref, cls, f"{be_name} vs numpy")
 
 
 def test_gpu_backends_skip_here():

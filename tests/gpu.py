@@ -1,0 +1,39 @@
+"""What the GPU parity tests share: which backends are GPUs, and what precision
+they compute float32 matrix products in.
+
+These tests are skipped on a machine without a GPU (CI); they are run on the
+lent NVIDIA machine (README, "On an NVIDIA GPU").
+"""
+
+import os
+
+import pytest
+
+from benchmarks import common
+
+GPU_BACKENDS = ("mlx_gpu", "mlx_gpu_compile", "torch_cuda", "torch_mps")
+
+# MLX's GPU backends compute float32 matmul and convolution in TF32 (a 10-bit
+# mantissa, unit roundoff 2^-11 ~ 4.9e-4) unless MLX_ENABLE_TF32=0: the CUDA
+# backend since it exists (0.30.1 has the variable), Metal on recent releases
+# where the chip has the units. MLX reads the variable once, at its first
+# matmul, so it is set for the whole pytest process. torch leaves TF32 off for
+# matmul by default (torch.backends.cuda.matmul.allow_tf32).
+TF32_ENV = "MLX_ENABLE_TF32"
+
+# Max-abs error allowed under TF32, relative to the largest |reference|
+# value: 20x the unit roundoff. A wrong result (a dropped bias, a wrong axis
+# or layout) is off by O(1) of that scale.
+TF32_RELATIVE = 1e-2
+
+
+def mlx_tf32(be_name):
+    """True where MLX may compute this backend's float32 matmuls in TF32."""
+    return be_name in ("mlx_gpu", "mlx_gpu_compile") and os.environ.get(TF32_ENV, "1") != "0"
+
+
+def require(be_name):
+    """Skip the calling test, with the backend's reason, where it can't run."""
+    reason = common.unavailable_reason(be_name)
+    if reason is not None:
+        pytest.skip(f"{be_name}: {reason}")
