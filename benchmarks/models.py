@@ -66,25 +66,25 @@ makes one token of each of its 173 padding spaces, as the paper's rule of
 padding with spaces does with a BPE vocabulary that has no merges of spaces;
 WordPiece and XLM-R's normalizer drop them.)
 
-Budget (2-core Linux CPU, measured on this project's machine, which other
-jobs shared): MLX's CPU matmul there runs at ~2-3 GFLOP/s on these shapes
-(torch's at ~45-60), so one mlx_cpu forward takes ~0.5-9 s at batch 1 and
-14-240 s at batch 16 for the base models, and an estimated ~10-15 minutes
-for bert-large at 500 characters x 32. One call of every case is ~50-80 min
-of mlx_cpu and ~5 min of torch_cpu. Each case is therefore sampled by time,
-not count: ``number = 1``; a warm-up of at least one call (``warmup_time``);
-then samples until ``repeat[2]`` seconds have passed (at most
-``repeat[1]`` samples). With ``min_run_count = 1``, a case whose single call
-outlasts ``warmup_time + repeat[2]`` keeps that one call as its only sample
-(the build-time warm-up has taken the one-time costs out of it). So a full
-``models.py`` run on mlx_cpu + torch_cpu for one release takes about 1 to 2
-hours here (estimated from the measured cases: mlx_cpu ~55-90 min, torch_cpu
-~10-15 min, building included; not yet timed end to end);
-``asv run --quick`` (one call per case) saves little, since the time is in the
-long mlx_cpu calls. ``rounds = 1``: one process per case, so each model is
-built once per case. ``timeout`` (per case) leaves room for the slowest
-mlx_cpu case on a busy machine. Narrow a run with ``MLX_ASV_BACKENDS`` and
-asv's ``-b``.
+Budget (2-core Linux CPU, this project's machine): MLX's Linux CPU wheel
+multiplies with the reference BLAS it bundles, and ``nn.Linear`` (``x @ W.T``)
+runs there at ~4.3 GFLOP/s on these shapes (``x @ W`` at ~7.9; torch at
+~150), so one mlx_cpu forward takes 0.5-17 s at batch 1 and 10 s to 9.4
+minutes at batch 16/32. Measured end to end on MLX 0.32.4 (asv,
+forkserver): the 48 mlx_cpu cases in 61 minutes (57.8 of them in timed
+calls), the 48 torch_cpu cases in 5 min 51 s. Each case is therefore
+sampled by time, not count: ``number = 1``; a warm-up of at least one call
+(``warmup_time``); then samples until ``repeat[2]`` seconds have passed (at
+most ``repeat[1]`` samples). With ``min_run_count = 1``, a case whose single
+call outlasts ``warmup_time + repeat[2]`` keeps that one call as its only
+sample (asv_runner returns the warm-up call; the build-time warm-up has
+taken the one-time costs out of it): 35 of the 48 mlx_cpu cases, so their
+results carry no spread. ``asv run --quick`` (one call per case) saves
+little, since the time is in the long mlx_cpu calls. ``rounds = 1``: one
+process per case, so each model is built once per case. ``timeout`` (per
+case, 2400 s) leaves room for the slowest mlx_cpu case (bert-large, 500
+characters x 32: 562 s) on a busy machine. Narrow a run with
+``MLX_ASV_BACKENDS`` and asv's ``-b``.
 """
 
 from __future__ import annotations
