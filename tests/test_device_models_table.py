@@ -173,3 +173,15 @@ def test_sampling_rule():
         dmt.time.perf_counter = real
     assert dmt.summarize([0.001, 0.002, 0.003, 0.004, 0.005]) == pytest.approx((3.0, 2.0))
     assert dmt.summarize([0.004]) == (4.0, 0.0)
+
+
+def test_environment_records_mlx_tf32(monkeypatch):
+    """MLX's GPU matmul precision is part of what a GPU table measured."""
+    monkeypatch.delenv("MLX_ENABLE_TF32", raising=False)
+    assert dmt.environment()["mlx_enable_tf32"].startswith("unset")
+    monkeypatch.setenv("MLX_ENABLE_TF32", "0")
+    env = dmt.environment()
+    assert env["mlx_enable_tf32"] == "0"
+    out = io.StringIO()
+    dmt.print_environment(env, out)
+    assert "MLX_ENABLE_TF32 0" in out.getvalue()

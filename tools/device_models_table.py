@@ -83,6 +83,8 @@ def environment():
         "torch_cuda": None,
         "gpu": None,
         "transformers": None,
+        # MLX's GPU matmul precision: TF32 unless MLX_ENABLE_TF32=0 (README).
+        "mlx_enable_tf32": os.environ.get("MLX_ENABLE_TF32", "unset (MLX's default: TF32 on)"),
     }
     mx = mlx()
     if mx is not None:
@@ -115,7 +117,8 @@ def print_environment(env, out):
     print(f"python {env['python']} on {env['machine']} ({env['processor']})", file=out)
     print(
         f"MLX {env['mlx'] or 'not installed'}"
-        f" (GPU backend: {env['mlx_gpu_kind'] or 'none'}; device: {env['mlx_device'] or '?'})",
+        f" (GPU backend: {env['mlx_gpu_kind'] or 'none'}; device: {env['mlx_device'] or '?'};"
+        f" MLX_ENABLE_TF32 {env['mlx_enable_tf32']})",
         file=out,
     )
     print(
