@@ -7,6 +7,7 @@ lent NVIDIA machine (README, "On an NVIDIA GPU").
 
 import os
 
+import numpy as np
 import pytest
 
 from benchmarks import common
@@ -37,3 +38,12 @@ def require(be_name):
     reason = common.unavailable_reason(be_name)
     if reason is not None:
         pytest.skip(f"{be_name}: {reason}")
+
+
+def assert_within_tf32(got, want, be_name):
+    """``got`` is within TF32_RELATIVE of the largest |want|, max abs."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{be_name}: shape {got.shape} != {want.shape}"
+    err = np.abs(got - want).max() / np.abs(want).max()
+    assert err <= TF32_RELATIVE, f"{be_name}: max error {err:.2e} of the largest reference value"

@@ -271,18 +271,19 @@ def test_parity_full_size():
     common.CACHE.clear()
 
 
+GPU_MODEL_BACKENDS = [b for b in gpu.GPU_BACKENDS if b in models.MODEL_BACKENDS]
+
+
 def assert_gpu_close(got, want, be_name):
     """ATOL, or gpu.TF32_RELATIVE of the largest |value| where MLX runs TF32."""
-    assert got.shape == want.shape
     if gpu.mlx_tf32(be_name):
-        err = np.abs(got - want).max() / np.abs(want).max()
-        assert err <= gpu.TF32_RELATIVE, f"{be_name}: max error {err:.2e} of max |torch_cpu|"
+        gpu.assert_within_tf32(got, want, be_name)
     else:
         np.testing.assert_allclose(got, want, rtol=0, atol=ATOL, err_msg=be_name)
 
 
 @needs_both
-@pytest.mark.parametrize("be_name", [b for b in gpu.GPU_BACKENDS if b in models.MODEL_BACKENDS])
+@pytest.mark.parametrize("be_name", GPU_MODEL_BACKENDS)
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_gpu_parity(name, be_name):
     """The callable each GPU backend times, against torch on the CPU, on the
@@ -295,7 +296,7 @@ def test_gpu_parity(name, be_name):
 
 @needs_both
 @pytest.mark.slow
-@pytest.mark.parametrize("be_name", [b for b in gpu.GPU_BACKENDS if b in models.MODEL_BACKENDS])
+@pytest.mark.parametrize("be_name", GPU_MODEL_BACKENDS)
 def test_gpu_parity_full_size(be_name):
     """bert-base-uncased at its full config on each GPU backend, batch 16,
     200 characters, against torch on the CPU."""

@@ -335,11 +335,26 @@ def test_gpu_parity(cls, label, be_name):
     if be_name.startswith("torch"):
         got = in_mlx_layout(cls, got)
     if cls in MATMUL_FAMILIES and gpu.mlx_tf32(be_name):
-        assert got.shape == ref.shape
-        err = np.abs(got.astype(np.float64) - ref).max() / np.abs(ref).max()
-        assert err <= gpu.TF32_RELATIVE, f"{be_name}: max error {err:.2e} of max |reference|"
+        gpu.assert_within_tf32(got, ref, be_name)
     else:
         assert_close(got, ref, cls, f"{be_name} vs numpy")
+
+
+def test_tf32_tolerance(monkeypatch):
+    """The GPU parity rule itself, here on the CPU: TF32-sized errors pass,
+    a wrong result fails, and MLX_ENABLE_TF32=0 restores the strict rule."""
+    want = common.normal(("tf32-test",), (64, 64)).astype(np.float64)
+    rounded = want * (1 + 2.0 ** -11)  # one TF32 rounding of every value
+    gpu.assert_within_tf32(rounded, want, "mlx_gpu")
+    with pytest.raises(AssertionError):
+        gpu.assert_within_tf32(want + 0.1 * np.abs(want).max(), want, "mlx_gpu")
+    with pytest.raises(AssertionError):
+        gpu.assert_within_tf32(want.T, want, "mlx_gpu")
+    monkeypatch.delenv(gpu.TF32_ENV, raising=False)
+    assert gpu.mlx_tf32("mlx_gpu") and gpu.mlx_tf32("mlx_gpu_compile")
+    assert not gpu.mlx_tf32("torch_cuda") and not gpu.mlx_tf32("mlx_cpu")
+    monkeypatch.setenv(gpu.TF32_ENV, "0")
+    assert not gpu.mlx_tf32("mlx_gpu")
 
 
 def test_gpu_backends_skip_here():
