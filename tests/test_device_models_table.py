@@ -185,3 +185,19 @@ def test_environment_records_mlx_tf32(monkeypatch):
     out = io.StringIO()
     dmt.print_environment(env, out)
     assert "MLX_ENABLE_TF32 0" in out.getvalue()
+
+
+@needs_both
+def test_budget_spent_skips_the_rest(monkeypatch):
+    """Cases not begun within --budget are reported as skipped, not run."""
+    _clean_env(monkeypatch)
+    built = []
+    monkeypatch.setattr(models, "build", lambda *a, **k: built.append(a))
+    rc, text = _main(["--backends", "mlx_cpu,torch_cpu", *TINY, "--budget", "1e-9"], monkeypatch)
+    mi.encoder.cache_clear()
+    assert rc == 0, text
+    assert built == []  # no model was built
+    assert "skipped  bert-base-uncased on mlx_cpu: over --budget 1e-09 s" in text
+    header, rows = _table_rows(text)
+    cell = dict(zip(header, rows[0]))
+    assert cell["mlx_cpu ms"] == cell["torch_cpu ms"] == "skipped"

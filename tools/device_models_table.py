@@ -283,6 +283,8 @@ def run(args, out=sys.stdout):
         "total_seconds": None,
     }
 
+    budget_reason = f"over --budget {args.budget:g} s"
+
     def over_budget():
         return args.budget > 0 and time.perf_counter() - t_start > args.budget
 
@@ -292,46 +294,43 @@ def run(args, out=sys.stdout):
         for name in args.models:
             for be in runnable:
                 free_memory()
-                if over_budget():
-                    for m, n, b in cases:
-                        if m == name:
-                            results.append({"model": m, "length": n, "batch": b, "backend": be,
-                                            "tokens": tokens[m, n, b][0], "real_tokens": tokens[m, n, b][1],
-                                            "status": "skipped", "reason": f"over --budget {args.budget:g} s"})
-                    print(f"skipped  {name} on {be}: over --budget {args.budget:g} s", file=out)
-                    continue
                 # The model, through the cache Inference.setup will use: one
-                # build per (model, backend); a failed build fails its cases once.
-                t0 = time.perf_counter()
+                # build per (model, backend). A failed build, or a budget spent
+                # before it, settles all the model's cases at once.
                 build_error = None
-                try:
-                    built = models.model(name, be)
-                    source = built.source
-                    del built
-                except NotImplementedError as exc:
-                    build_error = ("skipped", one_line(exc))
-                except Exception as exc:  # noqa: BLE001
-                    build_error = ("FAILED", one_line(exc))
-                build_s = time.perf_counter() - t0
-                builds.append({"model": name, "backend": be, "seconds": build_s,
-                               "status": build_error[0] if build_error else "ok",
-                               "source": None if build_error else source})
-                if build_error:
-                    print(f"{build_error[0]} build {name} on {be}: {build_error[1]}", file=out)
+                if over_budget():
+                    build_error = ("skipped", budget_reason)
+                    print(f"skipped  {name} on {be}: {budget_reason}", file=out)
                 else:
-                    print(f"built {name} on {be} in {build_s:.1f} s ({source})", file=out)
+                    t0 = time.perf_counter()
+                    try:
+                        built = models.model(name, be)
+                        source = built.source
+                        del built
+                    except NotImplementedError as exc:
+                        build_error = ("skipped", one_line(exc))
+                    except Exception as exc:  # noqa: BLE001
+                        build_error = ("FAILED", one_line(exc))
+                    build_s = time.perf_counter() - t0
+                    builds.append({"model": name, "backend": be, "seconds": build_s,
+                                   "status": build_error[0] if build_error else "ok",
+                                   "source": None if build_error else source})
+                    if build_error:
+                        print(f"{build_error[0]} build {name} on {be}: {build_error[1]}", file=out)
+                    else:
+                        print(f"built {name} on {be} in {build_s:.1f} s ({source})", file=out)
                 out.flush()
                 for m, n, b in cases:
                     if m != name:
                         continue
                     row = {"model": m, "length": n, "batch": b, "backend": be,
                            "tokens": tokens[m, n, b][0], "real_tokens": tokens[m, n, b][1]}
-                    if build_error or over_budget():
-                        if build_error:
-                            row.update(status=build_error[0], reason=build_error[1])
-                        else:
-                            row.update(status="skipped", reason=f"over --budget {args.budget:g} s")
-                            print(f"skipped  {m}/{n}/{b} on {be}: {row['reason']}", file=out)
+                    error = build_error
+                    if error is None and over_budget():
+                        error = ("skipped", budget_reason)
+                        print(f"skipped  {m}/{n}/{b} on {be}: {budget_reason}", file=out)
+                    if error:
+                        row.update(status=error[0], reason=error[1])
                         results.append(row)
                         continue
                     t0 = time.perf_counter()
