@@ -19,9 +19,11 @@ from __future__ import annotations
 import abc
 import collections
 import functools
+import json
 import os
 import re
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -388,4 +390,67 @@ class CaseTable(abc.ABC):
         return fn
 
     def setup(self, case, backend_name):
-        self.fn = self.callable(case, backend_name)
+        self.fn = injected(self.callable(case, backend_name), type(self), case, backend_name)
+
+
+# --------------------------------------------------------------------------
+# Injected slowdowns, for tools/calibrate.py only
+# --------------------------------------------------------------------------
+
+# The calibration tool measures the verdicts' power by stretching chosen
+# cases of a candidate by exact factors. The switch is honoured only where
+# all of these hold, so a normal `asv run` can never reach it:
+# - MLX_ASV_INJECT names a calibration id, and it came through asv's matrix
+#   (``env_nobuild``): asv then puts it in the environment's name, which is in
+#   every result's identity and results file name (ASV_ENV_NAME shows it);
+#   asv.conf.json never sets it, only the configs tools/calibrate.py writes;
+# - the plan ``.asv/calibration/<id>/plan.json`` exists under the project asv
+#   runs from (ASV_CONF_DIR), and names the commit being benchmarked
+#   (ASV_COMMIT): the candidate twin, never a release.
+INJECT_ENV = "MLX_ASV_INJECT"
+
+
+def injection_plan(environ=None):
+    """{case key: factor} for this benchmark process, or {} (nearly always)."""
+    environ = os.environ if environ is None else environ
+    run_id = environ.get(INJECT_ENV, "")
+    if not run_id or INJECT_ENV not in environ.get("ASV_ENV_NAME", ""):
+        return {}
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", run_id):
+        return {}
+    path = os.path.join(environ.get("ASV_CONF_DIR", ""), ".asv", "calibration", run_id, "plan.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            plan = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not environ.get("ASV_COMMIT") or plan.get("commit") != environ.get("ASV_COMMIT"):
+        return {}
+    return {str(k): float(v) for k, v in plan.get("factors", {}).items()}
+
+
+def injection_key(cls, case, backend_name):
+    """'ops.Softmax|dim=64x1000000 axis=-1|mlx_cpu': a case's key in a plan."""
+    module = cls.__module__.rsplit(".", 1)[-1]
+    return f"{module}.{cls.__name__}|{case}|{backend_name}"
+
+
+def stretched(fn, factor):
+    """``fn``, made to take exactly ``factor`` times as long: it runs, then
+    spins until its start plus ``factor`` times its own duration."""
+    clock = time.perf_counter
+
+    def call():
+        start = clock()
+        result = fn()
+        deadline = start + factor * (clock() - start)
+        while clock() < deadline:
+            pass
+        return result
+
+    return call
+
+
+def injected(fn, cls, case, backend_name, environ=None):
+    factor = injection_plan(environ).get(injection_key(cls, case, backend_name))
+    return stretched(fn, factor) if factor and factor != 1.0 else fn

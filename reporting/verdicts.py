@@ -1,0 +1,380 @@
+"""Verdicts: slower, faster, same or undecided, each with its evidence.
+
+What is compared
+----------------
+One benchmark case (a benchmark and one parameter combination) measured on
+two sides, a base and a candidate, *in one asv run with interleaved rounds*:
+each round runs the case in a fresh process for each side, and the order of
+the sides alternates from round to round (base, cand, cand, base, ...), so a
+drift of the machine during the run falls on both sides alike. A process
+gives a few samples; the observation of that process is the log of their
+median. Absolute times from different runs are never compared this way: the
+machines this suite runs on drift by tens of percent over hours.
+
+Why processes, not samples
+--------------------------
+Samples of one process share its memory layout, its threads' placement and
+the load of the machine at that moment, so they scatter less than processes
+do. A test over pooled samples (asv's Mann-Whitney) then takes a difference
+between two processes for a difference between two builds: that is how the
+pinned torch rows came out "1.56x slower". Here the unit is the process, so
+the spread between processes is in the error of every estimate.
+
+The test: a moderated t-test (Smyth 2004, the empirical-Bayes test of limma)
+----------------------------------------------------------------------------
+With two to four processes a side, one case's own variance has two to six
+degrees of freedom: far too few to trust alone. The cases of one run on one
+backend share the machine, so their variances are alike; the moderated test
+estimates a prior variance s0^2 with d0 degrees of freedom from all cases of
+the group (a scaled inverse chi-square fitted by moments of log s^2), and
+shrinks each case's variance toward it:
+
+    s~^2 = (d0 s0^2 + d s^2) / (d0 + d),   t = delta / (s~ sqrt(1/nb + 1/nc)),   dof = d0 + d
+
+where delta is the difference of the mean log-medians (log of the ratio of
+geometric means). A case whose own variance is large keeps most of it (wide
+interval: undecided), a case with one process a side still gets a variance
+(from the prior), and the t quantile is taken at d0 + d degrees of freedom.
+
+The verdicts, from the (1 - alpha) confidence interval [lo, hi] of the ratio
+candidate / base:
+
+- ``slower``: lo > 1 + min_effect (a real slowdown of at least min_effect);
+- ``faster``: hi < 1 / (1 + min_effect);
+- ``same``: the interval lies inside [1 / (1 + same_within), 1 + same_within]:
+  any change is smaller than the threshold a regression is judged at;
+- ``undecided``: none of these; the interval is too wide. It says how many
+  rounds a side would decide it (the interval narrows as 1/sqrt(rounds)).
+
+The error rates of these rules on this machine are measured, not assumed:
+``tools/calibrate.py`` runs the gate on a release against itself (A/A) and
+with slowdowns injected into the candidate, and writes the false-alarm rate,
+the detection rate and each case's minimum detectable effect.
+
+Steps in a release series
+-------------------------
+:func:`locate_steps` finds the releases at which a case's time steps, over a
+series measured in one interleaved run: binary segmentation (split where the
+means left and right differ most in t, keep the split if the moderated test
+confirms it, recurse on both sides), each step attributed to one release pair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+
+import numpy as np
+from scipy import special, stats
+
+SLOWER, FASTER, SAME, UNDECIDED = "slower", "faster", "same", "undecided"
+VERDICTS = (SLOWER, FASTER, SAME, UNDECIDED)
+
+# The defaults the gate and the report use; tools/calibrate.py measures their
+# error rates on the machine it runs on.
+ALPHA = 0.001
+MIN_EFFECT = 0.02
+SAME_WITHIN = 0.10
+# More rounds than this a side are not worth asking for: say so instead.
+MAX_ROUNDS = 32
+# log-medians closer than this are equal (timer resolution), so that a case
+# with identical process medians does not get a zero variance.
+_VAR_FLOOR = 1e-10
+
+
+def log_medians(runs):
+    """The observation of each process: the log of its samples' median.
+
+    ``runs`` is a list of sample lists, one per process (round); empty or
+    failed processes (None, no samples) are left out.
+    """
+    out = []
+    for samples in runs:
+        values = [s for s in (samples or []) if s is not None and s > 0 and math.isfinite(s)]
+        if values:
+            out.append(math.log(statistics.median(values)))
+    return out
+
+
+@dataclasses.dataclass
+class Comparison:
+    """One case, both sides: per-process sample lists, and its prior group
+    (cases whose variances are alike: the backend)."""
+
+    key: str
+    base: list
+    cand: list
+    group: str = ""
+
+    def observations(self):
+        return log_medians(self.base), log_medians(self.cand)
+
+
+@dataclasses.dataclass
+class Verdict:
+    key: str
+    verdict: str
+    ratio: float  # candidate / base, ratio of geometric means of process medians
+    lo: float  # confidence interval of the ratio
+    hi: float
+    p: float
+    n_base: int  # processes (rounds) a side
+    n_cand: int
+    dof: float
+    sd: float  # moderated per-process standard deviation of log time
+    rounds_needed: int | None = None  # per side, for an undecided verdict
+    samples_base: int = 0
+    samples_cand: int = 0
+    group: str = ""
+
+    @property
+    def change(self):
+        return self.ratio - 1.0
+
+    def evidence(self, alpha=ALPHA):
+        return (
+            f"{self.n_base}+{self.n_cand} processes ({self.samples_base}+{self.samples_cand} samples), "
+            f"moderated t, {100 * (1 - alpha):g}% interval {self.lo:.3f}-{self.hi:.3f}, p={self.p:.2g}"
+        )
+
+    def minimum_detectable_effect(self, alpha=ALPHA, power=0.8, min_effect=MIN_EFFECT, rounds=None):
+        """The smallest slowdown this case would call ``slower`` with ``power``,
+        at ``rounds`` processes a side (default: as measured)."""
+        return minimum_detectable_effect(self.sd, self.dof, rounds or self.n_base, rounds or self.n_cand,
+                                         alpha=alpha, power=power, min_effect=min_effect)
+
+
+def minimum_detectable_effect(sd, dof, n_base, n_cand, alpha=ALPHA, power=0.8, min_effect=MIN_EFFECT):
+    """Smallest ratio - 1 detected as slower with probability ``power``:
+    the interval's lower end must clear log(1 + min_effect), so the true
+    log-ratio must exceed it by (q_alpha + q_power) standard errors."""
+    if not (sd >= 0 and n_base and n_cand):
+        return math.nan
+    se = sd * math.sqrt(1.0 / n_base + 1.0 / n_cand)
+    q = _t_quantile(1 - alpha / 2, dof)
+    z = _t_quantile(power, dof)
+    return math.exp(math.log1p(min_effect) + (q + z) * se) - 1.0
+
+
+def _t_quantile(prob, dof):
+    if not math.isfinite(dof) or dof > 1e6:
+        return float(stats.norm.ppf(prob))
+    return float(stats.t.ppf(prob, dof))
+
+
+def trigamma_inverse(x):
+    """y with trigamma(y) = x (Newton's method, as in limma)."""
+    if x > 1e7:
+        return 1.0 / math.sqrt(x)
+    if x < 1e-6:
+        return 1.0 / x
+    y = 0.5 + 1.0 / x
+    for _ in range(50):
+        tri = float(special.polygamma(1, y))
+        dif = tri * (1 - tri / x) / float(special.polygamma(2, y))
+        y += dif
+        if -dif / y < 1e-8:
+            break
+    return y
+
+
+def fit_prior(variances, dofs):
+    """(s0^2, d0): the scaled inverse chi-square that the cases' variances
+    ``variances`` (with ``dofs`` degrees of freedom each) are drawn from,
+    by moments of log s^2 (Smyth 2004, section 6.2). d0 is inf where the
+    variances scatter no more than sampling alone would make them."""
+    pairs = [(max(v, _VAR_FLOOR), d) for v, d in zip(variances, dofs) if d > 0 and v is not None]
+    if not pairs:
+        return math.nan, 0.0
+    s2 = np.array([p[0] for p in pairs])
+    d = np.array([float(p[1]) for p in pairs])
+    e = np.log(s2) - special.digamma(d / 2) + np.log(d / 2)
+    emean = float(e.mean())
+    if len(e) < 2:
+        return math.exp(emean), 0.0
+    evar = float(((e - emean) ** 2).sum() / (len(e) - 1) - special.polygamma(1, d / 2).mean())
+    if evar <= 0:
+        return math.exp(emean), math.inf
+    d0 = 2 * trigamma_inverse(evar)
+    s0sq = math.exp(emean + float(special.digamma(d0 / 2)) - math.log(d0 / 2))
+    return s0sq, d0
+
+
+def _pooled(groups_of_obs):
+    """(variance, dof) pooled over the groups of observations (one group per side or release)."""
+    ss, dof = 0.0, 0
+    for obs in groups_of_obs:
+        if len(obs) > 1:
+            m = sum(obs) / len(obs)
+            ss += sum((y - m) ** 2 for y in obs)
+            dof += len(obs) - 1
+    return (ss / dof if dof else None), dof
+
+
+def moderate(variance, dof, prior):
+    """(moderated variance, its degrees of freedom)."""
+    s0sq, d0 = prior
+    if variance is None or dof == 0:
+        return s0sq, d0
+    variance = max(variance, _VAR_FLOOR)
+    if math.isinf(d0):
+        return s0sq, math.inf
+    if not d0 or not math.isfinite(s0sq):
+        return variance, dof
+    return (d0 * s0sq + dof * variance) / (d0 + dof), d0 + dof
+
+
+def priors(cases):
+    """{group: prior} from the within-side variances of ``cases``
+    (each a list of observation groups, with its group name)."""
+    by_group = {}
+    everything = []
+    for obs_groups, group in cases:
+        v, d = _pooled(obs_groups)
+        by_group.setdefault(group, []).append((v, d))
+        everything.append((v, d))
+    fitted = {}
+    overall = fit_prior([v for v, _ in everything], [d for _, d in everything])
+    for group, vd in by_group.items():
+        usable = [(v, d) for v, d in vd if d > 0 and v is not None]
+        # Too few cases in a group to fit its own prior: use the run's.
+        fitted[group] = fit_prior(*zip(*usable)) if len(usable) >= 5 else overall
+    return fitted
+
+
+def decide(comparisons, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WITHIN, prior=None):
+    """A :class:`Verdict` for each :class:`Comparison` (same order).
+
+    ``prior`` ({group: (s0^2, d0)}) defaults to the one fitted on these
+    comparisons; pass one fitted on a larger run to decide a few re-measured
+    cases with it.
+    """
+    observed = [c.observations() for c in comparisons]
+    if prior is None:
+        prior = priors([(obs, c.group) for obs, c in zip(observed, comparisons)])
+    out = []
+    margin = math.log1p(min_effect)
+    bound = math.log1p(same_within)
+    for c, (yb, yc) in zip(comparisons, observed):
+        nb, nc = len(yb), len(yc)
+        samples = (sum(len(r or []) for r in c.base), sum(len(r or []) for r in c.cand))
+        if not nb or not nc:
+            out.append(Verdict(c.key, UNDECIDED, math.nan, math.nan, math.nan, math.nan, nb, nc,
+                               0, math.nan, None, *samples, c.group))
+            continue
+        v, d = _pooled([yb, yc])
+        var, dof = moderate(v, d, prior.get(c.group) or next(iter(prior.values())))
+        delta = sum(yc) / nc - sum(yb) / nb
+        if not (var >= 0) or (dof == 0):
+            out.append(Verdict(c.key, UNDECIDED, math.exp(delta), math.nan, math.nan, math.nan, nb, nc,
+                               dof, math.nan, None, *samples, c.group))
+            continue
+        sd = math.sqrt(var)
+        se = sd * math.sqrt(1.0 / nb + 1.0 / nc)
+        q = _t_quantile(1 - alpha / 2, dof)
+        lo, hi = delta - q * se, delta + q * se
+        t = delta / se if se > 0 else math.copysign(math.inf, delta) if delta else 0.0
+        p = float(2 * (stats.norm.sf(abs(t)) if math.isinf(dof) else stats.t.sf(abs(t), dof)))
+        needed = None
+        if lo > margin:
+            verdict = SLOWER
+        elif hi < -margin:
+            verdict = FASTER
+        elif lo > -bound and hi < bound:
+            verdict = SAME
+        else:
+            verdict = UNDECIDED
+            needed = rounds_to_decide(delta, sd, q, margin, bound)
+        out.append(Verdict(c.key, verdict, math.exp(delta), math.exp(lo), math.exp(hi), p, nb, nc,
+                           dof, sd, needed, *samples, c.group))
+    return out
+
+
+def rounds_to_decide(delta, sd, q, margin, bound):
+    """Processes a side after which the interval, as narrow as q sd sqrt(2/n),
+    would decide the current estimate (a change, or 'same'); None if more
+    than MAX_ROUNDS."""
+    gaps = [g for g in (abs(delta) - margin, bound - abs(delta)) if g > 0]
+    if not gaps or sd <= 0:
+        return None
+    n = math.ceil(2 * (q * sd / max(gaps)) ** 2)
+    return max(n, 2) if n <= MAX_ROUNDS else None
+
+
+def summary(verdicts):
+    """{verdict: count}, every verdict present."""
+    counts = {v: 0 for v in VERDICTS}
+    for v in verdicts:
+        counts[v.verdict] += 1
+    return counts
+
+
+# --------------------------------------------------------------------------
+# Steps in a release series
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Step:
+    key: str
+    before: str  # the release pair the step lies between
+    after: str
+    ratio: float  # mean of the segment after / mean of the segment before
+    lo: float
+    hi: float
+    p: float
+
+    @property
+    def verdict(self):
+        return SLOWER if self.ratio > 1 else FASTER
+
+
+def locate_steps(series, alpha=ALPHA, min_effect=MIN_EFFECT, priors_by_group=None):
+    """Steps of each case over a release series measured in one run.
+
+    ``series`` is ``{key: (group, [(release, runs), ...])}`` in release order
+    (runs: sample lists, one per process). Returns ``{key: [Step, ...]}``.
+    The per-split level is alpha divided by the number of splits tried in
+    the segment (Bonferroni), so a longer series does not raise the
+    false-alarm rate of a case.
+    """
+    obs = {key: (group, [(rel, log_medians(runs)) for rel, runs in points])
+           for key, (group, points) in series.items()}
+    if priors_by_group is None:
+        priors_by_group = priors([([o for _, o in pts], group) for group, pts in obs.values()])
+    margin = math.log1p(min_effect)
+    found = {}
+    for key, (group, points) in obs.items():
+        points = [(rel, o) for rel, o in points if o]
+        v, d = _pooled([o for _, o in points])
+        var, dof = moderate(v, d, priors_by_group.get(group) or next(iter(priors_by_group.values())))
+        steps = []
+        if var and var > 0 and dof:
+            _segment(key, points, 0, len(points), math.sqrt(var), dof, alpha, margin, steps)
+        found[key] = sorted(steps, key=lambda s: [r for r, _ in points].index(s.after))
+    return found
+
+
+def _segment(key, points, a, b, sd, dof, alpha, margin, steps):
+    if b - a < 2:
+        return
+    best = None
+    for k in range(a + 1, b):
+        left = [y for _, o in points[a:k] for y in o]
+        right = [y for _, o in points[k:b] for y in o]
+        delta = sum(right) / len(right) - sum(left) / len(left)
+        se = sd * math.sqrt(1 / len(left) + 1 / len(right))
+        t = delta / se
+        if best is None or abs(t) > abs(best[1]):
+            best = (k, t, delta, se)
+    k, t, delta, se = best
+    level = alpha / (b - a - 1)
+    q = _t_quantile(1 - level / 2, dof)
+    lo, hi = delta - q * se, delta + q * se
+    if lo > margin or hi < -margin:
+        p = float(min(1.0, 2 * stats.t.sf(abs(t), dof) * (b - a - 1))) if math.isfinite(dof) else \
+            float(min(1.0, 2 * stats.norm.sf(abs(t)) * (b - a - 1)))
+        steps.append(Step(key, points[k - 1][0], points[k][0], math.exp(delta), math.exp(lo), math.exp(hi), p))
+        _segment(key, points, a, k, sd, dof, alpha, margin, steps)
+        _segment(key, points, k, b, sd, dof, alpha, margin, steps)
