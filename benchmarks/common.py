@@ -404,8 +404,9 @@ class CaseTable(abc.ABC):
 #   (``env_nobuild``): asv then puts it in the environment's name, which is in
 #   every result's identity and results file name (ASV_ENV_NAME shows it);
 #   asv.conf.json never sets it, only the configs tools/calibrate.py writes;
-# - the plan ``.asv/calibration/<id>/plan.json`` exists under the project asv
-#   runs from (ASV_CONF_DIR), and names the commit being benchmarked
+# - asv runs from the folder of the config it was given (ASV_CONF_DIR): that
+#   is the calibration run's own folder ``.../calibration/<id>/`` (with its own
+#   results directory), whose ``plan.json`` names the commit being benchmarked
 #   (ASV_COMMIT): the candidate twin, never a release.
 INJECT_ENV = "MLX_ASV_INJECT"
 
@@ -418,7 +419,10 @@ def injection_plan(environ=None):
         return {}
     if not re.fullmatch(r"[A-Za-z0-9_-]+", run_id):
         return {}
-    path = os.path.join(environ.get("ASV_CONF_DIR", ""), ".asv", "calibration", run_id, "plan.json")
+    conf_dir = environ.get("ASV_CONF_DIR", "")
+    if os.path.basename(conf_dir) != run_id or os.path.basename(os.path.dirname(conf_dir)) != "calibration":
+        return {}
+    path = os.path.join(conf_dir, "plan.json")
     try:
         with open(path, encoding="utf-8") as f:
             plan = json.load(f)

@@ -127,6 +127,7 @@ class Verdict:
     samples_base: int = 0
     samples_cand: int = 0
     group: str = ""
+    note: str = ""  # how a sequential confirmation ended (tools/gate.py)
 
     @property
     def change(self):

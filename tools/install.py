@@ -36,6 +36,9 @@ import sys
 FLAVOR_ENV = "MLX_ASV_FLAVOR"
 FLAVORS = ("cpu", "cuda13", "cuda", "metal", "plain")
 VERSION_FILE = "MLX_VERSION"
+# A candidate's ledger commit (tools/ledger.py --candidate) also holds this
+# file, and its wheels when it is a build rather than a release's twin.
+CANDIDATE_FILE = "MLX_CANDIDATE"
 # Every MLX distribution that may be installed: all are removed before a
 # release is installed, so no stale backend library stays.
 MLX_DISTRIBUTIONS = ("mlx", "mlx-cpu", "mlx-metal", "mlx-cuda", "mlx-cuda-12", "mlx-cuda-13")
@@ -194,6 +197,56 @@ def install(version, flavor=None, dry_run=False, log=print):
     return req
 
 
+def read_candidate(build_dir):
+    """The ledger commit's MLX_CANDIDATE ({field: value}, 'wheel' a list), or None for a release."""
+    path = os.path.join(build_dir, CANDIDATE_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    about = {"wheel": []}
+    for line in lines:
+        field, _, value = line.partition(" ")
+        if field == "wheel":
+            about["wheel"].append(value.split()[0])
+        elif field:
+            about[field] = value
+    return about
+
+
+def install_wheels(version, build_dir, wheels, log=print):
+    """Install a candidate's own wheel files (kept in its ledger commit)."""
+    paths = [os.path.join(build_dir, w) for w in wheels]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise InstallError(f"candidate wheel {os.path.basename(missing[0])} is missing from the ledger commit; "
+                           f"add the candidate again (python tools/ledger.py --candidate ...)")
+    installed = sorted(installed_mlx_distributions())
+    if installed:
+        _pip("uninstall", "-y", *installed)
+    proc = _pip("install", "--no-deps", "--no-input", *paths)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise InstallError(f"MLX candidate {version}: pip could not install its wheels: {tail}")
+    got = _import_version()
+    if got != version.split("+")[0] and not got.startswith(version.split("+")[0]):
+        raise InstallError(f"MLX candidate {version}: installed its wheels but import gives {got}")
+    log(f"installed candidate wheels {', '.join(wheels)} (mlx.core {got})")
+
+
+def _import_version():
+    check = subprocess.run(
+        [sys.executable, "-c", "import mlx.core as mx; print(mx.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    if check.returncode != 0:
+        lines = check.stderr.strip().splitlines()
+        return "import failed: " + (lines[-1] if lines else "(no output)")
+    return check.stdout.strip()
+
+
 def record_failure(log_path, version, message):
     """Keep the reason beside asv's results, which record only that the install failed.
 
@@ -248,7 +301,13 @@ def main(argv=None):
     version = None
     try:
         version = read_version(args)
-        install(version, flavor=args.flavor, dry_run=args.dry_run)
+        build_dir = args.build_dir or os.environ.get("ASV_BUILD_DIR")
+        candidate = read_candidate(build_dir) if build_dir and not args.version else None
+        if candidate and candidate["wheel"]:
+            install_wheels(version, build_dir, candidate["wheel"])
+        else:
+            # A release, or a release's twin (same wheels, another commit).
+            install(version, flavor=args.flavor, dry_run=args.dry_run)
     except InstallError as e:
         print(f"install.py: {e}", file=sys.stderr)
         if version:

@@ -214,6 +214,118 @@ def build(releases, repo=DEFAULT_REPO, log=print):
     return list(zip(releases, hashes))
 
 
+def newest_tag(repo=DEFAULT_REPO):
+    """The newest release tag of the ledger ('v0.32.4'), or '(none)'."""
+    tags = _git(repo, "tag", "--list", "v*", check=False).split()
+    tags = [t for t in tags if is_release(t[1:])]
+    return max(tags, key=version_key) if tags else "(none)"
+
+
+# --------------------------------------------------------------------------
+# Candidates: MLX builds that are not releases
+# --------------------------------------------------------------------------
+
+CANDIDATE_FILE = "MLX_CANDIDATE"
+CANDIDATE_PREFIX = "candidate/"
+
+
+def wheel_version(filename):
+    """'mlx-0.32.5.dev20260101+g1234-cp311-...whl' -> '0.32.5.dev20260101+g1234'."""
+    m = re.match(r"^([A-Za-z0-9_.]+?)-([0-9][^-]*)-", os.path.basename(filename))
+    if not m or not filename.endswith(".whl"):
+        raise LedgerError(f"{filename}: not a wheel file name (NAME-VERSION-...whl)")
+    return m.group(1).replace("_", "-").lower(), m.group(2)
+
+
+def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=print):
+    """Add a candidate: a commit on branch ``candidate/NAME`` whose parent is
+    the ledger commit of release ``base`` (so ``asv run BASE..candidate/NAME``
+    and ``asv continuous BASE candidate/NAME`` work, and ``main`` stays the
+    releases). It holds ``MLX_VERSION``, ``MLX_CANDIDATE`` (what it is) and
+    either the wheel files themselves (installed by tools/install.py from
+    asv's checkout) or, for ``same_as``, nothing else: it installs that
+    release, under another commit (the A/A case of tools/calibrate.py).
+    Returns the commit hash.
+    """
+    import hashlib
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise LedgerError(f"candidate name {name!r}: use letters, digits, '.', '_' and '-'")
+    base_tag = base if base.startswith("v") else "v" + base
+    parent = _git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{base_tag}^{{commit}}", check=False).strip()
+    if not parent:
+        raise LedgerError(f"release {base_tag} is not in the ledger (newest: {newest_tag(repo)}); "
+                          f"python tools/ledger.py --list shows them")
+    if bool(wheels) == bool(same_as):
+        raise LedgerError("a candidate is either --wheel FILE [--wheel FILE ...] or --same-as RELEASE")
+    files = {}
+    if same_as:
+        twin = same_as.lstrip("v")
+        if not _git(repo, "rev-parse", "-q", "--verify", f"refs/tags/v{twin}", check=False).strip():
+            raise LedgerError(f"release v{twin} is not in the ledger (newest: {newest_tag(repo)})")
+        version = twin
+        about = f"name {name}\nbase {base_tag}\nkind release-twin\nsame-as v{twin}\n"
+    else:
+        about = f"name {name}\nbase {base_tag}\nkind wheel\n"
+        version = None
+        for path in wheels:
+            if not os.path.isfile(path):
+                raise LedgerError(f"{path}: no such wheel file")
+            dist, v = wheel_version(path)
+            with open(path, "rb") as f:
+                content = f.read()
+            files[os.path.basename(path)] = content
+            about += f"wheel {os.path.basename(path)} {hashlib.sha256(content).hexdigest()}\n"
+            if dist == "mlx":
+                version = v
+        if version is None:
+            raise LedgerError("no mlx-*.whl among the wheels (companion wheels such as mlx_cpu go beside it)")
+    files[VERSION_FILE] = (version + "\n").encode()
+    files[CANDIDATE_FILE] = about.encode()
+    # One commit through a temporary index: blobs, tree, commit, branch.
+    index = os.path.join(repo, "candidate-index")
+    env = dict(os.environ, GIT_DIR=repo, GIT_INDEX_FILE=index, LC_ALL="C")
+    try:
+        subprocess.run(["git", "read-tree", "--empty"], env=env, check=True)
+        for fname, content in sorted(files.items()):
+            blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], input=content, env=env,
+                                  capture_output=True, check=True).stdout.decode().strip()
+            subprocess.run(["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{fname}"],
+                           env=env, check=True)
+        tree = subprocess.run(["git", "write-tree"], env=env, capture_output=True, check=True).stdout.decode().strip()
+    finally:
+        if os.path.exists(index):
+            os.remove(index)
+    who, email = IDENTITY.split(" <")
+    cenv = dict(env, GIT_AUTHOR_NAME=who, GIT_AUTHOR_EMAIL=email.rstrip(">"),
+                GIT_COMMITTER_NAME=who, GIT_COMMITTER_EMAIL=email.rstrip(">"))
+    cenv.pop("GIT_INDEX_FILE")
+    commit = subprocess.run(["git", "commit-tree", tree, "-p", parent, "-m", f"MLX candidate {name} (base {base_tag})"],
+                            env=cenv, capture_output=True, check=True).stdout.decode().strip()
+    _git(repo, "update-ref", f"refs/heads/{CANDIDATE_PREFIX}{name}", commit)
+    log(f"ledger: candidate {CANDIDATE_PREFIX}{name} = {commit[:8]} (MLX {version}, on {base_tag})")
+    return commit
+
+
+def candidates(repo=DEFAULT_REPO):
+    """[(branch, commit, MLX_CANDIDATE text)] of the ledger's candidates."""
+    out = []
+    refs = _git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)",
+                f"refs/heads/{CANDIDATE_PREFIX}", check=False)
+    for line in refs.splitlines():
+        branch, commit = line.split()
+        about = _git(repo, "show", f"{commit}:{CANDIDATE_FILE}", check=False)
+        out.append((branch, commit, about))
+    return out
+
+
+def remove_candidate(name, repo=DEFAULT_REPO):
+    ref = f"refs/heads/{CANDIDATE_PREFIX}{name}"
+    if not _git(repo, "rev-parse", "-q", "--verify", ref, check=False).strip():
+        raise LedgerError(f"no candidate {name!r} (python tools/ledger.py --list shows them)")
+    _git(repo, "update-ref", "-d", ref)
+
+
 def desired_releases(table=DEFAULT_TABLE, online=True, timeout=10.0):
     releases = read_table(table)
     if online:
@@ -253,16 +365,35 @@ def main(argv=None):
     ap.add_argument("--table", default=DEFAULT_TABLE, help="release table (default: tools/mlx_releases.tsv)")
     ap.add_argument("--offline", action="store_true", help="do not ask the package registry")
     ap.add_argument("--list", action="store_true", help="print version, date and commit of each release")
+    ap.add_argument("--candidate", metavar="NAME",
+                    help="add a candidate build as branch candidate/NAME (with --base and --wheel or --same-as)")
+    ap.add_argument("--base", help="the release a candidate starts from (e.g. v0.32.4)")
+    ap.add_argument("--wheel", action="append", default=[],
+                    help="a candidate's wheel file (repeat for companion wheels, e.g. mlx_cpu)")
+    ap.add_argument("--same-as", help="a candidate that installs this release (A/A comparisons)")
+    ap.add_argument("--remove-candidate", metavar="NAME", help="delete branch candidate/NAME")
     args = ap.parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     try:
-        result = ensure(args.repo, args.table, online=not args.offline,
-                        log=lambda msg: print(msg, file=sys.stderr))
+        result = ensure(args.repo, args.table, online=False if args.offline else None if (
+            args.candidate or args.remove_candidate) else True, log=log)
+        if args.candidate:
+            if not args.base:
+                raise LedgerError("--candidate needs --base RELEASE (the release it starts from)")
+            add_candidate(args.candidate, args.base, args.wheel, args.same_as, repo=args.repo, log=log)
+            return 0
+        if args.remove_candidate:
+            remove_candidate(args.remove_candidate, repo=args.repo)
+            return 0
     except LedgerError as e:
         print(f"ledger: error: {e}", file=sys.stderr)
         return 1
     if args.list:
         for rel, commit in result:
             print(f"{rel.tag}\t{rel.date.isoformat()}\t{commit}")
+        for branch, commit, about in candidates(args.repo):
+            kind = dict(line.split(" ", 1) for line in about.splitlines() if " " in line)
+            print(f"{branch}\t{kind.get('kind', '?')} on {kind.get('base', '?')}\t{commit}")
     else:
         print(f"ledger: {len(result)} releases, {result[0][0].tag} .. {result[-1][0].tag} in {args.repo}")
     return 0

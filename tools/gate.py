@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""The gate: did CANDIDATE make anything slower than BASE? Exit 1 only on a confirmed slowdown.
+
+    python tools/gate.py v0.32.4 candidate/my-pr            # ops.py, the backends this machine has
+    python tools/gate.py v0.31.2 v0.32.4 -b Softmax         # two releases, one family
+    python tools/gate.py v0.32.4 candidate/my-pr --budget 30 --format json
+
+BASE and CANDIDATE are ledger names: release tags, candidate branches
+(``python tools/ledger.py --candidate NAME --base v0.32.4 --wheel FILE``) or
+commit hashes. asv does the measuring (tools/protocol.py: one session,
+interleaved rounds, a fresh process per case per round, samples recorded,
+results in ``.asv/gate/<run>/``); reporting/verdicts.py decides.
+
+Steps:
+1. two rounds over every case (base cand, then cand base); a case whose one
+   call takes longer than ``--long`` seconds gets one round a side (its
+   variance then comes from the other cases of its backend);
+2. verdicts on those rounds: slower, faster, same, undecided;
+3. sequential confirmation, while the budget lasts: the cases that are not
+   "same" are measured again, two more rounds a side. A change counts only
+   when the fresh rounds, on their own, give the same verdict as the ones
+   before them (two independent measurements agree); "same" is decided on all
+   rounds together. What is still open when the budget ends is undecided,
+   with the rounds a side that would decide it.
+
+Exit status: 1 if a slowdown is confirmed, 0 otherwise (faster, same and
+undecided cases are listed), 2 on bad input (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from reporting import verdicts as vd  # noqa: E402
+from tools import ledger, protocol  # noqa: E402
+
+DEFAULT_BUDGET_MIN = 15.0
+# A case whose one call takes longer than this (seconds) gets one round a side
+# in the first stage: on this 2-core machine MLX's reference-BLAS matmuls take
+# 10-37 s a call (benchmarks/ops.py's MatMul and Linear).
+DEFAULT_LONG = 5.0
+# Seconds asv needs per `asv run` beyond the cases: discovery, two installs.
+ROUND_OVERHEAD = 25.0
+
+
+def detected_backends():
+    """The backends this machine can run (the gate's default)."""
+    from benchmarks import common
+
+    return [b for b in common.BACKENDS if common.unavailable_reason(b) is None]
+
+
+def default_bench(backends):
+    return r"^ops\.[^(]*\(.*'(" + "|".join(backends) + r")'\)$"
+
+
+class Gate:
+    """Measures and decides one comparison; also used by tools/calibrate.py."""
+
+    def __init__(self, base, cand, bench, folder, budget_s=DEFAULT_BUDGET_MIN * 60, long_s=DEFAULT_LONG,
+                 alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_within=vd.SAME_WITHIN,
+                 env_nobuild=None, log=print, max_stages=4):
+        self.base, self.cand = base, cand
+        self.alpha, self.min_effect, self.same_within = alpha, min_effect, same_within
+        self.budget_s, self.long_s = budget_s, long_s
+        self.log = log
+        self.max_stages = max_stages
+        self.session = protocol.Session(folder, [base, cand], bench, env_nobuild=env_nobuild, log=log)
+        self.stages = []  # per stage: {key: (first process index, count) per side}
+        self.prior = None
+        self.started = None
+
+    # -- measuring ---------------------------------------------------------
+
+    def _counts(self):
+        d = self.session.data
+        return {k: (len(d[k].get(self.base, [])), len(d[k].get(self.cand, []))) for k in d}
+
+    def _stage(self, keys, rounds, first=False):
+        before = self._counts()
+        selected = keys
+        for r in range(rounds):
+            if first and r == 1:
+                # Long cases: one round a side (see DEFAULT_LONG).
+                selected = [k for k in self.session.keys() if not self._is_long(k)]
+                if not selected:
+                    break
+            self.session.round(None if (first and r == 0) else selected)
+        after = self._counts()
+        stage = {}
+        for k, (nb, nc) in after.items():
+            b0, c0 = before.get(k, (0, 0))
+            if nb > b0 or nc > c0:
+                stage[k] = ((b0, nb), (c0, nc))
+        self.stages.append(stage)
+        return stage
+
+    def _is_long(self, key):
+        med = []
+        for side in (self.base, self.cand):
+            for samples in self.session.data.get(key, {}).get(side, []):
+                if samples:
+                    med.append(sorted(samples)[len(samples) // 2])
+        return bool(med) and max(med) > self.long_s
+
+    def _cost(self, key):
+        """Seconds one process a side of this case took, estimated from its samples."""
+        runs = [s for side in (self.base, self.cand) for s in self.session.data.get(key, {}).get(side, []) if s]
+        if not runs:
+            return 1.0
+        per = [sum(s) + sorted(s)[len(s) // 2] for s in runs]  # samples + the warm-up call
+        return sum(per) / len(per) + 0.5  # + process start and set-up
+
+    # -- deciding ----------------------------------------------------------
+
+    def _comparisons(self, keys, stage=None):
+        out = []
+        d = self.session.data
+        for k in keys:
+            b = d.get(k, {}).get(self.base, [])
+            c = d.get(k, {}).get(self.cand, [])
+            if stage is not None:
+                (b0, b1), (c0, c1) = stage[k]
+                b, c = b[b0:b1], c[c0:c1]
+            out.append(vd.Comparison(k, b, c, protocol.group_of(k)))
+        return out
+
+    def _decide(self, keys, stage=None):
+        return {v.key: v for v in vd.decide(self._comparisons(keys, stage), alpha=self.alpha,
+                                            min_effect=self.min_effect, same_within=self.same_within,
+                                            prior=self.prior)}
+
+    def run(self):
+        self.started = time.time()
+        stage1 = self._stage(None, 2, first=True)
+        keys = sorted(stage1)
+        # The prior (the noise of each backend's cases) comes from the first
+        # stage, where every case was measured; later stages reuse it.
+        self.prior = vd.priors([(list(c.observations()), c.group) for c in self._comparisons(keys, stage1)])
+        history = {k: [v] for k, v in self._decide(keys, stage1).items()}
+        final = {}
+        while True:
+            pooled = self._decide(keys)
+            open_keys = []
+            for k in keys:
+                if k in final:
+                    continue
+                verdict = self._final(history[k], pooled[k])
+                if verdict:
+                    final[k] = verdict
+                else:
+                    open_keys.append(k)
+            if not open_keys or len(self.stages) >= self.max_stages:
+                break
+            cost = 2 * sum(2 * self._cost(k) for k in open_keys) + 2 * ROUND_OVERHEAD
+            left = self.budget_s - (time.time() - self.started)
+            if cost > left:
+                self.log(f"confirmation of {len(open_keys)} cases needs ~{cost:.0f} s; "
+                         f"{max(left, 0):.0f} s of the budget left: stopping")
+                break
+            self.log(f"confirming {len(open_keys)} cases (stage {len(self.stages) + 1}, ~{cost:.0f} s)")
+            stage = self._stage(open_keys, 2)
+            for k, v in self._decide(open_keys, stage).items():
+                history[k].append(v)
+        pooled = self._decide(keys)
+        results = {}
+        for k in keys:
+            if k in final:
+                results[k] = final[k]
+            else:
+                v = pooled[k]
+                unconfirmed = [h.verdict for h in history[k] if h.verdict in (vd.SLOWER, vd.FASTER)]
+                v.verdict = vd.UNDECIDED
+                if v.rounds_needed is None and not math.isnan(v.sd):
+                    q = vd._t_quantile(1 - self.alpha / 2, v.dof)
+                    v.rounds_needed = vd.rounds_to_decide(math.log(v.ratio), v.sd, q,
+                                                          math.log1p(self.min_effect), math.log1p(self.same_within))
+                v.note = f"unconfirmed {unconfirmed[-1]}" if unconfirmed else ""
+                results[k] = v
+        self.results = results
+        self.history = history
+        self.seconds = time.time() - self.started
+        return results
+
+    def _final(self, history, pooled):
+        """A verdict once it is decided, else None."""
+        last = history[-1].verdict
+        if len(history) >= 2 and last in (vd.SLOWER, vd.FASTER) and history[-2].verdict == last:
+            v = pooled
+            v.verdict = last
+            v.note = f"confirmed in {len(history)} stages"
+            return v
+        if pooled.verdict == vd.SAME and last not in (vd.SLOWER, vd.FASTER):
+            pooled.note = ""
+            return pooled
+        return None
+
+    # -- output ------------------------------------------------------------
+
+    def as_json(self):
+        return {
+            "base": self.base, "candidate": self.cand,
+            "base_name": protocol.describe(self.base), "candidate_name": protocol.describe(self.cand),
+            "alpha": self.alpha, "min_effect": self.min_effect, "same_within": self.same_within,
+            "stages": len(self.stages), "rounds": self.session.rounds, "seconds": round(self.seconds, 1),
+            "summary": vd.summary(self.results.values()),
+            "cases": [dict(key=k, verdict=v.verdict, ratio=v.ratio, lo=v.lo, hi=v.hi, p=v.p,
+                           processes=[v.n_base, v.n_cand], samples=[v.samples_base, v.samples_cand],
+                           rounds_needed=v.rounds_needed, note=getattr(v, "note", ""),
+                           base_s=self._median(k, self.base), cand_s=self._median(k, self.cand),
+                           mde=v.minimum_detectable_effect(alpha=self.alpha, min_effect=self.min_effect))
+                      for k, v in sorted(self.results.items())],
+        }
+
+    def _median(self, key, side):
+        obs = vd.log_medians(self.session.data.get(key, {}).get(side, []))
+        return math.exp(sum(obs) / len(obs)) if obs else None
+
+
+def fmt_time(s):
+    if s is None or s != s:
+        return "n/a"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g}{unit}"
+    return f"{s * 1e9:.3g}ns"
+
+
+def markdown(report):
+    """asv-compare-style tables, one per verdict, then the evidence."""
+    lines = [f"# Gate: {report['base_name']} -> {report['candidate_name']}", ""]
+    s = report["summary"]
+    lines.append(f"{s['slower']} slower, {s['faster']} faster, {s['same']} same, {s['undecided']} undecided "
+                 f"({len(report['cases'])} cases; {report['rounds']} interleaved rounds in {report['stages']} "
+                 f"stages, {report['seconds'] / 60:.1f} min; moderated t-test on per-process medians, "
+                 f"{100 * (1 - report['alpha']):g}% intervals, a change must clear "
+                 f"{100 * report['min_effect']:g}% and be confirmed by fresh rounds; 'same' = within "
+                 f"{100 * report['same_within']:g}%)")
+    titles = {vd.SLOWER: "Slower (confirmed)", vd.FASTER: "Faster (confirmed)",
+              vd.UNDECIDED: "Undecided: measure more", vd.SAME: "Same"}
+    for verdict in (vd.SLOWER, vd.FASTER, vd.UNDECIDED, vd.SAME):
+        rows = [c for c in report["cases"] if c["verdict"] == verdict]
+        if not rows:
+            continue
+        lines += ["", f"## {titles[verdict]} ({len(rows)})", "",
+                  "| before | after | ratio | interval | processes | MDE | note | benchmark |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in sorted(rows, key=lambda c: -(c["ratio"] if c["ratio"] == c["ratio"] else 0)):
+            note = c["note"] or ""
+            if verdict == vd.UNDECIDED:
+                note = (note + "; " if note else "") + (
+                    f"~{c['rounds_needed']} rounds a side would decide" if c["rounds_needed"]
+                    else "more than this machine can resolve")
+            mde = f"{100 * c['mde']:.0f}%" if c["mde"] == c["mde"] else "n/a"
+            lines.append(f"| {fmt_time(c['base_s'])} | {fmt_time(c['cand_s'])} | {c['ratio']:.3f} | "
+                         f"{c['lo']:.3f}-{c['hi']:.3f} | {c['processes'][0]}+{c['processes'][1]} | {mde} | "
+                         f"{note} | {c['key']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("base", help="ledger name of the base (e.g. v0.32.4)")
+    ap.add_argument("candidate", help="ledger name of the candidate (e.g. candidate/my-pr, v0.32.5)")
+    ap.add_argument("-b", "--bench", help="asv -b regex (default: ops.py on the backends this machine has)")
+    ap.add_argument("--backends", help="comma-separated backends for the default regex")
+    ap.add_argument("--budget", type=float, default=DEFAULT_BUDGET_MIN,
+                    help=f"minutes for measuring; confirmation stops when it would exceed them "
+                         f"(default {DEFAULT_BUDGET_MIN:g})")
+    ap.add_argument("--long", type=float, default=DEFAULT_LONG,
+                    help=f"seconds a call past which a case gets one first-stage round a side (default {DEFAULT_LONG:g})")
+    ap.add_argument("--alpha", type=float, default=vd.ALPHA)
+    ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
+    ap.add_argument("--same-within", type=float, default=vd.SAME_WITHIN)
+    ap.add_argument("--out", help="folder for this run (default .asv/gate/<time>-<base>-<candidate>)")
+    ap.add_argument("--format", choices=("md", "json"), default="md")
+    args = ap.parse_args(argv)
+    try:
+        ledger.ensure(log=lambda m: print(m, file=sys.stderr))
+        base, cand = protocol.resolve(args.base), protocol.resolve(args.candidate)
+    except (ledger.LedgerError, protocol.ProtocolError) as e:
+        print(f"gate: {e}", file=sys.stderr)
+        return 2
+    if base == cand:
+        print(f"gate: {args.base} and {args.candidate} are the same commit; for an A/A comparison add a "
+              f"twin: python tools/ledger.py --candidate aa --base {args.base} --same-as {args.base}",
+              file=sys.stderr)
+        return 2
+    bench = args.bench
+    if not bench:
+        backends = args.backends.split(",") if args.backends else detected_backends()
+        bench = default_bench(backends)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{args.base}-{args.candidate}")
+    folder = args.out or os.path.join(ROOT, ".asv", "gate", f"{protocol.stamp()}-{safe}")
+    log = lambda m: print(f"gate: {m}", file=sys.stderr, flush=True)  # noqa: E731
+    gate = Gate(base, cand, bench, folder, budget_s=args.budget * 60, long_s=args.long, alpha=args.alpha,
+                min_effect=args.min_effect, same_within=args.same_within, log=log)
+    try:
+        gate.run()
+    except protocol.ProtocolError as e:
+        print(f"gate: {e}", file=sys.stderr)
+        return 2
+    report = gate.as_json()
+    with open(os.path.join(folder, "verdicts.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    text = markdown(report)
+    with open(os.path.join(folder, "verdicts.md"), "w") as f:
+        f.write(text)
+    print(json.dumps(report, indent=1) if args.format == "json" else text)
+    log(f"verdicts in {os.path.relpath(folder, ROOT)}/verdicts.md")
+    return 1 if report["summary"][vd.SLOWER] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The measurement protocol for comparisons: several commits, one run, interleaved rounds.
+
+Every comparison this suite makes a verdict on (``tools/gate.py``,
+``tools/calibrate.py``, the main job's summary) is measured like this:
+
+- all sides in one session, in *rounds*: each round runs every selected case
+  once for each side, each case in a fresh process (asv's own way), and the
+  order of the sides alternates from round to round (A B, then B A, ...), so
+  that a drift of the machine during the run falls on both sides alike. This
+  is asv's ``--interleave-rounds`` scheme, run one round per ``asv run``
+  (``-a rounds=1``), because asv merges the samples of all rounds into one
+  list and the verdicts need to know which samples came from which process;
+- samples recorded (``--record-samples``), each process's list kept apart;
+- results in a results directory of the run's own (``.asv/<tool>/<run>/``),
+  through an asv config derived from ``asv.conf.json`` (same benchmarks,
+  ledger and environments), so nothing here mixes with ``results/``.
+
+A round's data is kept in ``rounds.json`` beside the results as soon as the
+round ends: an interrupted run keeps every finished round.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tools import ledger  # noqa: E402
+
+CONF = os.path.join(ROOT, "asv.conf.json")
+BACKENDS = ("mlx_cpu", "mlx_gpu", "mlx_gpu_compile", "torch_cpu", "torch_cuda", "torch_mps")
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def asv_executable():
+    here = os.path.join(os.path.dirname(sys.executable), "asv")
+    return here if os.path.exists(here) else "asv"
+
+
+def load_conf(path=CONF):
+    from asv.util import load_json
+
+    return load_json(path, js_comments=True)
+
+
+def derived_config(folder, env_nobuild=None, conf_path=CONF):
+    """Write ``folder/asv.conf.json``: the project's config with its results and
+    site in ``folder``; ``env_nobuild`` ({VAR: value}) adds variables to the
+    matrix (they become part of every result's environment name)."""
+    conf = load_conf(conf_path)
+    # asv runs from its config's folder: every path must be absolute.
+    for field in ("repo", "benchmark_dir", "env_dir"):
+        conf[field] = os.path.join(ROOT, conf[field])
+    conf["results_dir"] = os.path.join(folder, "results")
+    conf["html_dir"] = os.path.join(folder, "html")
+    # {conf_dir} would name this folder: the tools live in the project.
+    conf["install_command"] = [c.replace("{conf_dir}", ROOT) for c in conf.get("install_command", [])]
+    conf["install_command"] = [
+        c.replace(os.path.join(ROOT, "results", "install-failures.tsv"),
+                  os.path.join(folder, "install-failures.tsv"))
+        for c in conf["install_command"]
+    ]
+    if env_nobuild:
+        matrix = conf.setdefault("matrix", {})
+        nobuild = matrix.setdefault("env_nobuild", {})
+        for var, value in env_nobuild.items():
+            nobuild[var] = [value]
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "asv.conf.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(conf, f, indent=2)
+    return path
+
+
+def resolve(name, repo=ledger.DEFAULT_REPO):
+    """A ledger name (tag, branch, candidate, hash) -> its commit hash, or one line."""
+    out = ledger._git(repo, "rev-parse", "-q", "--verify", f"{name}^{{commit}}", check=False).strip()
+    if not out:
+        known = ledger.newest_tag(repo)
+        raise ProtocolError(
+            f"{name!r} is not in the release ledger (newest release there: {known}); "
+            f"python tools/ledger.py --list shows releases and candidates, "
+            f"python tools/ledger.py --candidate NAME ... adds one"
+        )
+    return out
+
+
+def describe(commit, repo=ledger.DEFAULT_REPO):
+    """The name people know a ledger commit by: its tag, its candidate branch, or the hash."""
+    names = ledger._git(repo, "for-each-ref", "--points-at", commit, "--format=%(refname:short)",
+                        "refs/tags", "refs/heads/candidate", check=False).split()
+    return names[0] if names else commit[:8]
+
+
+def default_launch_method():
+    # forkserver saves ~1 s of imports per process on Linux without a GPU;
+    # MLX's CUDA build crashed in a forked child, and macOS can't fork safely.
+    if sys.platform == "linux" and not os.path.exists("/proc/driver/nvidia/version"):
+        return "forkserver"
+    return None
+
+
+def case_regex(keys):
+    """An asv -b regex matching exactly these cases ('name(p1, p2)' each)."""
+    return "^(?:" + "|".join(re.escape(k) for k in sorted(keys)) + ")$"
+
+
+def group_of(key):
+    """The prior group of a case: its backend parameter (cases of one backend
+    share a noise level), or '' for cases without one."""
+    for b in BACKENDS:
+        if f"'{b}'" in key:
+            return b
+    return ""
+
+
+def read_samples(results_dir, commit):
+    """{case key: samples} of one commit from asv's results files (any machine)."""
+    found = {}
+    if not os.path.isdir(results_dir):
+        return found
+    for machine in sorted(os.listdir(results_dir)):
+        sub = os.path.join(results_dir, machine)
+        if not os.path.isdir(sub):
+            continue
+        for name in sorted(os.listdir(sub)):
+            if not name.endswith(".json") or name == "machine.json":
+                continue
+            try:
+                with open(os.path.join(sub, name), encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if data.get("commit_hash") != commit:
+                continue
+            cols = data.get("result_columns", [])
+            for bench, row in data.get("results", {}).items():
+                r = dict(zip(cols, row))
+                params = r.get("params") or []
+                combos = list(itertools.product(*params)) if params else [()]
+                samples = r.get("samples") or [None] * len(combos)
+                values = r.get("result") or [None] * len(combos)
+                for combo, s, v in zip(combos, samples, values):
+                    key = f"{bench}({', '.join(combo)})" if combo else bench
+                    if s:
+                        found[key] = [x for x in s if x is not None]
+                    elif v is not None and isinstance(v, (int, float)) and v == v:
+                        found[key] = [v]  # a result without samples: one observation
+    return found
+
+
+class Session:
+    """One run's rounds over several commits, kept in ``folder/rounds.json``.
+
+    ``data[key][commit]`` is a list of sample lists, one per process.
+    """
+
+    def __init__(self, folder, commits, bench, env_nobuild=None, launch_method="auto",
+                 log=print, quiet=True, environ=None):
+        self.folder = os.path.abspath(folder)
+        self.commits = list(commits)
+        self.bench = bench
+        self.log = log
+        self.quiet = quiet
+        self.environ = environ
+        self.config = derived_config(self.folder, env_nobuild)
+        self.launch_method = default_launch_method() if launch_method == "auto" else launch_method
+        self.path = os.path.join(self.folder, "rounds.json")
+        self.data = {}
+        self.rounds = 0
+        self.seconds = 0.0
+        self.failed = set()
+        if os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                saved = json.load(f)
+            self.data, self.rounds = saved["data"], saved["rounds"]
+
+    def save(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"commits": self.commits, "rounds": self.rounds, "data": self.data}, f)
+        os.replace(tmp, self.path)
+
+    def round(self, keys=None, order=None):
+        """Run one round over ``keys`` (default: the session's -b regex) for
+        every commit, in ``order`` (default: alternating with the round number)."""
+        self.rounds += 1
+        if order is None:
+            order = self.commits if self.rounds % 2 else self.commits[::-1]
+        bench = case_regex(keys) if keys is not None else self.bench
+        hashfile = os.path.join(self.folder, f"round{self.rounds}.hashes")
+        with open(hashfile, "w") as f:
+            f.write("\n".join(order) + "\n")
+        cmd = [asv_executable(), "--config", self.config, "run", f"HASHFILE:{hashfile}",
+               "--record-samples", "-a", "rounds=1", "--bench", bench]
+        if self.launch_method:
+            cmd += ["--launch-method", self.launch_method]
+        started = time.time()
+        shown = [f"<{len(keys)} cases>" if c == bench and keys is not None else c for c in cmd]
+        self.log(f"round {self.rounds} ({' '.join(c[:8] for c in order)}): "
+                 f"{' '.join(shlex.quote(c) for c in shown)}")
+        env = dict(self.environ if self.environ is not None else os.environ)
+        # asv imports the project's plugin (tools.asv_plugin) from its cwd,
+        # which is the derived config's folder: point Python at the project.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+        proc = subprocess.run(cmd, cwd=self.folder, env=env, text=True,
+                              stdout=subprocess.PIPE if self.quiet else None,
+                              stderr=subprocess.STDOUT if self.quiet else None)
+        self.seconds += time.time() - started
+        # asv run exits 2 when a case failed: the others have results.
+        if proc.returncode not in (0, 2):
+            tail = (proc.stdout or "").strip().splitlines()[-5:] if self.quiet else []
+            raise ProtocolError(f"asv run failed (exit {proc.returncode}) in round {self.rounds}: "
+                                + " | ".join(tail))
+        results = os.path.join(self.folder, "results")
+        for commit in order:
+            got = read_samples(results, commit)
+            if not got:
+                raise ProtocolError(
+                    f"round {self.rounds}: no results for {commit[:8]} (its install failed? see "
+                    f"{os.path.join(self.folder, 'install-failures.tsv')})")
+            for key, samples in got.items():
+                if keys is not None and key not in keys:
+                    continue
+                self.data.setdefault(key, {}).setdefault(commit, []).append(samples)
+        self.save()
+        return time.time() - started
+
+    def runs(self, key, commit, first_round=0):
+        return self.data.get(key, {}).get(commit, [])
+
+    def keys(self):
+        return sorted(self.data)
+
+
+def stamp():
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
