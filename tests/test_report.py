@@ -1,4 +1,4 @@
-"""tools/report.py: tables, release changes and flags, header, CSV/JSON, plots, bad selections.
+"""reporting/report.py: tables, release changes and flags, header, CSV/JSON, plots, bad selections.
 
 The results are synthetic, written in asv's results format (version 2) into a
 temporary folder, with a small ledger of three releases built by tools/ledger.py.
@@ -13,7 +13,8 @@ import os
 
 import pytest
 
-from tools import ledger, plots, report
+from reporting import plots, report
+from tools import ledger
 
 NaN = float("nan")
 CASES = {

@@ -18,12 +18,12 @@ Speedup of A over B = time_B / time_A, shown as an x-factor (2.00x: A takes
 half B's time; 0.50x: A takes twice as long).
 
 Usage:
-    python tools/report.py                                  # newest release, the only machine
-    python tools/report.py --release v0.32.3 --machine vm
-    python tools/report.py --bench Softmax --backends mlx_cpu,torch_cpu
-    python tools/report.py --releases v0.32.2..v0.32.4 --plots docs/plots
-    python tools/report.py --format csv --table detailed
-    python tools/report.py --format json > report.json
+    python reporting/report.py                                  # newest release, the only machine
+    python reporting/report.py --release v0.32.3 --machine vm
+    python reporting/report.py --bench Softmax --backends mlx_cpu,torch_cpu
+    python reporting/report.py --releases v0.32.2..v0.32.4 --plots docs/plots
+    python reporting/report.py --format csv --table detailed
+    python reporting/report.py --format json > report.json
 
 Bad selections (unknown machine or backend, a release without results, a
 regex that matches nothing) end with one line on stderr and exit code 2.
@@ -632,7 +632,7 @@ def md_table(headers, rows):
 
 def plot_families(report, folder):
     """Write one PNG per op family; return [(family, path)]."""
-    from tools import plots
+    from reporting import plots
 
     os.makedirs(folder, exist_ok=True)
     by_family = {}
