@@ -1,255 +1,145 @@
-"""A tiny PNG line-plot renderer (NumPy + zlib only; matplotlib is not a dependency).
+"""The report's plots, drawn with matplotlib (headless: the Agg canvas, no pyplot).
 
-``line_plot`` draws time against MLX release for one op family: a log-scale
-y axis (ms), the releases as categories on the x axis, one line per
-(case, backend), coloured by backend and marked by case, with a legend.
-Text is drawn with a built-in 3x5 pixel font (upper case, digits, a few signs).
+One plot per op family: time (ms, log scale) against MLX release (the ledger's
+order, as categories), a line per (backend, case), coloured by backend and
+marked by case; a line joins the releases that have a result. Each point
+carries the spread asv recorded for that result as an error bar: the samples'
+interquartile range (``stats_q_25`` .. ``stats_q_75``), or asv's 99%
+confidence interval (``stats_ci_99_a`` .. ``stats_ci_99_b``) where the
+quantiles are missing; no bar where neither is recorded. Each plot is written
+as PNG and as SVG.
+
+:func:`family_series` returns exactly what :func:`figure` draws, so tests can
+check the plotted values and bars without reading pixels.
 """
 
 from __future__ import annotations
 
-import math
-import struct
-import zlib
+import os
+import re
 
-import numpy as np
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-# --------------------------------------------------------------------------
-# PNG encoding
-# --------------------------------------------------------------------------
+from reporting.results import finite
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _chunk(kind, data):
-    body = kind + data
-    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
-
-
-def encode_png(image):
-    """An (H, W, 3) uint8 array as PNG bytes (8-bit RGB, no filtering)."""
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    height, width, channels = image.shape
-    if channels != 3:
-        raise ValueError("encode_png takes an RGB image (H, W, 3)")
-    raw = np.zeros((height, width * 3 + 1), dtype=np.uint8)  # filter byte 0 per row
-    raw[:, 1:] = image.reshape(height, width * 3)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (PNG_SIGNATURE + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)) + _chunk(b"IEND", b""))
-
-
-def png_size(data):
-    """(width, height) of PNG bytes, or ValueError if they are not a PNG."""
-    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
-        raise ValueError("not a PNG file")
-    return struct.unpack(">II", data[16:24])
-
-
-# --------------------------------------------------------------------------
-# A 3x5 pixel font
-# --------------------------------------------------------------------------
-
-_FONT_ROWS = {
-    "0": "### #.# #.# #.# ###", "1": ".#. ##. .#. .#. ###", "2": "### ..# ### #.. ###",
-    "3": "### ..# ### ..# ###", "4": "#.# #.# ### ..# ..#", "5": "### #.. ### ..# ###",
-    "6": "### #.. ### #.# ###", "7": "### ..# ..# ..# ..#", "8": "### #.# ### #.# ###",
-    "9": "### #.# ### ..# ###", "A": ".#. #.# ### #.# #.#", "B": "##. #.# ##. #.# ##.",
-    "C": ".## #.. #.. #.. .##", "D": "##. #.# #.# #.# ##.", "E": "### #.. ##. #.. ###",
-    "F": "### #.. ##. #.. #..", "G": ".## #.. #.# #.# .##", "H": "#.# #.# ### #.# #.#",
-    "I": "### .#. .#. .#. ###", "J": "..# ..# ..# #.# .#.", "K": "#.# #.# ##. #.# #.#",
-    "L": "#.. #.. #.. #.. ###", "M": "#.# ### ### #.# #.#", "N": "##. #.# #.# #.# #.#",
-    "O": ".#. #.# #.# #.# .#.", "P": "##. #.# ##. #.. #..", "Q": ".#. #.# #.# ### .##",
-    "R": "##. #.# ##. #.# #.#", "S": ".## #.. .#. ..# ##.", "T": "### .#. .#. .#. .#.",
-    "U": "#.# #.# #.# #.# ###", "V": "#.# #.# #.# #.# .#.", "W": "#.# #.# ### ### #.#",
-    "X": "#.# #.# .#. #.# #.#", "Y": "#.# #.# .#. .#. .#.", "Z": "### ..# .#. #.. ###",
-    ".": "... ... ... ... .#.", "-": "... ... ### ... ...", "_": "... ... ... ... ###",
-    "=": "... ### ... ### ...", "/": "..# ..# .#. #.. #..", "(": ".#. #.. #.. #.. .#.",
-    ")": ".#. ..# ..# ..# .#.", ",": "... ... ... .#. #..", ":": "... .#. ... .#. ...",
-    "+": "... .#. ### .#. ...", "%": "#.. ..# .#. #.. ..#", " ": "... ... ... ... ...",
-    "'": ".#. .#. ... ... ...", "?": "### ..# .## ... .#.",
-}
-FONT = {
-    ch: np.array([[c == "#" for c in row] for row in rows.split()], dtype=bool)
-    for ch, rows in _FONT_ROWS.items()
-}
-
-
-class Canvas:
-    """An RGB image with the few drawing primitives a line plot needs."""
-
-    def __init__(self, width, height, background=(255, 255, 255)):
-        self.width, self.height = width, height
-        self.pixels = np.empty((height, width, 3), dtype=np.uint8)
-        self.pixels[:] = background
-
-    def rect(self, x0, y0, x1, y1, color):
-        x0, x1 = sorted((int(round(x0)), int(round(x1))))
-        y0, y1 = sorted((int(round(y0)), int(round(y1))))
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, self.width - 1), min(y1, self.height - 1)
-        if x0 <= x1 and y0 <= y1:
-            self.pixels[y0:y1 + 1, x0:x1 + 1] = color
-
-    def line(self, x0, y0, x1, y1, color, width=1, dash=0):
-        steps = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
-        xs = np.linspace(x0, x1, steps)
-        ys = np.linspace(y0, y1, steps)
-        if dash:
-            keep = (np.arange(steps) // dash) % 2 == 0
-            xs, ys = xs[keep], ys[keep]
-        half = width // 2
-        for dx in range(-half, width - half):
-            for dy in range(-half, width - half):
-                xi = np.round(xs).astype(int) + dx
-                yi = np.round(ys).astype(int) + dy
-                ok = (xi >= 0) & (xi < self.width) & (yi >= 0) & (yi < self.height)
-                self.pixels[yi[ok], xi[ok]] = color
-
-    def marker(self, x, y, shape, color, size=4):
-        x, y = int(round(x)), int(round(y))
-        if shape == "square":
-            self.rect(x - size + 1, y - size + 1, x + size - 1, y + size - 1, color)
-            return
-        for dy in range(-size, size + 1):
-            for dx in range(-size, size + 1):
-                inside = {
-                    "circle": dx * dx + dy * dy <= size * size,
-                    "diamond": abs(dx) + abs(dy) <= size,
-                    "triangle": dy >= -size and abs(dx) * 2 <= (dy + size),
-                    "cross": abs(abs(dx) - abs(dy)) <= 1,
-                    "plus": abs(dx) <= 1 or abs(dy) <= 1,
-                }.get(shape, dx * dx + dy * dy <= size * size)
-                if inside and 0 <= x + dx < self.width and 0 <= y + dy < self.height:
-                    self.pixels[y + dy, x + dx] = color
-
-    def text(self, x, y, string, color=(0, 0, 0), scale=2):
-        """Draw ``string`` (upper-cased) with its top-left corner at (x, y)."""
-        x0 = int(x)
-        for ch in str(string).upper():
-            glyph = FONT.get(ch, FONT["?"])
-            ys, xs = np.nonzero(glyph)
-            for gy, gx in zip(ys, xs):
-                self.rect(x0 + gx * scale, y + gy * scale,
-                          x0 + gx * scale + scale - 1, y + gy * scale + scale - 1, color)
-            x0 += 4 * scale
-        return x0
-
-    @staticmethod
-    def text_width(string, scale=2):
-        return len(str(string)) * 4 * scale
-
-
-# Colour per backend (a colour-blind-safe palette), marker per case.
+# Colour per backend (the Okabe-Ito colour-blind-safe palette), marker per case.
 BACKEND_COLORS = {
-    "mlx_cpu": (0, 114, 178), "mlx_gpu": (213, 94, 0), "mlx_gpu_compile": (204, 121, 167),
-    "torch_cpu": (0, 158, 115), "torch_cuda": (230, 159, 0), "torch_mps": (86, 180, 233),
+    "mlx_cpu": "#0072B2", "mlx_gpu": "#D55E00", "mlx_gpu_compile": "#CC79A7",
+    "torch_cpu": "#009E73", "torch_cuda": "#E69F00", "torch_mps": "#56B4E9",
 }
-EXTRA_COLORS = [(120, 120, 120), (0, 0, 0), (150, 40, 40), (40, 40, 150)]
-MARKERS = ["circle", "square", "triangle", "diamond", "cross", "plus"]
+EXTRA_COLORS = ["#777777", "#000000", "#962828", "#282896"]
+MARKERS = ["o", "s", "^", "D", "x", "+", "v", "P", "*", "<", ">", "h"]
+LINESTYLES = ["-", "--", ":", "-."]
 
 
 def backend_color(name, order=()):
     if name in BACKEND_COLORS:
         return BACKEND_COLORS[name]
-    index = list(order).index(name) if name in order else 0
+    extra = [b for b in order if b not in BACKEND_COLORS]
+    index = extra.index(name) if name in extra else 0
     return EXTRA_COLORS[index % len(EXTRA_COLORS)]
 
 
-def _log_ticks(lo, hi):
-    """Tick values (ms) for a log axis from lo to hi."""
-    ticks = []
-    for exp in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2):
-        for m in (1, 2, 5):
-            v = m * 10.0 ** exp
-            if lo <= v <= hi:
-                ticks.append(v)
-    if len(ticks) > 8:
-        ticks = [t for t in ticks if round(t / 10 ** math.floor(math.log10(t)), 6) == 1]
-    return ticks
+def spread_ms(point):
+    """The recorded spread of one result, in ms: (low, high, source), source
+    'iqr' (the samples' 25%..75% quantiles) or 'ci99' (asv's 99% interval);
+    None where neither is recorded (finite)."""
+    q25, q75 = point.get("q") or (None, None)
+    if finite(q25) and finite(q75):
+        return q25 * 1e3, q75 * 1e3, "iqr"
+    a, b = point.get("ci") or (None, None)
+    if finite(a) and finite(b):
+        return a * 1e3, b * 1e3, "ci99"
+    return None
 
 
-def _fmt_ms(v):
-    if v >= 1:
-        return f"{v:g}"
-    return f"{v:.3g}"
+def family_series(report):
+    """{family: [series]} for the report's release table, each series a dict:
+    backend, case, label, and per release with a result: ``releases``, ``x``
+    (the release's index on the axis), ``y`` (ms), ``low``/``high`` (the
+    recorded spread, ms; equal to y where none) and ``spread`` ('iqr', 'ci99'
+    or None)."""
+    out = {}
+    for row in report.changes():
+        s = {"backend": row["backend"], "case": row["case"],
+             "label": row["backend"] if row["case"] == "-" else f"{row['backend']}: {row['case']}",
+             "releases": [], "x": [], "y": [], "low": [], "high": [], "spread": []}
+        for i, e in enumerate(row["releases"]):
+            if e["ms"] is None or e["ms"] <= 0:
+                continue
+            point = report.res.points[(e["release"], row["benchmark"], row["case"], row["backend"])]
+            sp = spread_ms(point)
+            low, high, source = sp if sp else (e["ms"], e["ms"], None)
+            s["releases"].append(e["release"])
+            s["x"].append(i)
+            s["y"].append(e["ms"])
+            s["low"].append(min(low, e["ms"]))
+            s["high"].append(max(high, e["ms"]))
+            s["spread"].append(source)
+        out.setdefault(row["family"], []).append(s)
+    return out
 
 
-def line_plot(title, releases, series, width=1000, height=560):
-    """Render a time-vs-release plot; return PNG bytes.
-
-    ``releases``: the x categories (tags), in order. ``series``: a list of
-    dicts with ``backend``, ``case`` and ``values`` (ms per release, None
-    where missing); a line joins consecutive releases that have values.
-    """
+def figure(title, releases, series):
+    """A matplotlib Figure of one family (not drawn yet: save it, or inspect
+    its Axes)."""
     cases = list(dict.fromkeys(s["case"] for s in series))
     backends = list(dict.fromkeys(s["backend"] for s in series))
-    legend_rows = len(cases) + 1
-    legend_h = 18 * legend_rows + 16
-    canvas = Canvas(width, height + legend_h)
-    left, right, top, bottom = 90, 30, 40, height - 60
-    canvas.text(left, 12, title, scale=3)
+    shown = [s for s in series if s["y"]]
+    legend_rows = len(shown)
+    ncol = 1 if legend_rows <= 8 else 2
+    height = 4.8 + 0.22 * -(-legend_rows // ncol)
+    fig = Figure(figsize=(10, height), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.09, 1 - 4.0 / height, 0.88, 3.4 / height])
+    ax.set_title(title, fontsize=12)
+    if not shown:
+        ax.text(0.5, 0.5, "no results", transform=ax.transAxes, ha="center", va="center")
+    for s in shown:
+        k = cases.index(s["case"])
+        ax.errorbar(s["x"], s["y"],
+                    yerr=[[y - lo for y, lo in zip(s["y"], s["low"])],
+                          [hi - y for y, hi in zip(s["y"], s["high"])]],
+                    color=backend_color(s["backend"], backends), marker=MARKERS[k % len(MARKERS)],
+                    linestyle=LINESTYLES[(k // len(MARKERS)) % len(LINESTYLES)],
+                    markersize=5, linewidth=1.5, capsize=3, elinewidth=1, label=s["label"])
+    if shown:
+        ax.set_yscale("log")
+    ax.set_xticks(range(len(releases)))
+    ax.set_xticklabels(releases, rotation=45 if len(releases) > 8 else 0,
+                       ha="right" if len(releases) > 8 else "center", fontsize=9)
+    ax.set_xlim(-0.5, len(releases) - 0.5)
+    ax.set_xlabel("MLX release")
+    ax.set_ylabel("time (ms, log scale)")
+    ax.grid(True, which="major", color="#dddddd", linewidth=0.8)
+    ax.set_axisbelow(True)
+    if shown:
+        fig.legend(*ax.get_legend_handles_labels(), loc="upper left", ncol=ncol, fontsize=8,
+                   frameon=False, bbox_to_anchor=(0.08, 1 - 4.75 / height),
+                   title="backend: case (bars: the samples' interquartile range)", title_fontsize=8,
+                   alignment="left")
+    return fig
 
-    values = [v for s in series for v in s["values"] if v is not None and v > 0]
-    if not values:
-        canvas.text(left, top + 40, "NO DATA", scale=3)
-        return encode_png(canvas.pixels)
-    lo, hi = min(values), max(values)
-    lo_l, hi_l = math.log10(lo), math.log10(hi)
-    if hi_l - lo_l < 0.3:
-        mid = (hi_l + lo_l) / 2
-        lo_l, hi_l = mid - 0.15, mid + 0.15
-    pad = (hi_l - lo_l) * 0.06
-    lo_l, hi_l = lo_l - pad, hi_l + pad
 
-    def ypix(v):
-        return bottom - (math.log10(v) - lo_l) / (hi_l - lo_l) * (bottom - top)
+def file_stem(family):
+    return "plot_" + re.sub(r"[^A-Za-z0-9_.-]", "_", family)
 
-    n = len(releases)
-    span = right_edge = width - right
 
-    def xpix(i):
-        if n == 1:
-            return (left + right_edge) / 2
-        return left + 20 + i * (span - left - 40) / (n - 1)
-
-    # axes, grid and ticks
-    for t in _log_ticks(10 ** lo_l, 10 ** hi_l):
-        y = ypix(t)
-        canvas.line(left, y, right_edge, y, (225, 225, 225))
-        label = _fmt_ms(t)
-        canvas.text(left - 8 - canvas.text_width(label), int(y) - 5, label, (60, 60, 60))
-    canvas.text(8, top - 4, "MS", (60, 60, 60))
-    canvas.line(left, top, left, bottom, (0, 0, 0))
-    canvas.line(left, bottom, right_edge, bottom, (0, 0, 0))
-    label_w = max(canvas.text_width(r) for r in releases) + 8
-    every = max(1, math.ceil(label_w / max((span - left - 40) / max(n - 1, 1), 1)))
-    for i, rel in enumerate(releases):
-        x = xpix(i)
-        canvas.line(x, bottom, x, bottom + 5, (0, 0, 0))
-        if i % every == 0 or i == n - 1:
-            canvas.text(int(x - canvas.text_width(rel) / 2), bottom + 10, rel, (60, 60, 60))
-    canvas.text(int((left + right_edge) / 2 - canvas.text_width("MLX RELEASE") / 2), bottom + 34,
-                "MLX RELEASE", (60, 60, 60))
-
-    # the series
-    for s in series:
-        color = backend_color(s["backend"], backends)
-        shape = MARKERS[cases.index(s["case"]) % len(MARKERS)]
-        points = [(xpix(i), ypix(v)) for i, v in enumerate(s["values"]) if v is not None and v > 0]
-        for (x0, y0), (x1, y1) in zip(points, points[1:]):
-            canvas.line(x0, y0, x1, y1, color, width=2)
-        for x, y in points:
-            canvas.marker(x, y, shape, color)
-
-    # legend: colours (backends) on one row, then one row per case (marker)
-    y = height + 4
-    x = left
-    for b in backends:
-        canvas.rect(x, y + 3, x + 24, y + 6, backend_color(b, backends))
-        x = canvas.text(x + 30, y, b) + 20
-    for i, case in enumerate(cases):
-        y = height + 4 + 18 * (i + 1)
-        canvas.marker(left + 10, y + 5, MARKERS[i % len(MARKERS)], (60, 60, 60))
-        canvas.text(left + 30, y, case)
-    return encode_png(canvas.pixels)
+def plot_families(report, folder):
+    """Write one PNG and one SVG per op family with results; return
+    [(family, png path, svg path)]."""
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for fam, series in family_series(report).items():
+        if not any(s["y"] for s in series):
+            continue
+        fig = figure(f"{fam}: time vs MLX release", report.releases, series)
+        stem = os.path.join(folder, file_stem(fam))
+        # No dates or random ids in the files: the same results give the same files.
+        with matplotlib.rc_context({"svg.hashsalt": "mlx-asv", "svg.fonttype": "none"}):
+            fig.savefig(stem + ".png", format="png", metadata={"Software": None})
+            fig.savefig(stem + ".svg", format="svg", metadata={"Date": None})
+        written.append((fam, stem + ".png", stem + ".svg"))
+    return written
