@@ -281,20 +281,20 @@ def test_ci_overlap():
 
 
 def test_change_entries_threshold_intervals_and_gaps():
-    series = [("r1", point(10.0, ci=(9.9, 10.1))),
+    series = [("r1", point(8.0, ci=(7.9, 8.1))),
               ("r2", None),                                        # missing: compared across the gap
-              ("r3", point(11.0, ci=(10.9, 11.1))),                # +10% exactly: flagged (>=)
+              ("r3", point(10.0, ci=(9.9, 10.1))),                 # +25% exactly: flagged at 25% (>=)
               ("r4", point(0, status="failed")),
-              ("r5", point(5.5, ci=(5.4, 11.5))),                  # -50% but the intervals overlap
-              ("r6", point(11.0, ci=(-math.inf, math.inf)))]       # +100%, no interval: flag unconfirmed
-    e = stats.change_entries(series, threshold=0.10)
+              ("r5", point(5.0, ci=(4.9, 10.5))),                  # -50% but the intervals overlap
+              ("r6", point(10.0, ci=(-math.inf, math.inf)))]       # +100%, no interval: flag unconfirmed
+    e = stats.change_entries(series, threshold=0.25)
     assert [x["status"] for x in e] == ["ok", "missing", "ok", "failed", "ok", "ok"]
-    assert [x["ms"] for x in e] == pytest.approx([10.0, None, 11.0, None, 5.5, 11.0])
-    assert e[0]["change"] is None and e[2]["change"] == pytest.approx(0.10)
+    assert [x["ms"] for x in e] == pytest.approx([8.0, None, 10.0, None, 5.0, 10.0])
+    assert e[0]["change"] is None and e[2]["change"] == 0.25
     assert (e[2]["flag"], e[2]["confirmed"]) == ("slower", True)
     assert e[4]["change"] == pytest.approx(-0.5) and (e[4]["flag"], e[4]["confirmed"]) == (None, False)
     assert (e[5]["flag"], e[5]["confirmed"]) == ("slower", None)
-    assert stats.change_entries(series, threshold=0.11)[2]["flag"] is None
+    assert stats.change_entries(series, threshold=0.26)[2]["flag"] is None
 
 
 def test_noise_spreads_changes_and_control():
