@@ -21,6 +21,7 @@ import re
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from reporting.results import finite
 
@@ -107,6 +108,7 @@ def figure(title, releases, series):
                     markersize=5, linewidth=1.5, capsize=3, elinewidth=1, label=s["label"])
     if shown:
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xticks(range(len(releases)))
     ax.set_xticklabels(releases, rotation=45 if len(releases) > 8 else 0,
                        ha="right" if len(releases) > 8 else "center", fontsize=9)
@@ -118,7 +120,7 @@ def figure(title, releases, series):
     if shown:
         fig.legend(*ax.get_legend_handles_labels(), loc="upper left", ncol=ncol, fontsize=8,
                    frameon=False, bbox_to_anchor=(0.08, 1 - 4.75 / height),
-                   title="backend: case (bars: the samples' interquartile range)", title_fontsize=8,
+                   title="backend: case (bars: the samples' interquartile range, else asv's 99% interval)", title_fontsize=8,
                    alignment="left")
     return fig
 

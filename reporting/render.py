@@ -172,7 +172,8 @@ def markdown(report, plot_links=()):
                           "median abs change", "p90 abs change", f"flagged (>= {thr})"], rows), ""]
         out += [noise_verdict(noise, report.threshold), ""]
     if plot_links:
-        out += ["## Plots (time vs MLX release, log scale, bars: the samples' interquartile range)", ""]
+        out += ["## Plots (time vs MLX release, log scale; bars: the samples' interquartile range, "
+                "else asv's 99% interval)", ""]
         out += [f"- [{fam}]({png}) ([SVG]({svg}))" for fam, png, svg in plot_links]
         out += [""]
     if report.skipped_benches:
