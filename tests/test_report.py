@@ -1,7 +1,11 @@
-"""tools/report.py: tables, release changes and flags, header, CSV/JSON, plots, bad selections.
+"""The report (reporting/): reading results, statistics, tables, flags, header,
+CSV/JSON, plots, bad selections.
 
 The results are synthetic, written in asv's results format (version 2) into a
-temporary folder, with a small ledger of three releases built by tools/ledger.py.
+temporary folder, with a small ledger of three releases built by tools/ledger.py
+(or, for the small result sets of single tests, fixed commit -> tag maps).
+Every test runs the project's code; the expected numbers are worked out by
+hand from the inputs written here.
 """
 
 import csv
@@ -10,17 +14,23 @@ import io
 import json
 import math
 import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 
 import pytest
 
-from tools import ledger, plots, report
+from benchmarks import common
+from reporting import plots, render, report, results, stats
+from tools import ledger
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NaN = float("nan")
 CASES = {
     "ops.Softmax.time_op": ["dim=64x1000000 axis=-1", "dim=8x16 axis=0"],
     "ops.SumAll.time_op": ["dim=1000000"],
 }
-BACKENDS = list(report.BACKENDS)
+BACKENDS = list(common.BACKENDS)
 RELEASES = ["0.1.0", "0.2.0", "0.3.0"]
 
 # (bench, case, backend) -> per release: ms, or (ms, ci half-width ms), None = failed,
@@ -42,6 +52,7 @@ REQS = {"asv_runner": "0.3.2", "torch": "2.13.0", "numpy": "2.4.6", "transformer
 ENV = "virtualenv-py3.11-asv_runner0.3.2-numpy2.4.6-torch2.13.0-transformers5.23.0"
 COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",
            "stats_q_25", "stats_q_75", "stats_number", "stats_repeat", "samples", "profile"]
+T0 = 1700000000000  # ms since the epoch, as asv writes dates
 
 
 def q(s):
@@ -54,13 +65,15 @@ def build_ledger(path):
     return [commit for _, commit in ledger.build(releases, repo=str(path), log=lambda m: None)]
 
 
-def result_row(bench, index):
-    params = [[q(c) for c in CASES[bench]], [q(b) for b in BACKENDS]]
+def result_row(bench, index, cases=CASES, times=TIMES, started_at=None):
+    """asv's result row of one benchmark for release number ``index`` of ``times``."""
+    params = [[q(c) for c in cases[bench]], [q(b) for b in BACKENDS]]
     cols = {k: [] for k in COLUMNS[5:11]}
     values = []
-    for case in CASES[bench]:
+    started = T0 + index if started_at is None else started_at
+    for case in cases[bench]:
         for backend in BACKENDS:
-            v = TIMES.get((bench, case, backend), [NaN] * 3)[index]
+            v = times.get((bench, case, backend), [NaN] * (index + 1))[index]
             half, quick = 0.01, False
             if isinstance(v, tuple):
                 if v[0] == "q":
@@ -82,32 +95,38 @@ def result_row(bench, index):
             cols["stats_number"].append(1)
             cols["stats_repeat"].append(1 if quick else 10)
     if all(v is None for v in values):
-        return [None, params, "v1", 1700000000000 + index, 1.0] + [None] * 8
-    return [values, params, "v1", 1700000000000 + index, 1.0] + [cols[k] for k in COLUMNS[5:11]] + [None, None]
+        return [None, params, "v1", started, 1.0] + [None] * 8
+    return [values, params, "v1", started, 1.0] + [cols[k] for k in COLUMNS[5:11]] + [None, None]
 
 
-def benchmarks_json():
+def benchmarks_json(cases=CASES):
     out = {}
-    for bench, cases in CASES.items():
+    for bench, names in cases.items():
         out[bench] = {"name": bench, "type": "time", "unit": "seconds", "param_names": ["case", "backend"],
-                      "params": [[q(c) for c in cases], [q(b) for b in BACKENDS]],
+                      "params": [[q(c) for c in names], [q(b) for b in BACKENDS]],
                       "rounds": 1, "number": 0, "repeat": 0, "warmup_time": -1, "min_run_count": 2,
                       "timeout": 300, "version": "v1"}
     out["version"] = 2
     return out
 
 
-def write_results(folder, commits, machine=MACHINE):
+def results_file(commit, rows, date, env=ENV):
+    return {"commit_hash": commit, "env_name": env, "date": date,
+            "params": dict(MACHINE, python="3.11", **REQS), "python": "3.11",
+            "requirements": REQS, "env_vars": {}, "result_columns": COLUMNS,
+            "results": rows, "durations": {}, "version": 2}
+
+
+def write_results(folder, commits, machine=MACHINE, cases=CASES, times=TIMES):
+    """asv's results/ for ``commits`` (release number i = commits[i]); test_site_browser uses it too."""
     mdir = folder / machine["machine"]
     mdir.mkdir(parents=True)
     (mdir / "machine.json").write_text(json.dumps(machine))
-    (folder / "benchmarks.json").write_text(json.dumps(benchmarks_json()))
+    (folder / "benchmarks.json").write_text(json.dumps(benchmarks_json(cases)))
     for index, commit in enumerate(commits):
-        data = {"commit_hash": commit, "env_name": ENV, "date": 1700000000000 + index,
-                "params": dict(machine, python="3.11", **REQS), "python": "3.11",
-                "requirements": REQS, "env_vars": {}, "result_columns": COLUMNS,
-                "results": {b: result_row(b, index) for b in CASES}, "durations": {}, "version": 2}
+        data = results_file(commit, {b: result_row(b, index, cases, times) for b in cases}, T0 + index)
         (mdir / f"{commit[:8]}-{ENV}.json").write_text(json.dumps(data))
+    return mdir
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +144,15 @@ def run(project, *args, capsys):
 
 
 def load(project, **kw):
-    res = report.Results(str(project / "results"), ledger_dir=str(project / "ledger"))
+    res = results.Results(str(project / "results"), ledger_dir=str(project / "ledger"))
+    return report.Report(res, **kw)
+
+
+def small_report(tmp_path, cases, times, **kw):
+    """A Report of one release (v1.0.0) of the given cases and times (no ledger)."""
+    commit = "c" * 40
+    write_results(tmp_path / "results", [commit], cases=cases, times=times)
+    res = results.Results(str(tmp_path / "results"), tags={commit: "v1.0.0"})
     return report.Report(res, **kw)
 
 
@@ -143,6 +170,167 @@ def table_rows(markdown, title):
     return rows
 
 
+def point(value_ms, ci=None, iqr=None, repeat=10, status="ok"):
+    """A point as Results keeps it (seconds), for the stats tests."""
+    s = lambda v: None if v is None else v / 1e3  # noqa: E731
+    ci = ci or (None, None)
+    iqr = iqr or (None, None)
+    return {"status": status, "value": s(value_ms) if status == "ok" else None,
+            "ci": (s(ci[0]), s(ci[1])), "q": (s(iqr[0]), s(iqr[1])), "number": 1, "repeat": repeat}
+
+
+# --------------------------------------------------------------------------
+# Reading results (reporting/results.py)
+# --------------------------------------------------------------------------
+
+
+def test_results_reads_values_statuses_and_stats(project):
+    res = results.Results(str(project / "results"), ledger_dir=str(project / "ledger"))
+    assert res.machine == "testbox" and res.releases() == ["v0.1.0", "v0.2.0", "v0.3.0"]
+    p = res.points[("v0.2.0", "ops.Softmax.time_op", "dim=8x16 axis=0", "mlx_cpu")]
+    assert p["status"] == "ok" and p["value"] == pytest.approx(2.0e-3)
+    assert p["ci"] == pytest.approx((0.5e-3, 3.5e-3)) and p["q"] == pytest.approx((1.25e-3, 2.75e-3))
+    assert (p["number"], p["repeat"]) == (1, 10)
+    assert res.points[("v0.1.0", "ops.Softmax.time_op", "dim=8x16 axis=0", "mlx_gpu")]["status"] == "skipped"
+    failed = res.points[("v0.1.0", "ops.SumAll.time_op", "dim=1000000", "mlx_cpu")]
+    assert failed["status"] == "failed" and failed["value"] is None
+    assert res.bench_meta["ops.Softmax.time_op"]["cases"] == CASES["ops.Softmax.time_op"]
+    assert res.bench_meta["ops.Softmax.time_op"]["backends"] == BACKENDS
+    assert res.release_info["v0.3.0"]["requirements"]["torch"] == "2.13.0"
+
+
+@pytest.mark.parametrize("newer_status", ["failed", "skipped"])
+@pytest.mark.parametrize("newer_file_first", [True, False])
+@pytest.mark.parametrize("clock", ["started_at", "date"])
+def test_newest_result_wins_whatever_the_file_order(tmp_path, newer_status, newer_file_first, clock):
+    """Finding 4: two results files for one release; the newer run's result (failed
+    or skipped) is the one reported, whether its file is read first or last. The
+    run's time is the benchmark's started_at, or the file's date without one."""
+    bench, case = "ops.SumAll.time_op", "dim=1000000"
+    cases = {bench: [case]}
+    commit = "d" * 40
+    newer_value = None if newer_status == "failed" else NaN
+    older = {(bench, case, "mlx_cpu"): [3.0]}
+    newer = {(bench, case, "mlx_cpu"): [newer_value]}
+    mdir = write_results(tmp_path / "results", [], cases=cases)
+    # Files are read in name order: 'a-...' first, then 'b-...'.
+    names = ("a-new.json", "b-old.json") if newer_file_first else ("a-old.json", "b-new.json")
+    for name, times, t in ((names[0], newer if newer_file_first else older, 2 if newer_file_first else 1),
+                           (names[1], older if newer_file_first else newer, 1 if newer_file_first else 2)):
+        row = result_row(bench, 0, cases, times, started_at=T0 + t * 1000)
+        if clock == "date":
+            row[COLUMNS.index("started_at")] = None
+        date = T0 + t * 1000 if clock == "date" else T0
+        (mdir / name).write_text(json.dumps(results_file(commit, {bench: row}, date, env=name)))
+    res = results.Results(str(tmp_path / "results"), tags={commit: "v1.0.0"})
+    p = res.points[("v1.0.0", bench, case, "mlx_cpu")]
+    assert p["status"] == newer_status and p["value"] is None
+    rep = report.Report(res, backends="mlx_cpu")
+    assert rep.changes()[0]["releases"][0]["status"] == newer_status
+
+
+def test_families_are_unique():
+    """Finding 5: a class name in two modules gives two families."""
+    benches = ["ops.LayerNorm.time_op", "metal_kernels.LayerNorm.time_fused", "ops.Softmax.time_op",
+               "metal_kernels.QR.time_a", "metal_kernels.QR.time_b"]
+    fam = results.families(benches)
+    assert fam == {"ops.LayerNorm.time_op": "ops.LayerNorm",
+                   "metal_kernels.LayerNorm.time_fused": "metal_kernels.LayerNorm",
+                   "ops.Softmax.time_op": "Softmax",
+                   "metal_kernels.QR.time_a": "QR.time_a", "metal_kernels.QR.time_b": "QR.time_b"}
+    assert results.family_of("ops.LayerNorm.time_op", benches) == "ops.LayerNorm"
+
+
+def test_same_class_in_two_modules_is_two_families_in_the_report(tmp_path):
+    cases = {"ops.LayerNorm.time_op": ["n=4"], "metal_kernels.LayerNorm.time_op": ["n=4"]}
+    times = {("ops.LayerNorm.time_op", "n=4", "mlx_cpu"): [1.0],
+             ("metal_kernels.LayerNorm.time_op", "n=4", "mlx_cpu"): [9.0]}
+    rep = small_report(tmp_path, cases, times)
+    headers, rows = render.average_table(rep)
+    assert rows == [["metal_kernels.LayerNorm", "1", "9.00"], ["ops.LayerNorm", "1", "1.00"]]
+    assert [r[0] for r in render.detailed_table(rep)[1]] == ["metal_kernels.LayerNorm / n=4",
+                                                              "ops.LayerNorm / n=4"]
+    written = plots.plot_families(rep, str(tmp_path / "plots"))
+    assert [f for f, _, _ in written] == ["metal_kernels.LayerNorm", "ops.LayerNorm"]
+    assert len({png for _, png, _ in written}) == 2
+    only = report.Report(rep.res, bench=r"^ops\.LayerNorm / ")
+    assert [r["operation"] for r in only.detailed()[1]] == ["ops.LayerNorm / n=4"]
+
+
+# --------------------------------------------------------------------------
+# Statistics (reporting/stats.py)
+# --------------------------------------------------------------------------
+
+
+def test_geomean_and_quantile():
+    assert stats.geomean([1.0, 4.0, None, 0.0, -3.0]) == pytest.approx(2.0)  # only the positive values
+    assert stats.geomean([2.0, 8.0, 4.0]) == pytest.approx(4.0)
+    assert stats.geomean([None, 0]) is None
+    assert stats.quantile([4.0, 1.0, 3.0, 2.0], 0.9) == pytest.approx(3.7)
+    assert stats.quantile([4.0, 1.0, 3.0, 2.0], 0.5) == pytest.approx(2.5)
+    assert stats.quantile([5.0], 0.9) == 5.0 and stats.quantile([], 0.5) is None
+
+
+def test_ci_overlap():
+    assert stats.ci_overlap((1, 2), (2.5, 3)) is False
+    assert stats.ci_overlap((2.5, 3), (1, 2)) is False
+    assert stats.ci_overlap((1, 2), (1.5, 3)) is True
+    assert stats.ci_overlap((1, 2), (2, 3)) is True          # touching intervals overlap
+    assert stats.ci_overlap((-math.inf, math.inf), (1, 2)) is None
+    assert stats.ci_overlap((None, 2), (1, 2)) is None
+
+
+def test_change_entries_threshold_intervals_and_gaps():
+    series = [("r1", point(8.0, ci=(7.9, 8.1))),
+              ("r2", None),                                        # missing: compared across the gap
+              ("r3", point(10.0, ci=(9.9, 10.1))),                 # +25% exactly: flagged at 25% (>=)
+              ("r4", point(0, status="failed")),
+              ("r5", point(5.0, ci=(4.9, 10.5))),                  # -50% but the intervals overlap
+              ("r6", point(10.0, ci=(-math.inf, math.inf)))]       # +100%, no interval: flag unconfirmed
+    e = stats.change_entries(series, threshold=0.25)
+    assert [x["status"] for x in e] == ["ok", "missing", "ok", "failed", "ok", "ok"]
+    assert [x["ms"] for x in e] == pytest.approx([8.0, None, 10.0, None, 5.0, 10.0])
+    assert e[0]["change"] is None and e[2]["change"] == 0.25
+    assert (e[2]["flag"], e[2]["confirmed"]) == ("slower", True)
+    assert e[4]["change"] == pytest.approx(-0.5) and (e[4]["flag"], e[4]["confirmed"]) == (None, False)
+    assert (e[5]["flag"], e[5]["confirmed"]) == ("slower", None)
+    assert stats.change_entries(series, threshold=0.26)[2]["flag"] is None
+
+
+def test_noise_spreads_changes_and_control():
+    points = [("mlx_cpu", point(10.0, iqr=(9.0, 11.0))),            # spread 0.2
+              ("mlx_cpu", point(10.0, iqr=(9.5, 10.5))),            # 0.1
+              ("mlx_cpu", point(10.0, iqr=(9.0, 13.0))),            # 0.4
+              ("mlx_cpu", point(10.0, iqr=(0.0, 20.0), repeat=1)),  # one sample: left out
+              ("mlx_cpu", point(0, status="failed")),
+              ("torch_cpu", point(4.0, iqr=(3.9, 4.1)))]
+    change_rows = [{"backend": "torch_cpu", "releases": [
+        {"change": None, "flag": None}, {"change": 0.5, "flag": "slower"},
+        {"change": -0.1, "flag": None}, {"change": 0.2, "flag": "slower"}]}]
+    out = {n["backend"]: n for n in stats.noise(points, change_rows, ["mlx_cpu", "torch_cpu", "mlx_gpu"])}
+    assert set(out) == {"mlx_cpu", "torch_cpu"}
+    assert out["mlx_cpu"]["results"] == 3 and out["mlx_cpu"]["median_iqr"] == pytest.approx(0.2)
+    assert not out["mlx_cpu"]["control"] and out["mlx_cpu"]["changes"] == 0
+    t = out["torch_cpu"]
+    assert t["control"] and t["changes"] == 3 and t["flagged"] == 2
+    assert t["median_change"] == pytest.approx(0.2) and t["p90_change"] == pytest.approx(0.44)
+    assert t["median_iqr"] == pytest.approx(0.05)
+
+
+def test_family_average_uses_only_the_shared_cases():
+    times = {"a": {"mlx_cpu": 1.0, "torch_cpu": 2.0, "mlx_gpu": None},
+             "b": {"mlx_cpu": 4.0, "torch_cpu": 8.0, "mlx_gpu": None},
+             "c": {"mlx_cpu": 16.0, "torch_cpu": None, "mlx_gpu": None}}
+    avg = stats.family_average(times, ["mlx_cpu", "torch_cpu", "mlx_gpu"],
+                               [("mlx_cpu", "torch_cpu"), ("mlx_gpu", "mlx_cpu")])
+    assert avg["backends"] == ["mlx_cpu", "torch_cpu"] and avg["shared"] == ["a", "b"]
+    assert avg["geomean_ms"] == pytest.approx({"mlx_cpu": 2.0, "torch_cpu": 4.0, "mlx_gpu": None})
+    assert avg["speedups"]["mlx_cpu vs torch_cpu"] == pytest.approx(2.0)
+    assert avg["speedups"]["mlx_gpu vs mlx_cpu"] is None
+
+
+# --------------------------------------------------------------------------
+# The tables (reporting/report.py selects, reporting/render.py renders)
 # --------------------------------------------------------------------------
 
 
@@ -162,21 +350,57 @@ def test_detailed_table_has_the_seed_layout(project, capsys):
     assert "time_B / time_A" in out and "(time_B - time_A) / time_B" in out
 
 
-def test_speedup_matches_the_correct_seed_formula():
-    # seed 000 (M1): mlx_gpu 2.72 ms, mps 3.93 ms, printed "+44%" = time_B / time_A - 1
-    assert round((3.93 / 2.72 - 1) * 100) == 44
-    # seed 002 prints 0.55 for mlx_gpu 1.44 ms vs mps 3.17 ms: 1 - time_A / time_B, not a speedup
-    assert round(1 - 1.44 / 3.17, 2) == 0.55 and 3.17 / 1.44 > 2
-    assert report.fmt_x(3.17 / 1.44) == "2.20x"
+def test_detailed_cells_show_failed_and_skipped(project, capsys):
+    rc, out, _ = run(project, "--release", "v0.1.0", capsys=capsys)
+    body = {r[0]: r[1:] for r in table_rows(out, "Detailed benchmark, MLX v0.1.0")[1:]}
+    assert body["SumAll / dim=1000000"][:2] == ["failed", "failed"]
+    assert table_rows(out, "Detailed benchmark, MLX v0.1.0")[0][1:3] == ["mlx_cpu", "torch_cpu"]
+
+
+def test_speedup_is_time_b_over_time_a_not_the_seed_002_formula(tmp_path):
+    """Seed 002 printed 0.55 for mlx_gpu 1.44 ms vs torch_mps 3.17 ms (1 - time_A / time_B);
+    the report must print the speedup, 3.17 / 1.44 = 2.20x."""
+    cases = {"ops.Gelu.time_op": ["n=1"]}
+    times = {("ops.Gelu.time_op", "n=1", "mlx_gpu"): [1.44], ("ops.Gelu.time_op", "n=1", "torch_mps"): [3.17]}
+    rep = small_report(tmp_path, cases, times)
+    headers, rows = render.detailed_table(rep)
+    assert headers == ["Operation", "mlx_gpu", "torch_mps", "mlx_gpu vs torch_mps speedup"]
+    assert rows == [["Gelu / n=1", "1.44", "3.17", "2.20x"]]
+
+
+def test_number_formats():
+    assert [render.fmt_ms(v) for v in (None, 1234.56, 100.0, 99.994, 0.1, 0.0123456)] == \
+        ["n/a", "1234.6", "100.0", "99.99", "0.10", "0.0123"]
+    assert [render.fmt_x(v) for v in (None, 2.0, 1 / 3)] == ["n/a", "2.00x", "0.33x"]
+    assert [render.fmt_pct(v) for v in (None, 0.9, -0.5, 0.0)] == ["", "+90%", "-50%", "+0%"]
 
 
 def test_average_table_is_the_geometric_mean_per_family(project):
-    headers, rows, raw = load(project).average()
-    assert headers[0] == "Operation" and headers[-1] == "mlx_gpu vs mlx_cpu speedup"
-    soft = next(r for r in raw if r["family"] == "Softmax")
-    assert soft["geomean_ms"]["mlx_cpu"] == pytest.approx(math.sqrt(20.0 * 2.0))
-    assert soft["speedups"]["mlx_cpu vs torch_cpu"] == pytest.approx(math.sqrt(2.0 * 1.0))
-    assert [r[0] for r in rows] == ["Softmax", "SumAll"]
+    headers, rows = render.average_table(load(project))
+    assert headers == ["Operation", "cases", "mlx_cpu", "mlx_gpu", "torch_cpu",
+                       "mlx_cpu vs torch_cpu speedup", "mlx_gpu vs mlx_cpu speedup"]
+    # Softmax at v0.3.0: mlx_cpu 20 and 2, mlx_gpu 5 and 0.5, torch_cpu 40 and 2
+    assert rows[0] == ["Softmax", "2", f"{math.sqrt(40):.2f}", f"{math.sqrt(2.5):.2f}", f"{math.sqrt(80):.2f}",
+                       f"{math.sqrt(2):.2f}x", "4.00x"]
+    assert rows[1] == ["SumAll", "1", "3.00", "n/a", "1.00", "0.33x", "n/a"]
+
+
+def test_average_table_compares_like_with_like(tmp_path, capsys):
+    """Finding 6: a case that failed on torch_cpu is left out of mlx_cpu's mean too."""
+    cases = {"ops.Exp.time_op": ["n=1", "n=2", "n=3"]}
+    times = {("ops.Exp.time_op", "n=1", "mlx_cpu"): [1.0], ("ops.Exp.time_op", "n=1", "torch_cpu"): [2.0],
+             ("ops.Exp.time_op", "n=2", "mlx_cpu"): [4.0], ("ops.Exp.time_op", "n=2", "torch_cpu"): [8.0],
+             ("ops.Exp.time_op", "n=3", "mlx_cpu"): [64.0], ("ops.Exp.time_op", "n=3", "torch_cpu"): [None]}
+    rep = small_report(tmp_path, cases, times)
+    headers, rows = render.average_table(rep)
+    assert headers == ["Operation", "cases", "mlx_cpu", "torch_cpu", "mlx_cpu vs torch_cpu speedup"]
+    # over n=1 and n=2 only: mlx_cpu sqrt(1 * 4) = 2, torch_cpu sqrt(2 * 8) = 4; 2 of the 3 cases
+    assert rows == [["Exp", "2 of 3", "2.00", "4.00", "2.00x"]]
+    text = render.markdown(rep)
+    assert "every backend that has results in that row" in text
+    out = render.as_csv(rep, "average").splitlines()
+    assert out[0].split(",")[:3] == ["Operation", "cases", "cases_in_family"]
+    assert out[1] == "Exp,2,3,2,4,2"
 
 
 def test_release_table_changes_and_flags(project, capsys):
@@ -198,12 +422,18 @@ def test_release_table_changes_and_flags(project, capsys):
     assert body[("Softmax / dim=64x1000000 axis=-1", "mlx_cpu")][2] == "20.00 (+90%)"
 
 
-def test_noise_uses_torch_as_the_control(project):
+def test_noise_uses_torch_as_the_control(project, capsys):
     rep = load(project)
     noise = {n["backend"]: n for n in rep.noise()}
     assert noise["torch_cpu"]["control"] and not noise["mlx_cpu"]["control"]
     assert noise["torch_cpu"]["flagged"] == 1  # the -50% quick result
-    assert "control" in report.noise_verdict(rep.noise(), rep.threshold)
+    # torch_cpu changes: 0, 0 (big case); 0, -50% (small case); 0 (SumAll) -> 1 of 5 flagged = 20%
+    assert noise["torch_cpu"]["changes"] == 5
+    verdict = render.noise_verdict(rep.noise(), rep.threshold)
+    assert "**Here the noise exceeds the threshold**: 1 of 5 control changes (20%)" in verdict
+    rc, out, _ = run(project, capsys=capsys)
+    rows = {r[0]: r for r in table_rows(out, "Measured noise")[1:]}
+    assert rows["torch_cpu (control)"][3:] == ["5", "0%", "30%", "1"]
 
 
 def test_header_names_machine_versions_and_settings(project, capsys):
@@ -274,31 +504,77 @@ def test_json_output(project, capsys):
     assert first["operation"] == "Softmax / dim=64x1000000 axis=-1"
     assert first["speedups"]["mlx_cpu vs torch_cpu"] == pytest.approx(2.0)
     assert "time_B / time_A" in data["speedup_definition"]
+    soft = next(a for a in data["average"] if a["family"] == "Softmax")
+    assert (soft["cases"], soft["shared_cases"]) == (2, 2)
 
 
-def test_plots_are_pngs_linked_from_the_report(project, tmp_path, capsys):
+# --------------------------------------------------------------------------
+# Plots (reporting/plots.py)
+# --------------------------------------------------------------------------
+
+
+def test_plots_are_png_and_svg_linked_from_the_report(project, tmp_path, capsys):
+    import matplotlib.image
+
     folder = tmp_path / "plots"
     rc, out, _ = run(project, "--plots", str(folder), capsys=capsys)
     assert rc == 0
     files = sorted(p.name for p in folder.iterdir())
-    assert files == ["plot_Softmax.png", "plot_SumAll.png"]
-    for name in files:
-        data = (folder / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n"
-        width, height = plots.png_size(data)
-        assert width == 1000 and 560 < height < 800
-        assert f"]({folder / name})" in out
+    assert files == ["plot_Softmax.png", "plot_Softmax.svg", "plot_SumAll.png", "plot_SumAll.svg"]
+    for fam in ("Softmax", "SumAll"):
+        png, svg = folder / f"plot_{fam}.png", folder / f"plot_{fam}.svg"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        height, width = matplotlib.image.imread(str(png)).shape[:2]
+        assert width == 1000 and 480 <= height < 800
+        root = ET.parse(svg).getroot()
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        assert f"- [{fam}]({png}) ([SVG]({svg}))" in out
+    # labels as they are (no upper-casing): the title and a case in the legend
+    svg_text = (folder / "plot_Softmax.svg").read_text()
+    assert "Softmax: time vs MLX release" in svg_text and "mlx_cpu: dim=8x16 axis=0" in svg_text
 
 
-def test_png_encoder_round_trip():
-    import zlib
+def test_plot_error_bars_are_the_recorded_spread(project):
+    rep = load(project)
+    series = {(s["backend"], s["case"]): s for s in plots.family_series(rep)["Softmax"]}
+    small = series[("mlx_cpu", "dim=8x16 axis=0")]
+    assert small["releases"] == ["v0.1.0", "v0.2.0", "v0.3.0"] and small["x"] == [0, 1, 2]
+    # v0.2.0: 2.0 ms, recorded stats_q_25 = 1.25 ms and stats_q_75 = 2.75 ms
+    assert small["y"][1] == pytest.approx(2.0)
+    assert (small["low"][1], small["high"][1]) == pytest.approx((1.25, 2.75))
+    assert small["spread"] == ["iqr"] * 3
+    gpu = series[("mlx_gpu", "dim=64x1000000 axis=-1")]  # skipped twice: one point, at v0.3.0
+    assert gpu["x"] == [2] and (gpu["low"][0], gpu["high"][0]) == pytest.approx((4.995, 5.005))
+    # and that is what the figure draws: the error bar segments of that line
+    fig = plots.figure("Softmax", rep.releases, list(series.values()))
+    ax = fig.axes[0]
+    drawn = {}
+    for container in ax.containers:
+        line, _, (bars,) = container.lines
+        drawn[container.get_label()] = (list(line.get_xdata()), bars.get_segments())
+    xs, segments = drawn["mlx_cpu: dim=8x16 axis=0"]
+    assert xs == [0, 1, 2]
+    assert [tuple(s[:, 1]) for s in segments][1] == pytest.approx((1.25, 2.75))
+    assert ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["v0.1.0", "v0.2.0", "v0.3.0"]
 
-    import numpy as np
 
-    img = np.zeros((3, 2, 3), dtype=np.uint8)
-    img[1, 1] = (255, 0, 7)
-    data = plots.encode_png(img)
-    assert plots.png_size(data) == (2, 3)
-    idat = data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8]
-    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(3, 7)
-    assert (raw[:, 0] == 0).all() and raw[1, 4:7].tolist() == [255, 0, 7]
+def test_plot_spread_falls_back_to_the_99_percent_interval():
+    low, high, source = plots.spread_ms(point(2.0, ci=(1.0, 3.0), iqr=(1.5, 2.5)))
+    assert (low, high, source) == (pytest.approx(1.5), pytest.approx(2.5), "iqr")
+    low, high, source = plots.spread_ms(point(2.0, ci=(1.0, 3.0)))
+    assert (low, high, source) == (pytest.approx(1.0), pytest.approx(3.0), "ci99")
+    assert plots.spread_ms(point(2.0, ci=(-math.inf, math.inf))) is None
+
+
+# --------------------------------------------------------------------------
+# The backend list
+# --------------------------------------------------------------------------
+
+
+def test_report_uses_the_benchmarks_backend_list_and_imports_no_framework():
+    assert report.BACKENDS is common.BACKENDS
+    code = ("import sys; import reporting.report; "
+            "print(sorted(m for m in ('mlx', 'torch', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

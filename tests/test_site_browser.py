@@ -32,7 +32,8 @@ import threading
 import pytest
 
 from test_report import COLUMNS, write_results  # noqa: F401 - the fixture writer
-from tools import ledger, site_assets
+from reporting import site_assets
+from tools import ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRAPH = "ops.Softmax.time_op"
@@ -95,7 +96,7 @@ def site(tmp_path_factory):
 
 def serve_vendored_assets(html, workdir):
     """asv 0.6's pages load their libraries from CDNs, which this machine (and
-    any offline one) cannot reach: tools/site_assets.py points them at local
+    any offline one) cannot reach: reporting/site_assets.py points them at local
     copies, as the main job does."""
     try:
         site_assets.vendor(str(html), cache=str(workdir))

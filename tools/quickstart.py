@@ -90,7 +90,7 @@ def main_job():
     check([ASV, "publish"])
     # asv's pages load their JavaScript from CDNs: serve local copies, so the
     # site also works offline. Not fatal: online, the CDNs serve it anyway.
-    run([PY, "tools/site_assets.py"])
+    run([PY, "reporting/site_assets.py"])
     print(f"quickstart: main job done in {time.time() - started:.0f} s; open html/index.html "
           f"(or: {ASV} preview)", flush=True)
     if rc:

@@ -10,7 +10,7 @@ tool takes them from there (one download from the package index, cached in
 ``index.html`` at the local copies. Run it after every ``asv publish``
 (the main job of tools/quickstart.py does).
 
-    python tools/site_assets.py [html]
+    python reporting/site_assets.py [html]
 """
 
 from __future__ import annotations

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Tables and plots of this suite's asv results, per MLX release.
+
+Reads asv's ``results/`` (results/<machine>/*.json, benchmarks.json) and the
+release ledger (commit -> MLX release tag), and prints Markdown:
+
+1. a header: machine (CPU, GPU, OS), MLX and torch versions, asv settings;
+2. the detailed table of one release in the seed tables' shape: a row per
+   ``Op / case``, a column per backend (ms), speedup columns;
+3. the average table: one row per op family, over the cases that all the
+   row's backends have;
+4. the release table: a row per case and backend, a column per MLX release,
+   with the change from the previous release; changes past the threshold
+   that asv's confidence intervals confirm are flagged;
+5. the measured noise the threshold is judged against;
+6. links to the plots (``--plots DIR``: one PNG and one SVG per op family,
+   time vs release, the samples' interquartile range as error bars).
+
+Speedup of A over B = time_B / time_A, shown as an x-factor (2.00x: A takes
+half B's time; 0.50x: A takes twice as long).
+
+This file is the command line and the selection (:class:`Report`); the
+package's other modules read the results (reporting/results.py), compute
+(reporting/stats.py), render (reporting/render.py) and plot
+(reporting/plots.py).
+
+Usage:
+    python reporting/report.py                                  # newest release, the only machine
+    python reporting/report.py --release v0.32.3 --machine vm
+    python reporting/report.py --bench Softmax --backends mlx_cpu,torch_cpu
+    python reporting/report.py --releases v0.32.2..v0.32.4 --plots docs/plots
+    python reporting/report.py --format csv --table detailed
+    python reporting/report.py --format json > report.json
+
+Bad selections (unknown machine or backend, a release without results, a
+regex that matches nothing) end with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from benchmarks.common import BACKENDS  # noqa: E402 - numpy only; the frameworks load lazily
+from reporting import render, stats  # noqa: E402
+from reporting.results import (ReportError, Results, families, version_key as _version_key)  # noqa: E402
+
+# Speedup columns, "A over B", shown where both backends have results.
+SPEEDUP_PAIRS = (
+    ("mlx_cpu", "torch_cpu"),
+    ("mlx_gpu", "mlx_cpu"),
+    ("mlx_gpu_compile", "mlx_gpu"),
+    ("mlx_gpu", "torch_cuda"),
+    ("mlx_gpu", "torch_mps"),
+    ("torch_cuda", "torch_cpu"),
+    ("torch_mps", "torch_cpu"),
+)
+# asv.conf.json: "regressions_thresholds": {".*": 0.1}
+DEFAULT_THRESHOLD = 0.10
+# torch is pinned (asv.conf.json matrix): its results do not depend on the MLX
+# release, so their release-to-release changes measure the noise.
+CONTROL_PREFIX = "torch_"
+
+
+# --------------------------------------------------------------------------
+# Selection
+# --------------------------------------------------------------------------
+
+
+def parse_releases(spec, available):
+    """'all', 'v1,v2' or 'vA..vB' (inclusive) -> releases in order."""
+    if not spec or spec == "all":
+        return list(available)
+    if ".." in spec:
+        lo, hi = spec.split("..", 1)
+        for r in (lo, hi):
+            if r and r not in available and not re.fullmatch(r"v?\d+(\.\d+)*", r):
+                raise ReportError(f"bad release range bound {r!r}")
+        klo = _version_key(lo) if lo else (-1,)
+        khi = _version_key(hi) if hi else (math.inf,)
+        chosen = [r for r in available if klo <= _version_key(r) <= khi]
+        if not chosen:
+            raise ReportError(f"no release with results in {spec}; results have: {', '.join(available)}")
+        return chosen
+    chosen = []
+    for r in (s.strip() for s in spec.split(",") if s.strip()):
+        if not r.startswith("v") and "v" + r in available:
+            r = "v" + r
+        if r not in available:
+            raise ReportError(f"release {r} has no results on this machine; results have: "
+                              f"{', '.join(available)}")
+        chosen.append(r)
+    return sorted(set(chosen), key=_version_key)
+
+
+def parse_backends(spec, present, with_data=None):
+    """The chosen backends; by default those with at least one result."""
+    if not spec:
+        have = present if with_data is None else set(with_data)
+        return [b for b in BACKENDS if b in have] + sorted(b for b in have if b not in BACKENDS)
+    chosen = [s.strip() for s in spec.split(",") if s.strip()]
+    known = set(BACKENDS) | set(present)
+    for b in chosen:
+        if b not in known:
+            raise ReportError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
+    return chosen
+
+
+# --------------------------------------------------------------------------
+# The report: a selection of the results, and its tables as data
+# --------------------------------------------------------------------------
+
+
+class Report:
+    def __init__(self, results, release=None, releases=None, bench=None, backends=None,
+                 threshold=DEFAULT_THRESHOLD):
+        self.res = results
+        available = results.releases()
+        if not available:
+            raise ReportError("no releases with results")
+        self.releases = parse_releases(releases, available)
+        if release is not None:
+            if not release.startswith("v") and "v" + release in available:
+                release = "v" + release
+            if release not in available:
+                raise ReportError(f"release {release} has no results on machine "
+                                  f"{results.machine!r}; results have: {', '.join(available)}")
+        all_benches = sorted(results.bench_meta)
+        timed = [b for b in all_benches if results.unit(b) == "seconds"]
+        self.skipped_benches = [b for b in all_benches if b not in timed]
+        self.family = families(all_benches)
+        if bench:
+            try:
+                rx = re.compile(bench)
+            except re.error as e:
+                raise ReportError(f"bad --bench regex {bench!r}: {e}") from None
+            timed = [b for b in timed if rx.search(b) or rx.search(self.family[b])
+                     or any(rx.search(f"{self.family[b]} / {c}") for c in results.bench_meta[b]["cases"])]
+            if not timed:
+                raise ReportError(f"--bench {bench!r} matches no timed benchmark; have: "
+                                  f"{', '.join(sorted({self.family[b] for b in all_benches}))}")
+        self.bench_regex = bench
+        self.benches = sorted(timed, key=lambda b: (self.family[b].lower(), b))
+        present = {bk for b in self.benches for bk in results.bench_meta[b]["backends"]}
+        with_data = {k[3] for k, p in results.points.items()
+                     if p["status"] == "ok" and k[1] in self.benches and k[0] in self.releases}
+        self.backends = parse_backends(backends, present, with_data)
+        self.threshold = threshold
+        if release is None:  # the newest shown release with a result for the selection
+            with_data = [r for r in self.releases if any(
+                self.ms(r, b, c, bk) is not None for b, c in self.rows() for bk in self.backends)]
+            release = with_data[-1] if with_data else self.releases[-1]
+        self.release = release
+
+    # -- helpers --
+
+    def rows(self):
+        """(bench, case) in family then asv's parameter order; filtered by the regex."""
+        rx = re.compile(self.bench_regex) if self.bench_regex else None
+        out = []
+        for b in self.benches:
+            for case in self.res.bench_meta[b]["cases"]:
+                if rx and not (rx.search(b) or rx.search(self.family[b])
+                               or rx.search(f"{self.family[b]} / {case}")):
+                    continue
+                out.append((b, case))
+        return out
+
+    def label(self, bench, case):
+        return f"{self.family[bench]} / {case}" if case != "-" else self.family[bench]
+
+    def ms(self, release, bench, case, backend):
+        return stats.ms(self.res.points.get((release, bench, case, backend)))
+
+    def backends_with_data(self, release):
+        return [bk for bk in self.backends
+                if any(self.ms(release, b, c, bk) is not None for b, c in self.rows())]
+
+    def pairs(self, release):
+        have = set(self.backends_with_data(release))
+        return [(a, b) for a, b in SPEEDUP_PAIRS if a in have and b in have]
+
+    # -- tables as data: each is (headers, rows of dicts); reporting/render.py formats them --
+
+    def detailed(self):
+        rel = self.release
+        cols = self.backends_with_data(rel)
+        if not cols:
+            raise ReportError(f"no results for the selection on {rel} "
+                              f"(backends {', '.join(self.backends)})")
+        pairs = self.pairs(rel)
+        headers = ["Operation"] + cols + [f"{a} vs {b} speedup" for a, b in pairs]
+        raw = []
+        for b, c in self.rows():
+            times = {bk: self.ms(rel, b, c, bk) for bk in cols}
+            if all(t is None for t in times.values()) and all(
+                    (rel, b, c, bk) not in self.res.points for bk in cols):
+                continue
+            speed = {f"{x} vs {y}": (times[y] / times[x] if times[x] and times[y] else None)
+                     for x, y in pairs}
+            raw.append({"operation": self.label(b, c), "benchmark": b, "family": self.family[b],
+                        "case": c, "times_ms": times, "speedups": speed})
+        return headers, raw
+
+    def average(self):
+        """Per family, the geometric means over the cases all the row's backends
+        share (stats.family_average)."""
+        rel = self.release
+        cols = self.backends_with_data(rel)
+        pairs = self.pairs(rel)
+        headers = ["Operation", "cases"] + cols + [f"{a} vs {b} speedup" for a, b in pairs]
+        fams = {}
+        for b, c in self.rows():
+            fams.setdefault(self.family[b], []).append((b, c))
+        raw = []
+        for fam, members in fams.items():
+            times = {(b, c): {bk: self.ms(rel, b, c, bk) for bk in cols} for b, c in members}
+            avg = stats.family_average(times, cols, pairs)
+            if not avg["backends"]:
+                continue
+            raw.append({"family": fam, "cases": len(members), "shared_cases": len(avg["shared"]),
+                        "backends": avg["backends"], "geomean_ms": avg["geomean_ms"],
+                        "speedups": avg["speedups"]})
+        return headers, raw
+
+    def changes(self):
+        """Per (bench, case, backend): values per release, change vs the previous
+        selected release with a value, and whether it is flagged."""
+        out = []
+        for b, c in self.rows():
+            for bk in self.backends:
+                if not any((r, b, c, bk) in self.res.points for r in self.releases):
+                    continue
+                series = [(r, self.res.points.get((r, b, c, bk))) for r in self.releases]
+                out.append({"operation": self.label(b, c), "benchmark": b, "family": self.family[b],
+                            "case": c, "backend": bk,
+                            "releases": stats.change_entries(series, self.threshold)})
+        return out
+
+    def noise(self, changes=None):
+        """Measured noise, per backend: the spread asv recorded inside each result
+        (IQR / median of the samples) and the release-to-release changes. torch is
+        pinned, so its changes are noise only (the control)."""
+        changes = changes if changes is not None else self.changes()
+        points = [(k, p) for (r, b, c, k), p in self.res.points.items()
+                  if r in self.releases and b in self.benches]
+        return stats.noise(points, changes, self.backends, CONTROL_PREFIX)
+
+    # -- header --
+
+    def header(self):
+        m = self.res.machine_info
+        info = self.res.release_info[self.release]
+        req = dict(info["requirements"])
+        torch = req.get("torch")
+        if not torch:
+            for env in info["env_names"]:
+                found = re.search(r"torch([\d.]+\w*)", env or "")
+                if found:
+                    torch = found.group(1)
+        try:
+            ram = f"{int(m.get('ram', 0)) / 2 ** 30:.0f} GiB"
+        except ValueError:
+            ram = m.get("ram", "?")
+        gpu = m.get("gpu") or m.get("gpu_name")
+        gpu_backends = sorted({bk for r in self.releases for bk in self.backends_with_data(r)}
+                              - {"mlx_cpu", "torch_cpu"}, key=lambda b: (b not in BACKENDS, b))
+        if not gpu:
+            gpu = ("not recorded in machine.json; results on " + ", ".join(gpu_backends)) if gpu_backends \
+                else "none used (no GPU backend has results)"
+        settings = []
+        for b in self.benches:
+            meta = self.res.benchmarks.get(b, {})
+            recorded = sorted({(p["number"], p["repeat"]) for (r, bb, c, k), p in self.res.points.items()
+                               if bb == b and r == self.release and p["status"] == "ok"
+                               and p["number"] is not None})
+            conf = ", ".join(f"{k}={meta[k]}" for k in ("rounds", "repeat", "number", "warmup_time",
+                                                        "min_run_count", "timeout") if k in meta)
+            samples = ", ".join(f"{n}x{rep}" for n, rep in recorded) or "-"
+            settings.append((self.family[b], conf or "(benchmarks.json has no entry)", samples))
+        return {
+            "machine": m.get("machine", self.res.machine), "cpu": m.get("cpu"), "arch": m.get("arch"),
+            "num_cpu": m.get("num_cpu"), "ram": ram, "os": m.get("os"), "gpu": gpu,
+            "release": self.release, "mlx": self.release.lstrip("v"), "commit": info["commit"],
+            "torch": torch, "python": info.get("python"),
+            "requirements": req, "env_names": sorted(e for e in info["env_names"] if e),
+            "settings": settings,
+        }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", default=os.path.join(ROOT, "results"), help="asv results folder")
+    ap.add_argument("--ledger", default=None, help="release ledger (default: ledger/, or built offline)")
+    ap.add_argument("--machine", help="asv machine name (default: the only one, or the most recent)")
+    ap.add_argument("--release", help="release of the detailed/average tables (default: newest shown)")
+    ap.add_argument("--releases", default="all",
+                    help="releases of the release table: all, v0.32.2,v0.32.4 or v0.30.0..v0.32.4 (inclusive)")
+    ap.add_argument("--bench", "-b", help="regex on benchmark name, family or 'Family / case'")
+    ap.add_argument("--backends", help="comma-separated backends (default: all with results)")
+    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                    help="flag changes of at least this fraction (default 0.10)")
+    ap.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    ap.add_argument("--table", choices=("long", "detailed", "average"), default="long",
+                    help="with --format csv: which table")
+    ap.add_argument("--plots", metavar="DIR", help="write one PNG and one SVG per op family to DIR and link them")
+    args = ap.parse_args(argv)
+    try:
+        if not args.threshold > 0:
+            raise ReportError(f"--threshold must be a positive fraction, e.g. 0.1 (got {args.threshold})")
+        res = Results(args.results, machine=args.machine, ledger_dir=args.ledger)
+        report = Report(res, release=args.release, releases=args.releases, bench=args.bench,
+                        backends=args.backends, threshold=args.threshold)
+        report.detailed()  # validates that the selection has data
+        links = []
+        if args.plots:
+            from reporting import plots  # matplotlib: imported only to plot
+
+            links = plots.plot_families(report, args.plots)
+        if args.format == "json":
+            text = render.as_json(report, links)
+        elif args.format == "csv":
+            text = render.as_csv(report, args.table)
+        else:
+            text = render.markdown(report, links)
+    except ReportError as e:
+        print(f"report.py: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Reading asv's results: results/<machine>/*.json, benchmarks.json, and the
+release ledger (commit -> MLX release tag).
+
+:class:`Results` holds one machine's results keyed by (release, benchmark,
+case, backend). Where several results files hold a result for the same key
+(several asv environments for one release, or a re-run), the result of the
+newest run wins, whatever the order the files are read in: a run's time is the
+benchmark's ``started_at`` in the file (asv records it per benchmark), or the
+file's ``date`` where a benchmark has none.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+class ReportError(Exception):
+    """A bad selection or unusable input: one line for the user, exit code 2."""
+
+
+def unquote(value):
+    value = str(value)
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def finite(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def version_key(tag):
+    parts = re.findall(r"\d+", tag)
+    return tuple(int(p) for p in parts) if parts else (math.inf,)
+
+
+def ledger_tags(ledger_dir=None):
+    """{commit hash: release tag} of the release ledger.
+
+    Reads the ledger's tags with git; if there is no ledger, builds one offline
+    from tools/mlx_releases.tsv in a temporary folder (the hashes depend only
+    on that table, so they match every machine's ledger).
+    """
+    ledger_dir = ledger_dir or os.path.join(ROOT, "ledger")
+
+    def read(repo):
+        env = dict(os.environ, GIT_DIR=repo, LC_ALL="C")
+        proc = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname:short)",
+                               "refs/tags"], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            return None
+        return {h: tag for h, tag in (line.split() for line in proc.stdout.splitlines())}
+
+    if os.path.isdir(ledger_dir):
+        git_dir = ledger_dir if os.path.isdir(os.path.join(ledger_dir, "objects")) \
+            else os.path.join(ledger_dir, ".git")
+        tags = read(git_dir)
+        if tags:
+            return tags
+    from tools import ledger
+
+    with tempfile.TemporaryDirectory() as tmp:
+        built = ledger.build(ledger.read_table(), repo=os.path.join(tmp, "ledger"), log=lambda m: None)
+    return {commit: rel.tag for rel, commit in built}
+
+
+def read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ReportError(f"cannot read {path}: {e}") from None
+
+
+def machines(results_dir):
+    """Machine names under results_dir (folders with a machine.json)."""
+    if not os.path.isdir(results_dir):
+        raise ReportError(f"no results folder {results_dir}")
+    return sorted(m for m in os.listdir(results_dir)
+                  if os.path.isfile(os.path.join(results_dir, m, "machine.json")))
+
+
+def run_time(row_started_at, file_date):
+    """When the run that produced a result began (ms since the epoch): the
+    benchmark's ``started_at``, else the results file's ``date``, else 0."""
+    for t in (row_started_at, file_date):
+        if finite(t):
+            return t
+    return 0
+
+
+class Results:
+    """The asv results of one machine, keyed by (release, benchmark, case, backend)."""
+
+    def __init__(self, results_dir, machine=None, ledger_dir=None, tags=None):
+        self.results_dir = results_dir
+        names = machines(results_dir)
+        if not names:
+            raise ReportError(f"no asv results in {results_dir} (no <machine>/machine.json)")
+        files_of = {m: self._result_files(m) for m in names}
+        if machine is None:
+            if len(names) == 1:
+                machine = names[0]
+            else:  # the machine with the most recent results file
+                machine = max(names, key=lambda m: max(
+                    [os.path.getmtime(p) for p in files_of[m]] or [0]))
+        elif machine not in names:
+            raise ReportError(f"unknown machine {machine!r}; results have: {', '.join(names)}")
+        self.machine = machine
+        self.machine_info = read_json(os.path.join(results_dir, machine, "machine.json"))
+        bench_path = os.path.join(results_dir, "benchmarks.json")
+        self.benchmarks = read_json(bench_path) if os.path.exists(bench_path) else {}
+        self.tags = tags if tags is not None else ledger_tags(ledger_dir)
+        self.points = {}  # (release, bench, case, backend) -> dict
+        self.release_info = {}  # release -> {commit, date, env_names, requirements, python}
+        self.bench_meta = {}  # bench -> {param_names, cases (ordered), backends}
+        for path in sorted(files_of[machine]):
+            self._load(read_json(path), os.path.basename(path))
+        if not self.release_info:
+            raise ReportError(f"machine {machine!r} has no results files in {results_dir}/{machine}")
+
+    def _result_files(self, machine):
+        folder = os.path.join(self.results_dir, machine)
+        return [os.path.join(folder, n) for n in os.listdir(folder)
+                if n.endswith(".json") and n != "machine.json"]
+
+    def _load(self, data, source=""):
+        if data.get("version") != 2 or "commit_hash" not in data:
+            return
+        commit = data["commit_hash"]
+        release = self.tags.get(commit, commit[:8])
+        columns = data.get("result_columns") or []
+        info = self.release_info.setdefault(release, {
+            "commit": commit, "date": data.get("date"), "env_names": set(),
+            "requirements": {}, "python": data.get("python")})
+        info["env_names"].add(data.get("env_name", ""))
+        info["requirements"].update(data.get("requirements") or {})
+        for bench, row in (data.get("results") or {}).items():
+            r = dict(zip(columns, row))
+            params = r.get("params") or []
+            meta = self.benchmarks.get(bench, {})
+            param_names = meta.get("param_names") or [f"param{i + 1}" for i in range(len(params))]
+            bmeta = self.bench_meta.setdefault(bench, {"param_names": param_names, "cases": [],
+                                                       "backends": []})
+            combos = list(itertools.product(*params)) if params else [()]
+            values = r.get("result")
+            started = run_time(r.get("started_at"), data.get("date"))
+            for i, combo in enumerate(combos):
+                labels = [unquote(p) for p in combo]
+                if "backend" in param_names and len(labels) == len(param_names):
+                    k = param_names.index("backend")
+                    backend = labels[k]
+                    case = ", ".join(labels[:k] + labels[k + 1:]) or "-"
+                else:
+                    backend, case = "-", ", ".join(labels) or "-"
+                if case not in bmeta["cases"]:
+                    bmeta["cases"].append(case)
+                if backend not in bmeta["backends"]:
+                    bmeta["backends"].append(backend)
+
+                def col(name):
+                    seq = r.get(name)
+                    return seq[i] if isinstance(seq, list) and i < len(seq) else None
+
+                value = values[i] if isinstance(values, list) and i < len(values) else None
+                if value is not None and not finite(value):
+                    status = "skipped"  # asv: NaN = skipped (NotImplementedError)
+                elif value is None:
+                    status = "failed"
+                else:
+                    status = "ok"
+                key = (release, bench, case, backend)
+                old = self.points.get(key)
+                # Several files for one release: the newest run wins, whatever its
+                # status and whatever the order the files are read in (ties: the
+                # file name decides, so the result still does not depend on order).
+                if old is not None and (old["started_at"], old["source"]) > (started, source):
+                    continue
+                self.points[key] = {
+                    "status": status, "value": value if status == "ok" else None,
+                    "ci": (col("stats_ci_99_a"), col("stats_ci_99_b")),
+                    "q": (col("stats_q_25"), col("stats_q_75")),
+                    "number": col("stats_number"), "repeat": col("stats_repeat"),
+                    "started_at": started, "source": source,
+                }
+
+    # ------------------------------------------------------------------
+
+    def releases(self):
+        """Releases with results, in ledger (version) order."""
+        return sorted(self.release_info, key=version_key)
+
+    def unit(self, bench):
+        meta = self.benchmarks.get(bench, {})
+        if meta:
+            return meta.get("unit", "seconds")
+        return "seconds" if bench.rsplit(".", 1)[-1].startswith("time_") else "unit"
+
+
+def _short_family(bench, all_benches):
+    parts = bench.split(".")
+    if len(parts) < 3:
+        return parts[-1]
+    cls = parts[-2]
+    siblings = {b for b in all_benches if b.split(".")[:-1] == parts[:-1]}
+    return cls if len(siblings) == 1 else f"{cls}.{parts[-1]}"
+
+
+def families(all_benches):
+    """{benchmark: family name}, the names unique.
+
+    'ops.Softmax.time_op' -> 'Softmax' ('Class.method' where a class has
+    several timed methods). A name that two modules would share, like
+    'LayerNorm' of ops.py and of metal_kernels.py, is qualified with the
+    module for all of them: 'ops.LayerNorm', 'metal_kernels.LayerNorm'.
+    """
+    all_benches = list(dict.fromkeys(all_benches))
+    short = {b: _short_family(b, all_benches) for b in all_benches}
+    owners = {}
+    for b, name in short.items():
+        owners.setdefault(name, set()).add(b)
+    out = {}
+    for b, name in short.items():
+        if len(owners[name]) > 1:
+            parts = b.split(".")
+            module = ".".join(parts[:-2] if len(parts) >= 3 else parts[:-1])
+            name = f"{module}.{name}" if module else b
+        out[b] = name
+    counts = {}
+    for name in out.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {b: (b if counts[name] > 1 else name) for b, name in out.items()}
+
+
+def family_of(bench, all_benches):
+    """The (unique) family name of one benchmark; see :func:`families`."""
+    return families(list(all_benches) + [bench])[bench]
