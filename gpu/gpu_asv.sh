@@ -4,7 +4,7 @@
 # environment benchmarks what is installed, recorded against the ledger
 # commit of that MLX release.
 #
-#   tools/gpu_asv.sh MACHINE_NAME BENCH_REGEX [OUT_DIR]
+#   gpu/gpu_asv.sh MACHINE_NAME BENCH_REGEX [OUT_DIR]
 #
 # Environment: MLX_ASV_BACKENDS (default mlx_gpu,torch_cuda), PYTHON (python3),
 # LAUNCH (asv's --launch-method: spawn, the default, or forkserver).
