@@ -1,4 +1,4 @@
-"""Tests of tools/device_models_table.py (the models.py cases timed without asv).
+"""Tests of gpu/device_models_table.py (the models.py cases timed without asv).
 
 Runs the script's ``main`` in-process on the tiny CPU selection
 (bert-base-uncased, 50 characters, batch 1, on mlx_cpu and torch_cpu), with
@@ -13,7 +13,8 @@ import re
 import pytest
 
 from benchmarks import common, model_inputs as mi, models
-from tools import device_models_table as dmt
+from gpu import device_models_table as dmt
+from gpu import timing
 
 HAVE_BOTH = (
     common.mlx() is not None
@@ -149,30 +150,9 @@ def test_failed_case_is_reported_and_run_goes_on(monkeypatch):
     assert float(cells["100"]["torch_cpu ms"]) > 0
 
 
-def test_sampling_rule():
-    clock = {"t": 0.0}
-    calls = []
-
-    def fake_call(cost):
-        def call():
-            calls.append(cost)
-            clock["t"] += cost
-        return call
-
-    real = dmt.time.perf_counter
-    dmt.time.perf_counter = lambda: clock["t"]
-    try:
-        # fast: min_calls and min_time, capped by max_calls
-        assert len(dmt.sample(fake_call(0.001), 5, 0.5, 50, 3.0)) == 50
-        assert len(dmt.sample(fake_call(0.2), 5, 0.5, 50, 3.0)) == 5
-        assert len(dmt.sample(fake_call(0.05), 5, 0.5, 50, 3.0)) == 10
-        # slow: max_time stops before min_calls, one call at least
-        assert len(dmt.sample(fake_call(2.0), 5, 0.5, 50, 3.0)) == 2
-        assert len(dmt.sample(fake_call(5.0), 5, 0.5, 50, 3.0)) == 1
-    finally:
-        dmt.time.perf_counter = real
-    assert dmt.summarize([0.001, 0.002, 0.003, 0.004, 0.005]) == pytest.approx((3.0, 2.0))
-    assert dmt.summarize([0.004]) == (4.0, 0.0)
+def test_summary_is_in_ms():
+    """The table's median and IQR are in ms, from gpu/timing.py's summary."""
+    assert dmt.summarize is timing.summarize and dmt.sample is timing.sample
 
 
 def test_environment_records_mlx_tf32(monkeypatch):

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-import gpu
+import gpu_parity as gpu
 from timing import call_times
 
 from benchmarks import common, model_inputs as mi, models

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gpu
+import gpu_parity as gpu
 from timing import call_times
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,15 +5,28 @@ directory. It makes sure that:
 
 1. the release ledger exists and follows new MLX releases (tools/ledger.py),
    so no manual step comes before any asv command;
-2. no corrupt results file stops a run: asv aborts ``asv run`` for a release
+2. a release the ledger does not know ends the command in one line, not in
+   a traceback from ``git rev-list``: the command line's revision arguments
+   (``asv run v9.9.9..v9.9.10``, ``asv continuous A B``, ``asv compare A B``,
+   ``asv find A..B``, ``asv show C``, ...; read with asv's own argument
+   parser) are checked, and a release-like name (``v0.32.4``, ``0.32.4``, in
+   a range ``A..B`` or ``A^!``) that is no tag of the ledger stops asv with
+   status 2, naming the unknown release, the newest one the ledger knows and
+   the fix. Other names (HEAD, hashes, branches, ALL, HASHFILE:...) are left
+   to asv;
+3. no corrupt results file stops a run: asv aborts ``asv run`` for a release
    whose results file it cannot parse. Such a file is moved, whole, to
    ``results/corrupt/`` (nothing is deleted) with a one-line notice, and the
    release is measured again.
 """
 
+import contextlib
+import io
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 
 from tools import ledger
@@ -76,6 +89,89 @@ def quarantine_corrupt_results(folder, log=print):
     return moved
 
 
+# The dests of asv's positional revision arguments, over its subcommands:
+# run/find/publish (range), continuous (base, branch), compare (revision1,
+# revision2), show (commit), profile (revision).
+REVISION_ARGS = ("range", "base", "branch", "revision1", "revision2", "commit", "revision")
+# What a user writes for a release: v0.32.4 (the ledger's tags), or 0.32.4.
+RELEASE_LIKE = re.compile(r"v\d+(\.\d+)*|\d+\.\d+(\.\d+)+")
+# git's suffixes on a revision: A^!, A^@, A^, A^2, A~3, A^{commit}.
+REV_SUFFIX = re.compile(r"(\^[!@]|\^\{[^}]*\}|[~^]\d*)+$")
+
+
+def revision_args(argv):
+    """The revision and range arguments of the asv command line ``argv``
+    (without the program name), read with asv's own parser; [] if it is not
+    an asv command line."""
+    try:
+        from asv import commands
+
+        parser, _ = commands.make_argparser()
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            args = parser.parse_args(argv)
+    except (Exception, SystemExit):  # noqa: BLE001 - not ours to judge: asv parsed it already
+        return []
+    return [v for v in (getattr(args, d, None) for d in REVISION_ARGS) if isinstance(v, str)]
+
+
+def release_names(spec):
+    """The release-like names in one revision argument:
+    'v0.20.0..v0.24.1' -> ['v0.20.0', 'v0.24.1'], 'v0.32.4^!' -> ['v0.32.4'],
+    'HEAD~3..HEAD' -> []."""
+    names = []
+    for part in re.split(r"\.{2,3}", spec):
+        part = REV_SUFFIX.sub("", part.strip().lstrip("^"))
+        if RELEASE_LIKE.fullmatch(part):
+            names.append(part)
+    return names
+
+
+def _git_ok(repo, *args):
+    proc = subprocess.run(["git", "--git-dir", repo, *args], capture_output=True, text=True)
+    return proc.returncode == 0, proc.stdout
+
+
+def is_known(repo, name):
+    return _git_ok(repo, "rev-parse", "--verify", "-q", f"{name}^{{commit}}")[0]
+
+
+def newest_release(repo):
+    ok, out = _git_ok(repo, "for-each-ref", "--format=%(refname:short)", "refs/tags")
+    tags = [t for t in out.split() if t.startswith("v") and ledger.is_release(t[1:])] if ok else []
+    return max(tags, key=ledger.version_key) if tags else None
+
+
+def unknown_release_message(argv, repo=ledger.DEFAULT_REPO, environ=os.environ):
+    """None, or the one line saying which release named on the asv command
+    line ``argv`` the ledger ``repo`` does not know, and what to do."""
+    names = list(dict.fromkeys(n for spec in revision_args(argv) for n in release_names(spec)))
+    if not names or not os.path.isdir(repo):
+        return None
+    unknown = [n for n in names if not is_known(repo, n)]
+    if not unknown:
+        return None
+    hints = [f"v{n}" for n in unknown if not n.startswith("v") and is_known(repo, f"v{n}")]
+    newest = newest_release(repo)
+    refresh = "python tools/ledger.py"
+    if environ.get("MLX_ASV_OFFLINE"):
+        refresh += " (with MLX_ASV_OFFLINE unset)"
+    return (
+        f"mlx-asv: no MLX release {', '.join(unknown)} in the ledger"
+        + (f" (its tags are named like {', '.join(hints)})" if hints else "")
+        + f"; the newest release it knows is {newest or 'none'}."
+        f" If the release is new, run {refresh} to add it from the package registry (needs the network);"
+        f" python tools/ledger.py --list shows the releases."
+    )
+
+
+def check_revisions(argv, repo=ledger.DEFAULT_REPO, environ=os.environ, log=None):
+    """Stop (SystemExit 2) with one line if ``argv`` names a release the ledger lacks."""
+    message = unknown_release_message(argv, repo, environ)
+    if message is not None:
+        (log or (lambda m: print(m, file=sys.stderr)))(message)
+        raise SystemExit(2)
+
+
 def setup():
     def warn(msg):
         print(msg, file=sys.stderr)
@@ -84,4 +180,6 @@ def setup():
         ledger.ensure(log=warn)
     except ledger.LedgerError as e:
         warn(f"ledger: error: {e}")
+    else:
+        check_revisions(sys.argv[1:], log=warn)
     quarantine_corrupt_results(results_dir(), log=warn)

@@ -5,8 +5,8 @@ Meant for an NVIDIA machine with MLX's CUDA build (``pip install mlx[cuda13]``
 or ``mlx-cuda-13``), numpy and a CUDA torch; pytest is optional. From the
 repository root::
 
-    python3.12 tools/device_kernels_check.py              # tests + table
-    python3.12 tools/device_kernels_check.py --json out.json --repeats 50
+    python3.12 gpu/device_kernels_check.py              # tests + table
+    python3.12 gpu/device_kernels_check.py --json out.json --min-calls 50
 
 It
 
@@ -17,9 +17,12 @@ It
    checks below (our kernel against float64 NumPy, the pure-MLX form and
    torch.linalg, edge cases included);
 3. prints a Markdown table at seed 003's shapes: the median time of
-   ``--repeats`` synchronized calls of our kernel, our pure-MLX composition,
-   mx.linalg on the CPU stream, torch.linalg on cuda and cpu, with each one's
-   accuracy, and the issue's goals (QR 500x16x16 >= 100x faster than torch
+   synchronized calls of our kernel, our pure-MLX composition, mx.linalg on
+   the CPU stream, torch.linalg on cuda and cpu (the rule of
+   ``gpu/timing.py``, shared with ``gpu/device_models_table.py``: one
+   warm-up call, then timed calls until at least ``--min-calls`` calls and
+   ``--min-time`` seconds; median and IQR), with each one's accuracy, and
+   the issue's goals (QR 500x16x16 >= 100x faster than torch
    cuda and >= 10x faster than mx.linalg on the CPU; Cholesky faster than
    torch cuda) as PASS / FAIL / n/a lines.
 
@@ -35,10 +38,8 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
-import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +50,7 @@ import numpy as np  # noqa: E402
 from benchmarks import linalg_kernels as lk  # noqa: E402
 from benchmarks import metal_kernels as mk  # noqa: E402
 from benchmarks.common import mlx, mlx_gpu_kind, torch  # noqa: E402
+from gpu.timing import sample, summarize  # noqa: E402
 
 TABLE_IMPLS = ("ours_mlx_gpu", "ours_mlx_gpu_composed", "ours_mlx_cpu", "mlx_linalg_cpu", "torch_cuda", "torch_cpu")
 
@@ -204,32 +206,22 @@ def run_pytest(log):
 # ---------------------------------------------------------------------------
 
 
-WARMUP_S = 0.25  # seconds of untimed calls before each cell (--warmup-s)
+MIN_CALLS = 30  # timed calls per cell at least (--min-calls)
+MIN_TIME = 0.25  # seconds of timed calls per cell at least (--min-time)
 
 
-def time_call(prep, repeats, warmup_s=None):
-    """Median of ``repeats`` synchronized calls, after at least 3 calls and
-    ``warmup_s`` seconds of untimed ones: the cells before this one may have
-    left the GPU idle for seconds (CPU implementations), and a GPU clocked
-    down measures launch and sync latency, not the kernel. Every
-    implementation gets the same warm-up."""
+def time_call(prep, min_calls=MIN_CALLS, min_time=MIN_TIME):
+    """(median, IQR) seconds of ``prep.fn``, a callable that evaluates or
+    synchronizes its result (``Backend.timed``), by the rule of gpu/timing.py.
+
+    The cells before this one may have left the GPU idle for seconds (CPU
+    implementations); ``min_time`` keeps the calls going long enough that the
+    first ones, on a GPU still clocking up, don't set the median."""
     prep.backend.activate()
-    fn = prep.fn
-    warmup_s = WARMUP_S if warmup_s is None else warmup_s
-    t_end = time.perf_counter() + warmup_s
-    n = 0
-    while n < 3 or time.perf_counter() < t_end:
-        fn()
-        n += 1
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+    return summarize(sample(prep.fn, min_calls, min_time))
 
 
-def mlx_floor(repeats, log):
+def mlx_floor(min_calls, min_time, log):
     """Median time of a trivial synchronized MLX GPU call (mx.eval(x + 1) on
     a 500x16x16 array): the per-call floor our kernels cannot go below."""
     mx = mlx()
@@ -246,7 +238,7 @@ def mlx_floor(repeats, log):
         def fn():
             mx.eval(x + 1.0)
 
-    t = time_call(_P, repeats)
+    t, _ = time_call(_P, min_calls, min_time)
     log(f"MLX per-call floor (mx.eval(x + 1), x 500x16x16 on the GPU): {fmt_time(t)}")
     return t
 
@@ -272,10 +264,10 @@ def fmt_time(s):
     return f"{s * 1e6:.0f} us"
 
 
-def measure(impls, repeats, log, cases=None):
+def measure(impls, min_calls, min_time, log, cases=None):
     rows = []
     for cls, label in cases or TABLE_CASES:
-        row = {"op": cls.op, "case": label, "times": {}, "errors": {}, "skipped": {}}
+        row = {"op": cls.op, "case": label, "times": {}, "iqr": {}, "errors": {}, "skipped": {}}
         for impl in impls:
             try:
                 prep = cls.prepared(label, impl)
@@ -286,11 +278,12 @@ def measure(impls, repeats, log, cases=None):
                 row["skipped"][impl] = f"ERROR {type(e).__name__}: {e}"
                 log(f"ERROR {cls.op} {label} {impl}: {traceback.format_exc()}")
                 continue
-            row["times"][impl] = time_call(prep, repeats)
+            row["times"][impl], row["iqr"][impl] = time_call(prep, min_calls, min_time)
             row["errors"][impl] = accuracy(cls, prep)
         mlx().set_default_device(mlx().gpu if mlx_gpu_kind() else mlx().cpu)
         rows.append(row)
-        log(f"measured {cls.op} {label}: " + ", ".join(f"{k}={fmt_time(v)}" for k, v in row["times"].items()))
+        log(f"measured {cls.op} {label}: " + ", ".join(
+            f"{k}={fmt_time(v)} (IQR {fmt_time(row['iqr'][k])})" for k, v in row["times"].items()))
     return rows
 
 
@@ -313,7 +306,7 @@ def markdown(rows, impls):
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Times: median of synchronized calls (MLX: mx.eval of the result; torch cuda: "
-                 "torch.cuda.synchronize). ratio = other / ours (> 1: ours faster). Errors: "
+                 "torch.cuda.synchronize; IQRs in the log lines and the JSON). ratio = other / ours (> 1: ours faster). Errors: "
                  "QR max(||A-QR||_F/||A||_F, ||QtQ-I||_2), Cholesky ||LLt-A||/||A||, solves ||Ax-b||/||b||, max over the batch.")
     return "\n".join(lines)
 
@@ -348,14 +341,15 @@ def goals(rows):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=30, help="timed calls per cell (median); default 30")
+    ap.add_argument("--min-calls", "--repeats", dest="min_calls", type=int, default=MIN_CALLS,
+                    help=f"timed calls per cell at least (median, IQR); default {MIN_CALLS}")
+    ap.add_argument("--min-time", type=float, default=MIN_TIME,
+                    help=f"seconds of timed calls per cell at least; default {MIN_TIME}")
     ap.add_argument("--impls", default=",".join(TABLE_IMPLS), help="comma-separated implementations of the table")
     ap.add_argument("--no-tests", action="store_true", help="skip pytest and the own checks")
     ap.add_argument("--no-table", action="store_true", help="skip the timing table")
     ap.add_argument("--all-cases", action="store_true",
                     help="table rows: every seed case of QRBatched, QRSingle, Cholesky, Solve, SolveTriangular")
-    ap.add_argument("--warmup-s", type=float, default=WARMUP_S,
-                    help=f"seconds of untimed calls before each cell; default {WARMUP_S}")
     ap.add_argument("--json", help="also write everything to this JSON file")
     ap.add_argument("--show-source", action="store_true", help="print the CUDA source MLX compiles for QR 16x16")
     args = ap.parse_args(argv)
@@ -392,11 +386,11 @@ def main(argv=None):
 
     if not args.no_table:
         impls = [i.strip() for i in args.impls.split(",") if i.strip()]
-        log(f"\n## Timing ({args.repeats} calls per cell; device: {report['environment']['torch_cuda_device'] or 'cpu only'})")
+        log(f"\n## Timing (one warm-up call, then at least {args.min_calls} calls and {args.min_time:g} s per cell; "
+            f"device: {report['environment']['torch_cuda_device'] or 'cpu only'})")
         cases = [(c, case.label) for c in mk.LINALG_CLASSES for case in c.cases] if args.all_cases else None
-        globals()["WARMUP_S"] = args.warmup_s  # read by time_call
-        report["mlx_floor_s"] = mlx_floor(args.repeats, log)
-        rows = measure(impls, args.repeats, log, cases)
+        report["mlx_floor_s"] = mlx_floor(args.min_calls, args.min_time, log)
+        rows = measure(impls, args.min_calls, args.min_time, log, cases)
         table = markdown(rows, impls)
         log("")
         log(table)

@@ -4,10 +4,10 @@
 For a GPU machine that has MLX's CUDA build, a CUDA torch, transformers and
 numpy, but no asv. From the repository root::
 
-    python3.12 tools/device_models_table.py                  # 48 cases, mlx_gpu + torch_cuda
-    python3.12 tools/device_models_table.py --json models.json
-    python3.12 tools/device_models_table.py --models bert-large-uncased --lengths 500 --batches 32
-    python3.12 tools/device_models_table.py --backends mlx_cpu,torch_cpu \\
+    python3.12 gpu/device_models_table.py                  # 48 cases, mlx_gpu + torch_cuda
+    python3.12 gpu/device_models_table.py --json models.json
+    python3.12 gpu/device_models_table.py --models bert-large-uncased --lengths 500 --batches 32
+    python3.12 gpu/device_models_table.py --backends mlx_cpu,torch_cpu \\
         --models bert-base-uncased --lengths 50 --batches 1  # CPU-only machine
 
 What is timed is what asv times: each case goes through
@@ -15,14 +15,15 @@ What is timed is what asv times: each case goes through
 the module-level cache, converts it for MLX, warms it up, tokenizes the
 case's input and makes ``Backend.timed``'s callable: ``mx.eval`` /
 ``torch.cuda.synchronize`` inside the call), and each sample is one call of
-``Inference.time_forward`` (asv's ``number = 1``), timed with
-``time.perf_counter`` with the garbage collector off, as asv's timer does.
+``Inference.time_forward`` (asv's ``number = 1``).
 
-Per case: one warm-up call (after the build-time warm-up ``models.build``
-does), then calls until at least ``--min-calls`` calls and ``--min-time``
-seconds, at most ``--max-calls`` calls, and no new call once ``--max-time``
-seconds have passed (a slow case keeps at least one call). Reported: the median
-and the interquartile range in ms. ``--budget`` (default 540 s) bounds the
+Per case, the rule of ``gpu/timing.py`` (shared with
+``gpu/device_kernels_check.py``): one warm-up call (after the build-time
+warm-up ``models.build`` does), then timed calls until at least
+``--min-calls`` calls and ``--min-time`` seconds, at most ``--max-calls``
+calls, and no new call once ``--max-time`` seconds have passed (a slow case
+keeps at least one call). Reported: the median and the interquartile range in
+ms. ``--budget`` (default 540 s) bounds the
 whole run: cases not begun by then are reported as skipped, so that the table
 comes out inside a 10-minute command limit.
 
@@ -47,7 +48,6 @@ import gc
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -57,6 +57,7 @@ if ROOT not in sys.path:
 
 from benchmarks import common, models  # noqa: E402
 from benchmarks.common import mlx, mlx_gpu_kind, torch, unavailable_reason  # noqa: E402
+from gpu.timing import sample, summarize  # noqa: E402
 
 DEFAULT_BACKENDS = ("mlx_gpu", "torch_cuda")
 
@@ -130,52 +131,13 @@ def print_environment(env, out):
 
 
 # ---------------------------------------------------------------------------
-# Timing
+# Failures and memory (the timing rule is gpu/timing.py)
 # ---------------------------------------------------------------------------
 
 
 def one_line(exc):
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:300]
-
-
-def _timed_call(call):
-    """Seconds of one call, garbage collector off (as asv's timeit-based timer)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        call()
-        return time.perf_counter() - t0
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def sample(call, min_calls=5, min_time=0.5, max_calls=50, max_time=10.0):
-    """One warm-up call, then samples (seconds) by the rule in the module docstring."""
-    call()  # warm-up
-    times = []
-    start = time.perf_counter()
-    while True:
-        times.append(_timed_call(call))
-        elapsed = time.perf_counter() - start
-        if len(times) >= max_calls or elapsed >= max_time:
-            break
-        if len(times) >= min_calls and elapsed >= min_time:
-            break
-    return times
-
-
-def summarize(times):
-    ms = sorted(t * 1e3 for t in times)
-    median = statistics.median(ms)
-    if len(ms) >= 2:
-        q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
-        iqr = q3 - q1
-    else:
-        iqr = 0.0
-    return median, iqr
 
 
 def free_memory():
@@ -349,7 +311,7 @@ def run(args, out=sys.stdout):
                         row.update(status="FAILED", reason=one_line(exc))
                         print(f"FAILED   {m}/{n}/{b} on {be}: {row['reason']}", file=out)
                     else:
-                        median, iqr = summarize(times)
+                        median, iqr = summarize([t * 1e3 for t in times])
                         row.update(status="ok", median_ms=median, iqr_ms=iqr, calls=len(times),
                                    times_ms=[t * 1e3 for t in times])
                         print(f"ok       {m}/{n}/{b} on {be}: {median:.3f} ms (IQR {iqr:.3f}, "

@@ -1,5 +1,6 @@
 """What the GPU parity tests share: which backends are GPUs, and what precision
-they compute float32 matrix products in.
+they compute float32 matrix products in. (Imported as ``gpu``; its file name
+keeps it apart from the repository's ``gpu/`` folder of GPU-machine harnesses.)
 
 These tests are skipped on a machine without a GPU (CI); they are run on the
 lent NVIDIA machine (README, "On an NVIDIA GPU").

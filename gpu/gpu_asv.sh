@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Run the suite with asv on a machine whose Python already holds MLX (e.g. with
+# CUDA) and torch, and which cannot reach a package index: asv's "existing"
+# environment benchmarks what is installed, recorded against the ledger
+# commit of that MLX release.
+#
+#   gpu/gpu_asv.sh MACHINE_NAME BENCH_REGEX [OUT_DIR]
+#
+# Environment: MLX_ASV_BACKENDS (default mlx_gpu,torch_cuda), PYTHON (python3),
+# LAUNCH (asv's --launch-method: spawn, the default, or forkserver).
+# Results go to results/MACHINE_NAME/ and, if OUT_DIR is given, are copied there
+# with the log.
+#
+# Exit status: asv run's (0 all ran, 2 some cases failed, 1 asv failed), or 1
+# when a step before or after it failed (MLX does not import, the release is
+# not in the ledger, asv machine failed, the log or the results could not be
+# written to OUT_DIR), so that a caller never takes a crash for success.
+set -uo pipefail
+machine=${1:?machine name}
+bench=${2:?benchmark regex}
+out=${3:-}
+py=${PYTHON:-python3}
+fail() { echo "gpu_asv: $*" >&2; exit 1; }
+cd "$(dirname "$0")/.."
+export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,torch_cuda}
+# asv drops PYTHONPATH from the benchmark processes unless ASV_PYTHONPATH says it.
+[ -n "${PYTHONPATH:-}" ] && export ASV_PYTHONPATH=${ASV_PYTHONPATH:-$PYTHONPATH}
+version=$($py -c 'import mlx.core as mx; print(mx.__version__)') || fail "MLX does not import"
+$py tools/ledger.py --offline >/dev/null || fail "tools/ledger.py --offline failed"
+commit=$($py tools/ledger.py --offline --list | awk -v t="v$version" '$1==t {print $3}') || fail "tools/ledger.py --list failed"
+[ -n "$commit" ] || fail "MLX $version is not in the ledger"
+$py -m asv machine --yes --machine "$machine" >/dev/null || fail "asv machine --machine $machine failed"
+log=${out:+$out/asv-$machine.log}
+if [ -n "$out" ]; then mkdir -p "$out" || fail "cannot make $out"; fi
+$py -m asv run -E "existing:$(command -v $py)" --set-commit-hash "$commit" --machine "$machine" \
+    --launch-method "${LAUNCH:-spawn}" --show-stderr -b "$bench" 2>&1 | tee ${log:-/dev/null}
+status=("${PIPESTATUS[@]}")
+rc=${status[0]}
+if [ "${status[1]}" != 0 ]; then
+    echo "gpu_asv: could not write the log $log" >&2
+    [ "$rc" != 0 ] || rc=1
+fi
+if [ -n "$out" ] && ! cp results/"$machine"/*.json "$out"/ 2>/dev/null; then
+    echo "gpu_asv: no results in results/$machine/ to copy to $out" >&2
+    [ "$rc" != 0 ] || rc=1
+fi
+echo "gpu_asv: asv run exited ${status[0]} (2 = some cases failed; their rows show as failed); exit $rc"
+exit "$rc"

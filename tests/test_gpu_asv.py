@@ -1,0 +1,82 @@
+"""gpu/gpu_asv.sh exits with asv run's status, and non-zero when any step fails.
+
+Run with a stub for its Python (PYTHON=...): the stub answers the MLX version,
+the ledger look-up, ``asv machine`` and ``asv run`` with the statuses a test
+asks for, and records how it was called. Nothing real is installed or run.
+"""
+
+import os
+import stat
+import subprocess
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "gpu", "gpu_asv.sh")
+
+STUB = r"""#!/usr/bin/env bash
+echo "$*" >> "$FAKE_LOG"
+case "$*" in
+  "-c "*) [ -n "${FAKE_NO_MLX:-}" ] && exit 1; echo 0.32.4 ;;
+  "tools/ledger.py --offline --list") printf 'v0.32.3\t2025-01-01T00:00:00+00:00\tcafe\nv0.32.4\t2025-02-01T00:00:00+00:00\tdeadbeef\n' ;;
+  "tools/ledger.py --offline") exit "${FAKE_LEDGER_RC:-0}" ;;
+  "-m asv machine "*) exit "${FAKE_MACHINE_RC:-0}" ;;
+  "-m asv run "*) echo "fake asv run"; exit "${FAKE_RUN_RC:-0}" ;;
+  *) echo "stub: unexpected call: $*" >&2; exit 99 ;;
+esac
+"""
+
+
+@pytest.fixture
+def stub(tmp_path):
+    path = tmp_path / "python"
+    path.write_text(STUB)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def run(stub, tmp_path, out=None, **fake):
+    env = dict(os.environ, PYTHON=str(stub), FAKE_LOG=str(tmp_path / "calls.log"))
+    env.update({f"FAKE_{k.upper()}": str(v) for k, v in fake.items()})
+    # a machine name with no results/ folder: nothing of the project's is read or written
+    machine = f"test-gpu-asv-{uuid.uuid4().hex[:8]}"
+    args = ["bash", SCRIPT, machine, "^ops\\.Sum"] + ([str(out)] if out else [])
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    calls = (tmp_path / "calls.log").read_text().splitlines() if (tmp_path / "calls.log").exists() else []
+    return proc, calls
+
+
+def test_success_exits_0_and_files_under_the_installed_release(stub, tmp_path):
+    proc, calls = run(stub, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    asv_run = [c for c in calls if c.startswith("-m asv run ")]
+    assert len(asv_run) == 1 and "--set-commit-hash deadbeef" in asv_run[0]
+
+
+@pytest.mark.parametrize("rc", [1, 2])
+def test_asv_run_status_is_the_exit_status(stub, tmp_path, rc):
+    proc, _ = run(stub, tmp_path, run_rc=rc)
+    assert proc.returncode == rc, proc.stdout + proc.stderr
+    assert "fake asv run" in proc.stdout
+    assert f"asv run exited {rc}" in proc.stdout
+
+
+@pytest.mark.parametrize("fake, message", [
+    ({"no_mlx": 1}, "MLX does not import"),
+    ({"ledger_rc": 1}, "tools/ledger.py --offline failed"),
+    ({"machine_rc": 3}, "asv machine"),
+])
+def test_failed_step_before_asv_run_is_non_zero(stub, tmp_path, fake, message):
+    proc, calls = run(stub, tmp_path, **fake)
+    assert proc.returncode == 1
+    assert f"gpu_asv: {message}" in proc.stderr
+    assert not any(c.startswith("-m asv run ") for c in calls)
+
+
+def test_no_results_to_copy_is_non_zero(stub, tmp_path):
+    out = tmp_path / "out"
+    proc, _ = run(stub, tmp_path, out=out)
+    assert proc.returncode == 1
+    assert "no results in results/" in proc.stderr
+    assert "fake asv run" in (out / next(p.name for p in out.iterdir() if p.name.endswith(".log"))).read_text()
