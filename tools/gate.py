@@ -223,7 +223,7 @@ class Gate:
         }
 
     def _median(self, key, side):
-        obs = vd.log_medians(self.session.data.get(key, {}).get(side, []))
+        obs = vd.process_observations(self.session.data.get(key, {}).get(side, []))
         return math.exp(sum(obs) / len(obs)) if obs else None
 
 
@@ -312,6 +312,7 @@ def main(argv=None):
         print(f"gate: {e}", file=sys.stderr)
         return 2
     report = gate.as_json()
+    os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "verdicts.json"), "w") as f:
         json.dump(report, f, indent=1)
     text = markdown(report)

@@ -1,0 +1,238 @@
+"""The gate, its candidates and the calibration's injection switch (no benchmark runs here;
+tests/test_e2e_asv.py runs a real gate through asv)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from benchmarks import common, ops
+from reporting import verdicts as vd
+from tools import gate, install, ledger, protocol
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLE = "tag\tdate\n" + "".join(f"v0.{i}.0\t2025-0{i}-01T00:00:00+00:00\n" for i in range(1, 4))
+
+
+@pytest.fixture
+def small_ledger(tmp_path):
+    table = tmp_path / "releases.tsv"
+    table.write_text(TABLE)
+    repo = str(tmp_path / "ledger")
+    ledger.build(ledger.read_table(str(table)), repo=repo, log=lambda m: None)
+    return repo
+
+
+# --------------------------------------------------------------------------
+# Candidates in the ledger
+# --------------------------------------------------------------------------
+
+
+def test_candidate_is_a_branch_on_its_base_and_main_stays_releases(small_ledger, tmp_path):
+    wheel = tmp_path / "mlx-0.2.1.dev1+gabc-cp311-cp311-linux_x86_64.whl"
+    wheel.write_bytes(b"not really a wheel")
+    commit = ledger.add_candidate("pr-1", "v0.2.0", wheels=[str(wheel)], repo=small_ledger, log=lambda m: None)
+    git = lambda *a: ledger._git(small_ledger, *a).strip()  # noqa: E731
+    assert git("rev-parse", "candidate/pr-1") == commit
+    assert git("rev-parse", f"{commit}^") == git("rev-parse", "v0.2.0^{commit}")
+    assert git("show", f"{commit}:MLX_VERSION") == "0.2.1.dev1+gabc"
+    assert git("show", f"{commit}:{wheel.name}") == "not really a wheel"
+    about = git("show", f"{commit}:MLX_CANDIDATE")
+    assert "kind wheel" in about and "base v0.2.0" in about and wheel.name in about
+    # main still ends at the newest release, so asv publish graphs releases only
+    assert git("rev-parse", "main") == git("rev-parse", "v0.3.0^{commit}")
+    assert commit not in git("rev-list", "main").split()
+    # a rebuild of the ledger keeps the candidate
+    table = tmp_path / "t.tsv"
+    table.write_text(TABLE)
+    ledger.build(ledger.read_table(str(table)), repo=small_ledger, log=lambda m: None)
+    assert git("rev-parse", "candidate/pr-1") == commit
+    assert [b for b, _, _ in ledger.candidates(small_ledger)] == ["candidate/pr-1"]
+    ledger.remove_candidate("pr-1", repo=small_ledger)
+    assert ledger.candidates(small_ledger) == []
+
+
+def test_release_twin_candidate(small_ledger):
+    commit = ledger.add_candidate("aa", "v0.3.0", same_as="v0.3.0", repo=small_ledger, log=lambda m: None)
+    assert ledger._git(small_ledger, "show", f"{commit}:MLX_VERSION").strip() == "0.3.0"
+    assert "kind release-twin" in ledger._git(small_ledger, "show", f"{commit}:MLX_CANDIDATE")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(base="v9.9.9", same_as="v0.1.0"), "release v9.9.9 is not in the ledger (newest: v0.3.0)"),
+    (dict(base="v0.1.0"), "either --wheel"),
+    (dict(base="v0.1.0", same_as="v0.1.0", wheels=["x.whl"]), "either --wheel"),
+    (dict(base="v0.1.0", wheels=["/nonexistent/mlx-1.0-py3-none-any.whl"]), "no such wheel file"),
+])
+def test_bad_candidates_end_in_one_line(small_ledger, kwargs, message):
+    with pytest.raises(ledger.LedgerError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ledger.add_candidate("c", repo=small_ledger, log=lambda m: None, **kwargs)
+
+
+def test_install_reads_a_candidate_and_installs_its_wheels(tmp_path, monkeypatch):
+    (tmp_path / "MLX_VERSION").write_text("0.2.1.dev1\n")
+    (tmp_path / "MLX_CANDIDATE").write_text("name pr\nbase v0.2.0\nkind wheel\nwheel mlx-0.2.1.dev1-py3-none-any.whl abc\n")
+    about = install.read_candidate(str(tmp_path))
+    assert about["kind"] == "wheel" and about["wheel"] == ["mlx-0.2.1.dev1-py3-none-any.whl"]
+    # the wheel is missing from the checkout: one line naming the fix
+    with pytest.raises(install.InstallError, match="add the candidate again"):
+        install.install_wheels("0.2.1.dev1", str(tmp_path), about["wheel"], log=lambda m: None)
+    assert install.read_candidate(str(tmp_path / "nowhere")) is None
+
+
+# --------------------------------------------------------------------------
+# The injection switch
+# --------------------------------------------------------------------------
+
+
+def calibration_env(tmp_path, commit="c0ffee", run_id="calib-1", in_matrix=True):
+    folder = tmp_path / "calibration" / run_id
+    folder.mkdir(parents=True)
+    key = common.injection_key(ops.ReLU, "dim=64x128x1024", "mlx_cpu")
+    (folder / "plan.json").write_text(json.dumps({"commits": {commit: {key: 1.2}}}))
+    env = {"MLX_ASV_INJECT": run_id, "ASV_CONF_DIR": str(folder), "ASV_COMMIT": commit,
+           "ASV_ENV_NAME": "virtualenv-py3.11" + ("-MLX_ASV_INJECTcalib-1" if in_matrix else "")}
+    return env, key
+
+
+def test_injection_only_in_calibration_runs(tmp_path):
+    env, key = calibration_env(tmp_path)
+    assert common.injection_plan(env) == {key: 1.2}
+    # the variable exported by hand, not through asv's matrix: ignored
+    assert common.injection_plan(dict(env, ASV_ENV_NAME="virtualenv-py3.11")) == {}
+    # a release's commit (any commit the plan does not name): ignored
+    assert common.injection_plan(dict(env, ASV_COMMIT="a78e78eb")) == {}
+    # asv run from the project (asv.conf.json), not the calibration folder: ignored
+    assert common.injection_plan(dict(env, ASV_CONF_DIR=ROOT)) == {}
+    assert common.injection_plan({}) == {}
+
+
+def test_the_project_config_never_sets_the_switch():
+    with open(os.path.join(ROOT, "asv.conf.json")) as f:
+        assert "MLX_ASV_INJECT" not in f.read()
+
+
+def test_a_normal_asv_run_is_never_stretched(tmp_path, monkeypatch):
+    env, _ = calibration_env(tmp_path, in_matrix=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    bench = ops.ReLU()
+    bench.setup("dim=128x16x1024", "mlx_cpu")
+    assert bench.fn is ops.ReLU.callable("dim=128x16x1024", "mlx_cpu")
+
+
+def test_stretch_is_exact_on_the_benchmark_clock():
+    def work():
+        end = time.perf_counter() + 0.002
+        while time.perf_counter() < end:
+            pass
+        return 1
+
+    for factor in (1.05, 1.1, 1.2, 2.0):
+        call = common.stretched(work, factor)
+        clock = ops.ReLU.timer
+        t0 = clock()
+        start = time.perf_counter()
+        assert call() == 1
+        wall = time.perf_counter() - start
+        measured = clock() - t0
+        assert measured == pytest.approx(factor * wall, rel=0.02)
+    # asv times ops with this clock
+    assert ops.Softmax.timer is ops.ReLU.timer
+
+
+# --------------------------------------------------------------------------
+# The gate's verdicts and exit codes (measuring replaced by fixed samples)
+# --------------------------------------------------------------------------
+
+
+class FakeSession:
+    """Stands in for protocol.Session: every round adds one process a side."""
+
+    def __init__(self, folder, commits, bench, factors, **kw):
+        self.commits, self.bench, self.factors = commits, bench, factors
+        self.data, self.rounds, self.folder = {}, 0, folder
+        self.seed = 0
+
+    def round(self, keys=None, order=None):
+        import random
+
+        self.rounds += 1
+        rng = random.Random(self.rounds)
+        for key, factor in self.factors.items():
+            if keys is not None and key not in keys:
+                continue
+            for i, commit in enumerate(self.commits):
+                f = factor if i == 1 else 1.0
+                self.data.setdefault(key, {}).setdefault(commit, []).append(
+                    [0.01 * f * (1 + abs(rng.gauss(0, 0.003))) for _ in range(5)])
+        return 0.0
+
+    def keys(self):
+        return sorted(self.data)
+
+
+def fake_gate(monkeypatch, tmp_path, factors):
+    monkeypatch.setattr(protocol, "Session", lambda folder, commits, bench, **kw: FakeSession(
+        folder, commits, bench, factors))
+    monkeypatch.setattr(protocol, "describe", lambda c: c)
+    g = gate.Gate("base", "cand", "x", str(tmp_path), log=lambda m: None)
+    g.run()
+    return g
+
+
+def cases(n, factor=1.0, backend="mlx_cpu", name="ops.F.time_op"):
+    return {f"{name}('c{i}', '{backend}')": factor for i in range(n)}
+
+
+def test_gate_confirms_a_slowdown_with_fresh_rounds(monkeypatch, tmp_path):
+    factors = {**cases(20), **cases(3, 1.25, name="ops.G.time_op")}
+    g = fake_gate(monkeypatch, tmp_path, factors)
+    verdicts = {k: v.verdict for k, v in g.results.items()}
+    assert [k for k, v in verdicts.items() if v == vd.SLOWER] == sorted(cases(3, name="ops.G.time_op"))
+    assert all(v == vd.SAME for k, v in verdicts.items() if k.startswith("ops.F"))
+    assert len(g.stages) >= 2  # the slowdown was measured again before it counted
+    assert all("confirmed" in g.results[k].note for k in cases(3, name="ops.G.time_op"))
+    text = gate.markdown(g.as_json())
+    assert "## Slower (confirmed) (3)" in text and "## Same (20)" in text
+
+
+def test_gate_exit_codes(monkeypatch, tmp_path, small_ledger):
+    monkeypatch.setattr(ledger, "DEFAULT_REPO", small_ledger)
+    monkeypatch.setattr(protocol, "resolve", lambda name, repo=None: {"v0.2.0": "b" * 40, "v0.3.0": "c" * 40,
+                                                                      "same": "b" * 40}[name])
+    monkeypatch.setattr(ledger, "ensure", lambda **kw: None)
+    monkeypatch.setattr(protocol, "describe", lambda c, repo=None: c[:8])
+    for factors, code in ((cases(20), 0), ({**cases(20), **cases(2, 1.3, name="ops.G.time_op")}, 1),
+                          ({**cases(20), **cases(2, 0.7, name="ops.G.time_op")}, 0)):
+        monkeypatch.setattr(protocol, "Session", lambda folder, commits, bench, f=factors, **kw: FakeSession(
+            folder, commits, bench, f))
+        out = tmp_path / f"run{code}{len(factors)}"
+        assert gate.main(["v0.2.0", "v0.3.0", "--out", str(out)]) == code
+        assert json.loads((out / "verdicts.json").read_text())["summary"]
+    # the same commit twice, an unknown name: one line, exit 2
+    assert gate.main(["v0.2.0", "same"]) == 2
+    monkeypatch.setattr(protocol, "resolve", lambda name, repo=None: (_ for _ in ()).throw(
+        protocol.ProtocolError(f"{name!r} is not in the release ledger")))
+    assert gate.main(["v0.2.0", "v9.9.9"]) == 2
+
+
+def test_case_regex_matches_exactly_the_cases():
+    import re
+
+    keys = ["ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')", "ops.Sum.time_op('dim=64x1000000 axis=-1', 'torch_cpu')"]
+    rx = re.compile(protocol.case_regex(keys))
+    assert all(rx.search(k) for k in keys)
+    assert not rx.search("ops.ReLU.time_op('dim=128x16x1024', 'torch_cpu')")
+    assert protocol.group_of(keys[1]) == "torch_cpu"
+
+
+def test_gate_cli_names_an_unknown_release(tmp_path):
+    proc = subprocess.run([sys.executable, "tools/gate.py", "v0.32.4", "v9.9.9"], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, MLX_ASV_OFFLINE="1"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert "'v9.9.9' is not in the release ledger" in lines[-1] and "Traceback" not in proc.stderr

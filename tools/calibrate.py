@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Measure the verdicts' error rates on this machine: A/A, power, localization.
+
+    python tools/calibrate.py                     # one gate run: A/A + injected slowdowns
+    python tools/calibrate.py --runs 5            # five of them, one after the other
+    python tools/calibrate.py --localize -b '^ops\\.(Softmax|Sum)\\.'   # steps in a 4-commit history
+    python tools/calibrate.py --summary           # the tables over every run so far
+
+Each gate run compares a release (``--release``, default the ledger's newest)
+with a *twin*: a ledger candidate that installs the very same wheel under
+another commit (``tools/ledger.py --candidate ... --same-as``), through the
+gate of tools/gate.py, over ops.py on the backends this machine has. In a
+random third of the cases the twin is slowed by an exact factor (a third of
+those each by 5%, 10% and 20%, ``--inject``): the timed call runs, then
+spins until its start plus factor times its own duration
+(benchmarks/common.py, ``stretched``). So:
+
+- the other two thirds are A/A comparisons: any "slower" or "faster" there
+  is a false alarm (per comparison, and per gate run: did the run have any);
+- the injected third measures power: the share called "slower", by factor
+  and by the case's duration; one called "faster" is a wrong sign;
+- every case's minimum detectable effect at 80% power comes from its
+  measured noise (reporting/verdicts.py).
+
+``--localize`` measures a history instead: the release, then three twins in
+a row; a random third of the cases steps up by ``--step`` (default 20%) at
+one random twin and stays there; binary segmentation (verdicts.locate_steps)
+must put each step between the right two commits.
+
+The injection switch is honoured only in these runs: the runs' asv config
+(``.asv/calibration/<id>/asv.conf.json``, results beside it) puts
+MLX_ASV_INJECT in asv's matrix, and the plan names only the twins' commits
+(see benchmarks/common.py). Results go to ``.asv/calibration/<id>/`` and
+never mix with ``results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import random
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from reporting import verdicts as vd  # noqa: E402
+from tools import gate as gatemod  # noqa: E402
+from tools import ledger, protocol  # noqa: E402
+
+FOLDER = os.path.join(ROOT, ".asv", "calibration")
+DURATION_CLASSES = ((0, 1e-3, "< 1 ms"), (1e-3, 1e-2, "1-10 ms"), (1e-2, 1e-1, "10-100 ms"),
+                    (1e-1, 1.0, "0.1-1 s"), (1.0, math.inf, ">= 1 s"))
+
+
+def ops_cases(backends):
+    """[(asv key, plan key)] of every ops.py case on ``backends``."""
+    from benchmarks import common, ops
+
+    out = []
+    for name in dir(ops):
+        cls = getattr(ops, name)
+        if isinstance(cls, type) and issubclass(cls, common.CaseTable) and cls.cases and hasattr(cls, "time_op"):
+            for case in cls.cases:
+                for b in backends:
+                    if b in cls.backends:
+                        out.append((f"ops.{cls.__name__}.time_op({case.label!r}, {b!r})",
+                                    common.injection_key(cls, case.label, b)))
+    return sorted(out)
+
+
+def duration_class(seconds):
+    for lo, hi, label in DURATION_CLASSES:
+        if seconds is not None and lo <= seconds < hi:
+            return label
+    return "?"
+
+
+def new_twin(release, run_id, log):
+    return ledger.add_candidate(run_id, release, same_as=release, log=log)
+
+
+def write_plan(folder, commits):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "plan.json"), "w") as f:
+        json.dump({"commits": commits}, f, indent=1)
+
+
+def gate_run(args, backends, log):
+    run_id = f"calib-{protocol.stamp()}"
+    folder = os.path.join(FOLDER, run_id)
+    release_commit = protocol.resolve(args.release)
+    twin = new_twin(args.release, run_id, log)
+    rng = random.Random(args.seed if args.seed is not None else time.time_ns())
+    cases = ops_cases(backends)
+    if args.bench:
+        import re
+
+        cases = [c for c in cases if re.search(args.bench, c[0])]
+    chosen = rng.sample(cases, len(cases) // 3)
+    factors = [1.0 + float(x) for x in args.inject.split(",")]
+    injected = {plan_key: factors[i % len(factors)] for i, (_, plan_key) in enumerate(chosen)}
+    write_plan(folder, {twin: injected})
+    bench = protocol.case_regex([k for k, _ in cases])
+    g = gatemod.Gate(release_commit, twin, bench, folder, budget_s=args.budget * 60,
+                     env_nobuild={"MLX_ASV_INJECT": run_id}, log=log)
+    g.run()
+    report = g.as_json()
+    by_asv = {k: p for k, p in cases}
+    rows = []
+    for c in report["cases"]:
+        factor = injected.get(by_asv.get(c["key"], ""), 1.0)
+        rows.append(dict(key=c["key"], factor=factor, verdict=c["verdict"], ratio=c["ratio"],
+                         lo=c["lo"], hi=c["hi"], base_s=c["base_s"], mde=c["mde"], note=c["note"]))
+    out = {"run": run_id, "kind": "gate", "release": args.release, "twin": twin, "seconds": report["seconds"],
+           "rounds": report["rounds"], "stages": report["stages"], "alpha": report["alpha"],
+           "min_effect": report["min_effect"], "cases": rows}
+    with open(os.path.join(folder, "calibration.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    with open(os.path.join(folder, "verdicts.md"), "w") as f:
+        f.write(gatemod.markdown(report))
+    ledger.remove_candidate(run_id)
+    return out
+
+
+def localize_run(args, backends, log):
+    run_id = f"calib-{protocol.stamp()}"
+    folder = os.path.join(FOLDER, run_id)
+    release_commit = protocol.resolve(args.release)
+    twins = [new_twin(args.release, f"{run_id}-{i}", log) for i in range(1, 4)]
+    history = [release_commit] + twins
+    rng = random.Random(args.seed if args.seed is not None else time.time_ns())
+    cases = ops_cases(backends)
+    if args.bench:
+        import re
+
+        cases = [c for c in cases if re.search(args.bench, c[0])]
+    chosen = rng.sample(cases, max(1, len(cases) // 3))
+    step_at = {plan_key: rng.randrange(1, len(history)) for _, plan_key in chosen}
+    factor = 1.0 + args.step
+    plan = {t: {} for t in twins}
+    for plan_key, at in step_at.items():
+        for i in range(at, len(history)):
+            plan[history[i]][plan_key] = factor
+    write_plan(folder, plan)
+    session = protocol.Session(folder, history, protocol.case_regex([k for k, _ in cases]),
+                               env_nobuild={"MLX_ASV_INJECT": run_id}, log=log)
+    started = time.time()
+    for _ in range(args.rounds):
+        session.round()
+    series = {k: (protocol.group_of(k), [(c[:8], session.data.get(k, {}).get(c, [])) for c in history])
+              for k, _ in cases}
+    steps = vd.locate_steps(series)
+    names = [c[:8] for c in history]
+    rows = []
+    for key, plan_key in cases:
+        at = step_at.get(plan_key)
+        found = [(names.index(s.after), s.ratio, s.verdict) for s in steps.get(key, [])]
+        rows.append(dict(key=key, step_at=at, found=found))
+    out = {"run": run_id, "kind": "localize", "release": args.release, "history": history, "step": args.step,
+           "rounds": args.rounds, "seconds": round(time.time() - started, 1), "cases": rows}
+    with open(os.path.join(folder, "calibration.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    for i in range(1, 4):
+        ledger.remove_candidate(f"{run_id}-{i}")
+    return out
+
+
+def load_runs(folder=FOLDER):
+    runs = []
+    for path in sorted(glob.glob(os.path.join(folder, "*", "calibration.json"))):
+        try:
+            with open(path) as f:
+                runs.append(json.load(f))
+        except (OSError, ValueError):
+            print(f"calibrate: {path} is not readable JSON; left out", file=sys.stderr)
+    return runs
+
+
+def summarize(runs):
+    """The calibration tables (Markdown) over ``runs``."""
+    gates = [r for r in runs if r["kind"] == "gate"]
+    locs = [r for r in runs if r["kind"] == "localize"]
+    lines = ["# Calibration of the verdicts on this machine", ""]
+    if gates:
+        aa = [c for r in gates for c in r["cases"] if c["factor"] == 1.0]
+        alarms = [c for c in aa if c["verdict"] in (vd.SLOWER, vd.FASTER)]
+        runs_with = sum(1 for r in gates if any(c["factor"] == 1.0 and c["verdict"] in (vd.SLOWER, vd.FASTER)
+                                               for c in r["cases"]))
+        und = sum(1 for c in aa if c["verdict"] == vd.UNDECIDED)
+        lines += [f"## A/A: {len(gates)} gate runs, {len(aa)} comparisons of a release with its twin", "",
+                  f"- false alarms: {len(alarms)} of {len(aa)} comparisons "
+                  f"({100 * len(alarms) / max(len(aa), 1):.2f}%), in {runs_with} of {len(gates)} gate runs",
+                  f"- undecided: {und} ({100 * und / max(len(aa), 1):.1f}%); same: "
+                  f"{sum(1 for c in aa if c['verdict'] == vd.SAME)}",
+                  "- gate run times: " + ", ".join("%.1f" % (r["seconds"] / 60) for r in gates) + " min"]
+        for c in alarms:
+            lines.append(f"  - {c['verdict']}: {c['key']} ratio {c['ratio']:.3f} ({c['lo']:.3f}-{c['hi']:.3f})")
+        inj = [c for r in gates for c in r["cases"] if c["factor"] != 1.0]
+        if inj:
+            factors = sorted({c["factor"] for c in inj})
+            lines += ["", "## Power: injected slowdowns, share called slower", "",
+                      "| case duration | " + " | ".join(f"+{100 * (f - 1):.0f}%" for f in factors) + " |",
+                      "|---|" + "---|" * len(factors)]
+            classes = [label for _, _, label in DURATION_CLASSES] + ["all >= 1 ms"]
+            for label in classes:
+                cells = []
+                for f in factors:
+                    sel = [c for c in inj if c["factor"] == f and (
+                        duration_class(c["base_s"]) == label or (label == "all >= 1 ms" and (c["base_s"] or 0) >= 1e-3))]
+                    hit = sum(1 for c in sel if c["verdict"] == vd.SLOWER)
+                    cells.append(f"{hit}/{len(sel)}" + (f" ({100 * hit / len(sel):.0f}%)" if sel else ""))
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            wrong = [c for c in inj if c["verdict"] == vd.FASTER]
+            lines.append("")
+            lines.append(f"Injected slowdowns called faster: {len(wrong)} of {len(inj)}.")
+        mde = {}
+        for r in gates:
+            for c in r["cases"]:
+                if c["mde"] == c["mde"] and c["mde"] is not None:
+                    mde.setdefault(c["key"], []).append(c["mde"])
+        if mde:
+            vals = sorted(sorted(v)[len(v) // 2] for v in mde.values())
+            lines += ["", f"## Minimum detectable effect (80% power, as the gate measures): median over "
+                          f"{len(vals)} cases {100 * vals[len(vals) // 2]:.1f}%, 90th percentile "
+                          f"{100 * vals[int(0.9 * (len(vals) - 1))]:.1f}%; per case: "
+                          f"`python tools/calibrate.py --summary --format json`"]
+    if locs:
+        total = right = extra = 0
+        for r in locs:
+            for c in r["cases"]:
+                if c["step_at"]:
+                    total += 1
+                    if [f[0] for f in c["found"]] == [c["step_at"]]:
+                        right += 1
+                elif c["found"]:
+                    extra += 1
+        lines += ["", f"## Localization: {len(locs)} histories of 4 commits, steps of "
+                      f"+{100 * locs[0]['step']:.0f}%", "",
+                  f"- steps attributed to the right pair (and no other): {right} of {total} "
+                  f"({100 * right / max(total, 1):.0f}%)",
+                  f"- cases without a step where one was found: {extra}"]
+    if not runs:
+        lines.append("No calibration runs yet: python tools/calibrate.py")
+    return "\n".join(lines) + "\n"
+
+
+def mde_by_case(runs):
+    """{case key: median minimum detectable effect over the gate runs}."""
+    mde = {}
+    for r in runs:
+        if r["kind"] == "gate":
+            for c in r["cases"]:
+                if c["mde"] is not None and c["mde"] == c["mde"]:
+                    mde.setdefault(c["key"], []).append(c["mde"])
+    return {k: sorted(v)[len(v) // 2] for k, v in mde.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--release", help="the release to calibrate on (default: the ledger's newest)")
+    ap.add_argument("--runs", type=int, default=1, help="gate runs, one after the other (default 1)")
+    ap.add_argument("-b", "--bench", help="a regex on the cases (default: every ops.py case)")
+    ap.add_argument("--backends", help="comma-separated (default: those this machine has)")
+    ap.add_argument("--inject", default="0.05,0.10,0.20", help="slowdowns injected (default 0.05,0.10,0.20)")
+    ap.add_argument("--budget", type=float, default=gatemod.DEFAULT_BUDGET_MIN, help="each gate's budget, minutes")
+    ap.add_argument("--seed", type=int, help="random seed of the injected cases")
+    ap.add_argument("--localize", action="store_true", help="measure localization in a 4-commit history")
+    ap.add_argument("--step", type=float, default=0.20, help="the step injected with --localize")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of the --localize history")
+    ap.add_argument("--summary", action="store_true", help="print the tables over every run so far")
+    ap.add_argument("--format", choices=("md", "json"), default="md")
+    args = ap.parse_args(argv)
+    if args.summary:
+        runs = load_runs()
+        if args.format == "json":
+            print(json.dumps({"runs": runs, "mde": mde_by_case(runs)}, indent=1))
+        else:
+            print(summarize(runs))
+        return 0
+    log = lambda m: print(f"calibrate: {m}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        ledger.ensure(log=log)
+        args.release = args.release or ledger.newest_tag()
+        backends = args.backends.split(",") if args.backends else gatemod.detected_backends()
+        for i in range(1 if args.localize else args.runs):
+            out = localize_run(args, backends, log) if args.localize else gate_run(args, backends, log)
+            log(f"run {out['run']} done in {out['seconds'] / 60:.1f} min")
+    except (ledger.LedgerError, protocol.ProtocolError) as e:
+        print(f"calibrate: {e}", file=sys.stderr)
+        return 2
+    print(summarize(load_runs()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
