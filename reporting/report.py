@@ -50,6 +50,7 @@ if ROOT not in sys.path:
 
 from benchmarks.common import BACKENDS  # noqa: E402 - numpy only; the frameworks load lazily
 from reporting import render, stats  # noqa: E402
+from reporting.sessions import Sessions  # noqa: E402
 from reporting.results import (ReportError, Results, families, version_key as _version_key)  # noqa: E402
 
 # Speedup columns, "A over B", shown where both backends have results.
@@ -120,8 +121,10 @@ def parse_backends(spec, present, with_data=None):
 
 class Report:
     def __init__(self, results, release=None, releases=None, bench=None, backends=None,
-                 threshold=DEFAULT_THRESHOLD):
+                 threshold=DEFAULT_THRESHOLD, sessions=None):
         self.res = results
+        # Same-run evidence (reporting/sessions.py); None: cross-run only.
+        self.sessions = sessions
         available = results.releases()
         if not available:
             raise ReportError("no releases with results")
@@ -239,10 +242,48 @@ class Report:
                 if not any((r, b, c, bk) in self.res.points for r in self.releases):
                     continue
                 series = [(r, self.res.points.get((r, b, c, bk))) for r in self.releases]
+                entries = stats.change_entries(series, self.threshold)
+                self._attach_verdicts(series, entries)
                 out.append({"operation": self.label(b, c), "benchmark": b, "family": self.family[b],
-                            "case": c, "backend": bk,
-                            "releases": stats.change_entries(series, self.threshold)})
+                            "case": c, "backend": bk, "releases": entries})
         return out
+
+    def _attach_verdicts(self, series, entries):
+        """Each change gets ``verdict`` (a verdicts.Verdict) where both releases
+        were measured in one interleaved session, else ``cross_run`` = True:
+        a cross-run change is never confirmed (the gate command confirms it)."""
+        prev = None
+        for (release, point), e in zip(series, entries):
+            e["verdict"], e["cross_run"], e["previous"] = None, False, None
+            if e["ms"] is None:
+                continue
+            if prev is not None and e["change"] is not None:
+                e["previous"] = prev[0]
+                found = {}
+                if self.sessions is not None:
+                    found, _ = self.sessions.verdicts(self.res.release_info[prev[0]]["commit"],
+                                                      self.res.release_info[release]["commit"])
+                e["verdict"] = found.get(point.get("asv_key"))
+                e["cross_run"] = e["verdict"] is None
+                if e["verdict"] is None:
+                    e["confirmed"] = False if e["confirmed"] else e["confirmed"]
+            prev = (release, point)
+
+    def gate_commands(self, changes):
+        """The commands that would confirm the cross-run flags: one gate per release pair."""
+        pairs = {}
+        for row in changes:
+            for e in row["releases"]:
+                if e.get("cross_run") and e["flag"]:
+                    key = e["previous"], e["release"]
+                    pairs.setdefault(key, set()).add((row["benchmark"], row["backend"]))
+        cmds = []
+        for (a, b), rows in sorted(pairs.items()):
+            benches = sorted({bench for bench, _ in rows})
+            backends = sorted({bk for _, bk in rows})
+            rx = "^(" + "|".join(re.escape(x) for x in benches) + r")\(.*'(" + "|".join(backends) + r")'\)$"
+            cmds.append((a, b, len(rows), f"python tools/gate.py {a} {b} -b \"{rx}\""))
+        return cmds
 
     def noise(self, changes=None):
         """Measured noise, per backend: the spread asv recorded inside each result
@@ -311,6 +352,8 @@ def main(argv=None):
     ap.add_argument("--format", choices=("md", "csv", "json"), default="md")
     ap.add_argument("--table", choices=("long", "detailed", "average"), default="long",
                     help="with --format csv: which table")
+    ap.add_argument("--cross-run-only", action="store_true",
+                    help="ignore the same-run sessions of the main job and the gate (.asv/main, .asv/gate)")
     ap.add_argument("--plots", metavar="DIR", help="write one PNG and one SVG per op family to DIR and link them")
     args = ap.parse_args(argv)
     try:
@@ -318,7 +361,8 @@ def main(argv=None):
             raise ReportError(f"--threshold must be a positive fraction, e.g. 0.1 (got {args.threshold})")
         res = Results(args.results, machine=args.machine, ledger_dir=args.ledger)
         report = Report(res, release=args.release, releases=args.releases, bench=args.bench,
-                        backends=args.backends, threshold=args.threshold)
+                        backends=args.backends, threshold=args.threshold,
+                        sessions=None if args.cross_run_only else Sessions())
         report.detailed()  # validates that the selection has data
         links = []
         if args.plots:

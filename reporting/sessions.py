@@ -1,0 +1,62 @@
+"""Same-run evidence for the report: the rounds that tools/protocol.py kept.
+
+A release-to-release change in asv's ``results/`` usually compares two
+results measured at different times (cross-run): on a shared machine that
+is no evidence either way. Where both releases were measured in one
+interleaved session (the main job, ``tools/gate.py``), that session's
+``rounds.json`` has every process's samples, and reporting/verdicts.py can
+decide the pair. Calibration runs (``.asv/calibration/``) are never used:
+their candidates are stretched on purpose.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+from reporting import verdicts as vd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where sessions are kept, newest first when read: the main job's, the gate's.
+SESSION_GLOBS = (os.path.join(".asv", "main", "*", "rounds.json"), os.path.join(".asv", "gate", "*", "rounds.json"))
+
+
+def group_of(key):
+    for b in ("mlx_cpu", "mlx_gpu_compile", "mlx_gpu", "torch_cpu", "torch_cuda", "torch_mps"):
+        if f"'{b}'" in key:
+            return b
+    return ""
+
+
+class Sessions:
+    def __init__(self, root=ROOT):
+        self.sessions = []
+        paths = [p for g in SESSION_GLOBS for p in glob.glob(os.path.join(root, g))]
+        for path in sorted(paths, key=os.path.getmtime, reverse=True):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                continue  # an interrupted write: the session is not evidence
+            self.sessions.append((path, data))
+        self._cache = {}
+
+    def verdicts(self, commit_a, commit_b):
+        """({case key: Verdict}, session folder) from the newest session that
+        measured both commits, or ({}, None)."""
+        pair = (commit_a, commit_b)
+        if pair in self._cache:
+            return self._cache[pair]
+        found = ({}, None)
+        for path, data in self.sessions:
+            commits = data.get("commits", [])
+            if commit_a not in commits or commit_b not in commits:
+                continue
+            comps = [vd.Comparison(k, v.get(commit_a, []), v.get(commit_b, []), group_of(k))
+                     for k, v in sorted(data.get("data", {}).items()) if v.get(commit_a) and v.get(commit_b)]
+            if comps:
+                found = ({v.key: v for v in vd.decide(comps)}, os.path.dirname(path))
+                break
+        self._cache[pair] = found
+        return found
