@@ -51,7 +51,7 @@ import inspect
 
 import numpy as np
 
-from . import linalg_kernels as lk
+from .lib import linalg_kernels as lk
 from .common import (
     Case,
     CaseTable,

@@ -92,7 +92,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from . import model_inputs as mi
+from .lib import model_inputs as mi
 from .common import BACKENDS, backend, cached, require_mlx, torch
 
 # As common.py does for the frameworks: in asv's forkserver, import the
@@ -130,7 +130,7 @@ def build(name, be, small=False):
     """
     _require_reference()
     if be.is_mlx:
-        from . import transformer_mlx
+        from .lib import transformer_mlx
 
         require_mlx(transformer_mlx.MIN_MLX, "the MLX transformer encoders")
     s = mi.spec(name, small)

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 mx = pytest.importorskip("mlx.core")
 
-from benchmarks import linalg_kernels as lk  # noqa: E402
+from benchmarks.lib import linalg_kernels as lk  # noqa: E402
 from benchmarks import metal_kernels as mk  # noqa: E402
 from benchmarks.common import CACHE, torch  # noqa: E402
 

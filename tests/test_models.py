@@ -17,7 +17,8 @@ import pytest
 import gpu
 from timing import call_times
 
-from benchmarks import common, model_inputs as mi, models
+from benchmarks import common, models
+from benchmarks.lib import model_inputs as mi
 
 HAVE_MLX = common.mlx() is not None
 HAVE_TORCH = common.torch() is not None and importlib.util.find_spec("transformers") is not None
@@ -219,7 +220,7 @@ def test_parity_random_ids_and_left_padding(name):
 
 @needs_both
 def test_weights_are_converted_one_to_one():
-    from benchmarks import transformer_mlx as tm
+    from benchmarks.lib import transformer_mlx as tm
     from mlx.utils import tree_flatten
 
     s = mi.spec("roberta-base", small=True)
@@ -246,7 +247,7 @@ def test_weights_are_converted_one_to_one():
 def test_inference_mode(name):
     """No dropout anywhere: both models are in eval mode, MLX has no dropout
     layer at all, and repeated calls give identical outputs."""
-    from benchmarks import transformer_mlx as tm
+    from benchmarks.lib import transformer_mlx as tm
 
     mlx_model = models.model(name, "mlx_cpu", small=True).model
     torch_model = models.model(name, "torch_cpu", small=True).model
@@ -443,7 +444,7 @@ def test_local_checkpoint_is_loaded_offline(tmp_path, monkeypatch):
 def test_mlx_version_gate():
     if not HAVE_MLX:
         pytest.skip("MLX is not installed")
-    from benchmarks import transformer_mlx as tm
+    from benchmarks.lib import transformer_mlx as tm
 
     assert common.mlx_version() >= common.parse_version(tm.MIN_MLX)
 
