@@ -56,6 +56,7 @@ from .common import (
     CaseTable,
     backend,
     cached,
+    check_mlx_release,
     mlx,
     normal,
     require_mlx,
@@ -296,6 +297,7 @@ class LinalgTable(_Timing, CaseTable):
     @classmethod
     def prepared(cls, label, impl, small=False):
         """The Prepared case (cached per process, like CaseTable.callable)."""
+        check_mlx_release()  # under asv: the installed MLX is the results' release
         c = cls.case(label)
         args = c.small if small else c.args
         self = cls()

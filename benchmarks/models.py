@@ -93,7 +93,7 @@ import importlib.util
 import sys
 
 from .lib import model_inputs as mi
-from .common import BACKENDS, backend, cached, require_mlx, torch
+from .common import BACKENDS, backend, cached, check_mlx_release, require_mlx, torch
 
 # As common.py does for the frameworks: in asv's forkserver, import the
 # transformers classes once in the server, not in each per-case process.
@@ -182,6 +182,7 @@ def forward_callable(name, length, batch, backend_name, small=False):
     ``small`` gives the same case on the toy-sized model of the same family
     (tests). Cached per process, like the model it calls.
     """
+    check_mlx_release()  # under asv: the installed MLX is the results' release
     be = backend(backend_name)  # NotImplementedError: asv shows the case as skipped
 
     def make():

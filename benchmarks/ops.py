@@ -9,6 +9,11 @@ Labels read like the seed rows, except that the seed's ``axi=`` is spelled
 ``axis=``. Families and cases are in the seed table's order (23 families, 91
 cases).
 
+``track_mlx_version`` records the MLX version that was benchmarked (unit
+"version", 0.32.4 as 0.032004), so the site shows which MLX every result
+came from. Under asv every case first checks that the installed MLX is the
+release the results are filed under (``common.check_mlx_release``).
+
 Version gates: an MLX API that appeared after 0.2.0 (the oldest release this
 suite runs on Linux) is checked with ``require_mlx`` (the case is skipped on
 older releases) or chosen by ``mlx_version()`` where an older equivalent
@@ -31,6 +36,7 @@ import numpy as np
 from .common import (
     Case,
     CaseTable,
+    check_mlx_release,
     integers,
     mlx,
     mlx_version,
@@ -831,3 +837,27 @@ class SumAll(_BigInputs, OpFamily):
 
     def torch_op(self, args):
         return lambda x: torch().sum(x)
+
+
+# --------------------------------------------------------------------------
+# The MLX release being timed, as a result of its own
+# --------------------------------------------------------------------------
+
+
+def mlx_version_number(version):
+    """'0.32.4' -> 0.032004: X + Y / 1000 + Z / 1000000 (Y, Z < 1000), so
+    that the site's graph of it steps up with every release."""
+    major, minor, patch = parse_version(version)
+    return major + minor / 1000 + patch / 1000000
+
+
+def track_mlx_version():
+    """The MLX version that was benchmarked (0.32.4 shows as 0.032004)."""
+    check_mlx_release()  # under asv: it is the release the results are filed under
+    mx = mlx()
+    if mx is None:
+        raise NotImplementedError("MLX is not installed")
+    return mlx_version_number(mx.__version__)
+
+
+track_mlx_version.unit = "version"
