@@ -62,3 +62,31 @@ def test_adamw_step_agrees_with_torch():
     # the step really moved the parameters, by about 2 * lr
     p0 = fo.normal(key + ("p",), case.small)
     assert 1e-4 < np.abs(to_numpy(p) - p0).max() < 1e-2
+
+
+ERRORS = (AttributeError, TypeError, ValueError, RuntimeError)
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: e.__name__)
+@pytest.mark.parametrize(
+    "cls,label,target",
+    [
+        (fo.RMSNorm, fo.RMSNorm.cases[0].label, "rms_norm"),  # fwd
+        (fo.RMSNorm, fo.RMSNorm.cases[1].label, "rms_norm"),  # fwd+bwd
+        (fo.LayerNorm, fo.LayerNorm.cases[0].label, "layer_norm"),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else str(v),
+)
+def test_an_error_from_mlx_is_a_failure_not_a_skip(monkeypatch, cls, label, target, error):
+    """An error raised by MLX's function surfaces as that error (asv: failed),
+    not as the NotImplementedError that asv shows as skipped (n/a)."""
+
+    def broken(*args, **kwargs):
+        raise error("injected")
+
+    monkeypatch.setattr(mx.fast, target, broken)
+    CACHE.clear()  # build afresh: the callable is called when it is built
+    with pytest.raises(error, match="injected") as info:
+        cls.callable(label, "mlx_cpu", small=True)
+    assert type(info.value) is error
+    CACHE.clear()

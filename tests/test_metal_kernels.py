@@ -577,6 +577,43 @@ def test_asv_params_and_skips():
             mk.Cholesky.prepared(mk.Cholesky.cases[0].label, "metalcore", small=True)
 
 
+@pytest.mark.parametrize("error", (AttributeError, TypeError, ValueError, RuntimeError), ids=lambda e: e.__name__)
+def test_an_error_from_mlx_linalg_is_a_failure_not_a_skip(monkeypatch, error):
+    """An error raised by mx.linalg surfaces as that error (asv: failed), not
+    as NotImplementedError (asv: skipped)."""
+
+    def broken(*args, **kwargs):
+        raise error("injected")
+
+    monkeypatch.setattr(mx.linalg, "cholesky", broken)
+    CACHE.clear()  # build afresh: the callable is called when it is built
+    with pytest.raises(error, match="injected") as info:
+        mk.Cholesky.prepared(mk.Cholesky.cases[0].label, "mlx_linalg_cpu", small=True)
+    assert type(info.value) is error
+    CACHE.clear()
+
+
+@pytest.mark.skipif(torch() is None, reason="PyTorch is not installed")
+def test_an_error_from_metalcore_is_a_failure_not_a_skip(monkeypatch):
+    """The metalcore adapter: a package that imports but fails surfaces its
+    error. (A stand-in metalcore module, on torch's CPU device.)"""
+    import types
+
+    fake = types.ModuleType("metalcore")
+
+    def cholesky(a):
+        raise TypeError("injected")
+
+    fake.cholesky = cholesky
+    monkeypatch.setitem(sys.modules, "metalcore", fake)
+    real_backend = mk.backend
+    monkeypatch.setattr(mk, "backend", lambda name: real_backend("torch_cpu"))  # torch_mps -> CPU
+    CACHE.clear()
+    with pytest.raises(TypeError, match="injected"):
+        mk.Cholesky.prepared(mk.Cholesky.cases[0].label, "metalcore", small=True)
+    CACHE.clear()
+
+
 def _available(cls, label, small):
     for impl in mk.IMPLEMENTATIONS:
         try:
