@@ -539,6 +539,50 @@ def test_timed_callable_returns_the_scatter_result():
 
 
 # --------------------------------------------------------------------------
+# Slow cases are timed warm: the callable is called once when it is built
+# --------------------------------------------------------------------------
+
+SLOW_FAMILIES = {name: cls for name, cls in FAMILIES.items() if issubclass(cls, ops._Slow)}
+
+
+def test_the_slow_families():
+    assert set(SLOW_FAMILIES) == {
+        "Concat", "Conv1d", "Conv2d", "Linear", "MatMul", "ScaledDotProductAttention", "Softmax", "Sort",
+    }
+
+
+@needs_both
+@pytest.mark.parametrize("be_name", ["mlx_cpu", "torch_cpu"])
+@pytest.mark.parametrize("cls", list(FAMILIES.values()), ids=lambda c: c.__name__)
+def test_first_timed_call_is_not_the_first_call(monkeypatch, cls, be_name):
+    """asv's first sample of a ``_Slow`` case can be its only one (a call
+    longer than the warm-up budget): the op has run once already, when the
+    cached callable was built (what ``setup`` gets), outside the timed region."""
+    calls = []
+    hook = "mlx_op" if be_name.startswith("mlx") else "torch_op"
+    real = getattr(cls, hook)
+
+    def counted(self, args):
+        op = real(self, args)
+
+        def call(*arrays):
+            calls.append(len(arrays))
+            return op(*arrays)
+
+        return call
+
+    monkeypatch.setattr(cls, hook, counted)
+    common.CACHE.clear()
+    label = cls.cases[0].label
+    fn = cls.callable(label, be_name, small=True)  # the cached build setup uses
+    assert len(calls) == 1, "the build did not warm the callable up"
+    assert cls.callable(label, be_name, small=True) is fn  # cached: no second warm-up
+    fn()  # asv's first timed call
+    assert len(calls) == 2
+    common.CACHE.clear()
+
+
+# --------------------------------------------------------------------------
 # BCE, SDPA mask, conv layouts, Linear, LayerNorm
 # --------------------------------------------------------------------------
 
