@@ -7,7 +7,8 @@ Every case runs on every backend of ``common.BACKENDS``.
 
 Labels read like the seed rows, except that the seed's ``axi=`` is spelled
 ``axis=``. Families and cases are in the seed table's order (23 families, 91
-cases).
+cases). Beside them, ``Compile`` (not a seed table) times ``mx.compile``
+itself: compiling a few representative functions plus their first call.
 
 ``track_mlx_version`` records the MLX version that was benchmarked (unit
 "version", 0.32.4 as 0.032004), so the site shows which MLX every result
@@ -846,6 +847,115 @@ class SumAll(_BigInputs, OpFamily):
 
     def torch_op(self, args):
         return lambda x: torch().sum(x)
+
+
+# --------------------------------------------------------------------------
+# The compile path: what mx.compile itself costs
+# --------------------------------------------------------------------------
+
+
+class Compile(CaseTable):
+    """mx.compile itself: compiling a function afresh plus its first call, evaluated.
+
+    ``mlx_gpu_compile`` times compiled functions warm; this shows what the
+    compilation costs. Each timed call wraps the case's function in a new
+    Python function object, ``mx.compile``s it and calls it once on the
+    case's inputs, then evaluates the result: MLX keys its compile cache by
+    the function object and erases the entry when the compiled function is
+    freed (every release from 0.2.0 on), so every call traces, simplifies and
+    fuses the graph again. What MLX caches per process below that (the
+    generated kernels, compiled by the system compiler on the CPU or JIT on
+    the GPU) is filled by the one call made when the case is built, outside
+    the timed region, so the samples are the front end's cost, not one-time
+    code generation. The functions use plain ``mx`` ops only (``mlx.nn``'s
+    activations are themselves compiled, and cached, in recent releases).
+
+    MLX backends only (``mlx_cpu``, ``mlx_gpu``). The parity test checks that
+    each compiled function returns what the uncompiled one does.
+    """
+
+    backends = ("mlx_cpu", "mlx_gpu")
+    # The functions' results against the uncompiled functions' (tests).
+    rtol, atol = 1e-5, 1e-6
+
+    # Small inputs, so that the call's arithmetic does not hide the compile.
+    cases = (
+        Case("softmax dim=16x1024", ("softmax", (16, 1024)), ("softmax", (4, 10))),
+        Case("layer_norm dim=16x1024", ("layer_norm", (16, 1024)), ("layer_norm", (4, 10))),
+        Case("gelu_mlp dim=16x256 dim=256x256", ("gelu_mlp", (16, 256), (256, 256)), ("gelu_mlp", (4, 10), (10, 6))),
+        Case("attention dim=1x4x32x32", ("attention", (1, 4, 32, 32)), ("attention", (2, 2, 5, 4))),
+    )
+
+    @staticmethod
+    def function(args):
+        """The case's function of MLX arrays (uncompiled)."""
+        mx, name = mlx(), args[0]
+        if name == "softmax":
+            return lambda x: mx.softmax(x, axis=-1)
+        if name == "layer_norm":
+            eps = 1e-5
+
+            def layer_norm(x, w, b):
+                mean = mx.mean(x, axis=-1, keepdims=True)
+                var = mx.var(x, axis=-1, keepdims=True)
+                return w * ((x - mean) * mx.rsqrt(var + eps)) + b
+
+            return layer_norm
+        if name == "gelu_mlp":
+
+            def gelu_mlp(x, w, b):
+                h = x @ w + b
+                return 0.5 * h * (1 + mx.erf(h * (1 / math.sqrt(2))))
+
+            return gelu_mlp
+        if name == "attention":
+
+            def attention(q, k, v, mask):
+                scale = 1 / math.sqrt(q.shape[-1])
+                scores = (q @ mx.swapaxes(k, -1, -2)) * scale + mask
+                return mx.softmax(scores, axis=-1) @ v
+
+            return attention
+        raise ValueError(f"unknown function {name!r}")
+
+    @staticmethod
+    def inputs(args, key):
+        """The NumPy inputs of the case's function."""
+        name = args[0]
+        if name == "softmax":
+            return [normal(key, args[1])]
+        if name == "layer_norm":
+            shape = args[1]
+            return [normal(key + ("x",), shape), uniform(key + ("w",), shape[-1:], 0.5, 1.5),
+                    normal(key + ("b",), shape[-1:])]
+        if name == "gelu_mlp":
+            x, w = args[1], args[2]
+            return [normal(key + ("x",), x), normal(key + ("w",), w) * np.float32(1 / math.sqrt(w[0])),
+                    normal(key + ("b",), w[-1:])]
+        if name == "attention":
+            shape = args[1]
+            t = shape[-2]
+            mask = ScaledDotProductAttention.causal_mask(t, t)
+            return [normal(key + (n,), shape) for n in ("q", "k", "v")] + [mask]
+        raise ValueError(f"unknown function {name!r}")
+
+    def build(self, be, args, key):
+        require_mlx("0.1.0", "mx.compile")
+        mx = mlx()
+        body = self.function(args)
+        be.activate()
+        arrays = be.arrays(self.inputs(args, key))
+        evaluate = be.evaluate
+
+        def call():
+            fresh = lambda *a: body(*a)  # noqa: E731  a new function object: compiled from scratch
+            return evaluate(mx.compile(fresh)(*arrays))
+
+        call()  # fills MLX's per-process kernel caches, outside the timed region
+        return call
+
+    def time_compile(self, case, backend):
+        self.fn()
 
 
 # --------------------------------------------------------------------------
