@@ -441,12 +441,30 @@ def test_local_checkpoint_is_loaded_offline(tmp_path, monkeypatch):
     )
 
 
-def test_mlx_version_gate():
-    if not HAVE_MLX:
-        pytest.skip("MLX is not installed")
+@needs_both
+def test_mlx_version_gate(monkeypatch):
+    """The MLX encoders are gated at transformer_mlx.MIN_MLX: on an older
+    release (a monkeypatched version) the MLX cases skip with the gate's
+    reason, the torch cases still run; at MIN_MLX the MLX case runs."""
+    import mlx.core as mx
     from benchmarks.lib import transformer_mlx as tm
 
-    assert common.mlx_version() >= common.parse_version(tm.MIN_MLX)
+    older = tm.MIN_MLX.split(".")
+    older = ".".join(older[:1] + [str(int(older[1]) - 1)] + older[2:])  # 0.2.0 -> 0.1.0
+    assert common.parse_version(older) < common.parse_version(tm.MIN_MLX)
+    monkeypatch.setattr(mx, "__version__", older)
+    common.CACHE.clear()
+    with pytest.raises(NotImplementedError, match=rf"needs MLX >= {tm.MIN_MLX}; this is {older}"):
+        models.forward_callable("bert-base-uncased", 50, 1, "mlx_cpu", small=True)
+    with pytest.raises(NotImplementedError, match=rf"needs MLX >= {tm.MIN_MLX}"):
+        models.Inference().setup("bert-base-uncased", 50, 1, "mlx_cpu")
+    with pytest.raises(NotImplementedError, match=rf"Encoder needs MLX >= {tm.MIN_MLX}"):
+        tm.Encoder(mi.build_torch_model(mi.spec("bert-base-uncased", small=True))[0].config)
+    assert models.forward_callable("bert-base-uncased", 50, 1, "torch_cpu", small=True)() is not None
+    monkeypatch.setattr(mx, "__version__", tm.MIN_MLX)
+    common.CACHE.clear()
+    assert models.forward_callable("bert-base-uncased", 50, 1, "mlx_cpu", small=True)() is not None
+    common.CACHE.clear()
 
 
 def test_hub_cache_is_used_only_offline(monkeypatch):
