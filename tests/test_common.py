@@ -6,6 +6,8 @@ import os
 import numpy as np
 import pytest
 
+from timing import call_times
+
 from benchmarks import common
 from benchmarks.common import BACKENDS, Case, CaseTable
 
@@ -83,6 +85,42 @@ def test_torch_timed_callable_synchronizes(monkeypatch):
     monkeypatch.setattr(be, "synchronize", lambda: synced.append(True))
     fn = be.timed(lambda a: a + 1, be.array(np.zeros(3, np.float32)))
     assert fn().tolist() == [1, 1, 1] and synced == [True]
+
+
+@pytest.mark.parametrize("be_name,module", [("torch_cuda", "cuda"), ("torch_mps", "mps")])
+def test_gpu_backends_synchronize_their_device(monkeypatch, be_name, module):
+    """Without a GPU: a Backend whose device is cuda / mps (made without
+    Backend.__init__, which would need the device) calls that framework's
+    synchronize inside the timed callable, after the op."""
+    events = []
+    monkeypatch.setattr(getattr(torch, module), "synchronize", lambda *a, **k: events.append("synchronize"))
+    for other in {"cuda", "mps"} - {module}:
+        monkeypatch.setattr(getattr(torch, other), "synchronize", lambda *a, **k: events.append(f"{other}!"))
+    be = object.__new__(common.Backend)
+    be.name, be.framework, be.compiled = be_name, "torch", False
+    be.device = torch.device(module)
+    be.synchronize()
+    assert events == ["synchronize"]
+    events.clear()
+    fn = be.timed(lambda: events.append("op") or "result")
+    assert fn() == "result"
+    assert events == ["op", "synchronize"]  # the result is waited for inside the call
+
+
+@pytest.mark.parametrize("be_name", ["mlx_gpu", "torch_cuda", "torch_mps"])
+def test_gpu_timed_callable_time_grows_with_the_work(be_name):
+    """On a GPU the timed callable waits for the work it queued: a matmul of
+    8192x8192 (4096x the arithmetic of 512x512) takes clearly longer. Without
+    the synchronization both would cost a kernel launch. A relative check
+    within one process, not a wall-clock bound."""
+    reason = common.unavailable_reason(be_name)
+    if reason is not None:
+        pytest.skip(f"{be_name}: {reason}")
+    be = common.backend(be_name)
+    small = be.timed(lambda a: a @ a, be.array(common.normal(("work", 1), (512, 512))))
+    big = be.timed(lambda a: a @ a, be.array(common.normal(("work", 2), (8192, 8192))))
+    t_small, t_big = min(call_times(small, 5)), min(call_times(big, 5))
+    assert t_big > 8 * t_small, (t_small, t_big)
 
 
 def test_state_cache_builds_once_per_key_and_is_bounded():
