@@ -60,7 +60,9 @@ def _warm(call):
 
 
 class RMSNorm(FusedTable):
-    """mx.fast.rms_norm vs torch rms_norm, forward and forward+backward (seed: Fwd+Bwd fp32)."""
+    """Times RMS norm, forward or forward+backward (mx.fast.rms_norm / torch F.rms_norm).
+
+    Seed 003 "RMSNorm" (Fwd+Bwd fp32)."""
 
     cases = tuple(
         Case(f"{shape_label(shape)} {direction}", (shape, direction), (small, direction))
@@ -125,7 +127,9 @@ class RMSNorm(FusedTable):
 
 
 class LayerNorm(FusedTable):
-    """mx.fast.layer_norm vs torch layer_norm, forward (seed 003 "LayerNorm")."""
+    """Times layer norm, forward (mx.fast.layer_norm / torch F.layer_norm).
+
+    Seed 003 "LayerNorm"."""
 
     cases = tuple(
         Case(shape_label(shape), (shape,), (small,))
@@ -166,7 +170,9 @@ class LayerNorm(FusedTable):
 
 
 class SoftmaxVocab(FusedTable):
-    """Softmax over LLM vocabularies (seed 003 "Fused Softmax": LLM Vocab rows)."""
+    """Times softmax over LLM vocabulary rows (mx.softmax / torch.softmax).
+
+    Seed 003 "Fused Softmax": its LLM Vocab rows."""
 
     cases = tuple(
         Case(shape_label(shape), (shape,), (small,))
@@ -197,7 +203,9 @@ ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
 
 
 class AdamWStep(FusedTable):
-    """One AdamW step on N float32 parameters (seed 003 "AdamW": 1M, 10M, 16M).
+    """Times one AdamW optimizer step on N float32 parameters.
+
+    One AdamW step on N float32 parameters (seed 003 "AdamW": 1M, 10M, 16M).
 
     Same hyper-parameters on both sides (``ADAMW``); MLX gets
     ``bias_correction=True`` where its AdamW has the flag (MLX >= 0.21.1;

@@ -353,7 +353,9 @@ class _QRBase(LinalgTable):
 
 
 class QRBatched(_QRBase):
-    """Seed 003 "QR Batched": batches of 8x8 to 48x48, tall and wide."""
+    """Times a reduced QR of a batch of small matrices; tracks its accuracy.
+
+    Seed 003 "QR Batched": batches of 8x8 to 48x48, tall and wide."""
 
     cases = tuple(
         _qr_case(shape, small)
@@ -380,7 +382,9 @@ class QRBatched(_QRBase):
 
 
 class QRSingle(_QRBase):
-    """Seed 003 "QR Single Matrix": 16x16 to 1024x1024 and tall matrices."""
+    """Times a reduced QR of one matrix; tracks its accuracy.
+
+    Seed 003 "QR Single Matrix": 16x16 to 1024x1024 and tall matrices."""
 
     cases = tuple(
         _qr_case(shape, small)
@@ -404,7 +408,9 @@ class QRSingle(_QRBase):
 
 
 class Cholesky(LinalgTable):
-    """Seed 003 "Cholesky": batches of SPD 16x16 to 64x64."""
+    """Times a batched Cholesky factorization; tracks its reconstruction error.
+
+    Seed 003 "Cholesky": batches of SPD 16x16 to 64x64."""
 
     op = "cholesky"
     cases = tuple(
@@ -457,7 +463,9 @@ class _SolveBase(LinalgTable):
 
 
 class Solve(_SolveBase):
-    """Seed 003 "Linear Solve" shapes; general A, LU with partial pivoting."""
+    """Times a batched general linear solve (LU, partial pivoting); tracks its residual.
+
+    Seed 003 "Linear Solve" shapes; general A, LU with partial pivoting."""
 
     op = "solve"
 
@@ -472,7 +480,9 @@ class Solve(_SolveBase):
 
 
 class SolveTriangular(_SolveBase):
-    """Lower triangular solves at the seed's solve shapes (no seed table)."""
+    """Times a batched lower-triangular solve; tracks its residual.
+
+    Lower triangular solves at the seed's solve shapes (no seed table)."""
 
     op = "solve_triangular"
 

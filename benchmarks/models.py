@@ -195,7 +195,9 @@ def forward_callable(name, length, batch, backend_name, small=False):
 
 
 class Inference:
-    """Forward-pass latency of the four encoders (seed 004, appendix C)."""
+    """Times one forward pass of an encoder to its last hidden state (MLX / transformers).
+
+    Forward-pass latency of the four encoders (seed 004, appendix C)."""
 
     params = [list(MODELS), LENGTHS, BATCHES, MODEL_BACKENDS]
     param_names = ["model", "length", "batch", "backend"]
@@ -220,7 +222,9 @@ class Inference:
 
 
 class Tokens:
-    """Token counts of each case's input (framework-independent)."""
+    """Records the token counts of each case's input (nothing is timed).
+
+    Framework-independent: a change of the shipped tokenizers shows here."""
 
     params = [list(MODELS), LENGTHS, BATCHES]
     param_names = ["model", "length", "batch"]

@@ -180,6 +180,8 @@ class _Slow(_BigInputs):
 
 
 class Argmax(OpFamily):
+    """Times argmax along one axis (mx.argmax / torch.argmax)."""
+
     cases = axis_cases(
         ((64, 1024, 128), 0, (4, 5, 6)),
         ((64, 1024, 128), 1, (4, 5, 6)),
@@ -202,7 +204,9 @@ class Argmax(OpFamily):
 
 
 class BCE(OpFamily):
-    """Mean binary cross-entropy of probabilities against {0, 1} targets.
+    """Times the mean binary cross-entropy loss (mlx.nn.losses / torch F.binary_cross_entropy).
+
+    Mean binary cross-entropy of probabilities against {0, 1} targets.
 
     The same loss from the same data in both frameworks: predictions are
     probabilities in (0.01, 0.99) and targets are 0.0/1.0 floats. torch:
@@ -240,6 +244,8 @@ class BCE(OpFamily):
 
 
 class Concat(_Slow, OpFamily):
+    """Times concatenating two arrays along an axis (mx.concatenate / torch.cat)."""
+
     cases = tuple(
         Case(f"{shape_label(a, b)} axis={axis}", (a, b, axis), (sa, sb, axis))
         for a, b, axis, sa, sb in [
@@ -280,6 +286,8 @@ class Concat(_Slow, OpFamily):
 
 
 class Conv1d(_Slow, OpFamily):
+    """Times a 1-D convolution, stride 1, no padding (mx.conv1d / torch F.conv1d)."""
+
     cases = tuple(
         Case(shape_label(x, w), (x, w), small)
         for x, w, small in [
@@ -307,6 +315,8 @@ class Conv1d(_Slow, OpFamily):
 
 
 class Conv2d(_Slow, OpFamily):
+    """Times a 2-D convolution, stride 1, no padding (mx.conv2d / torch F.conv2d)."""
+
     cases = tuple(
         Case(shape_label(x, w), (x, w), small)
         for x, w, small in [
@@ -366,7 +376,9 @@ _INDEX_SMALLS = [((8, 3), 5), ((8, 3), 40), ((8, 3), 200),
 
 
 class Gather(_IndexFamily):
-    """``table[idx]``: ``edges`` rows gathered from a (nodes, features) table,
+    """Times gathering rows by index, ``table[idx]``.
+
+    ``table[idx]``: ``edges`` rows gathered from a (nodes, features) table,
     with random (repeating) row indices."""
 
     cases = _IndexFamily._cases(_INDEX_SMALLS)
@@ -384,7 +396,9 @@ class Gather(_IndexFamily):
 
 
 class Scatter(_IndexFamily):
-    """``out = x.copy(); out[idx] = v``: rows of ``v`` assigned to rows
+    """Times an out-of-place row assignment, ``out[idx] = v``.
+
+    ``out = x.copy(); out[idx] = v``: rows of ``v`` assigned to rows
     ``idx`` of a (nodes, features) array, out of place in both frameworks.
 
     Plain assignment with duplicate indices is nondeterministic (which write
@@ -473,6 +487,8 @@ class _ScatterReduce(_IndexFamily):
 
 
 class ScatterSum(_ScatterReduce):
+    """Times a scatter-add of rows (``x.at[idx].add(v)`` / torch scatter_reduce sum)."""
+
     cases = _IndexFamily._cases(_INDEX_SMALLS)
     reduce_mlx, reduce_torch = "add", "sum"
     # Up to ~16000 float32 additions per element, in different orders.
@@ -480,6 +496,8 @@ class ScatterSum(_ScatterReduce):
 
 
 class ScatterMax(_ScatterReduce):
+    """Times a scatter-max of rows (``x.at[idx].maximum(v)`` / torch scatter_reduce amax)."""
+
     cases = _IndexFamily._cases(_INDEX_SMALLS)
     reduce_mlx, reduce_torch = "maximum", "amax"
     rtol, atol = 0, 0
@@ -491,7 +509,9 @@ class ScatterMax(_ScatterReduce):
 
 
 class LayerNorm(OpFamily):
-    """Layer norm over the last axis, with weight and bias, eps=1e-5.
+    """Times layer norm over the last axis (mx.fast.layer_norm / torch F.layer_norm).
+
+    Layer norm over the last axis, with weight and bias, eps=1e-5.
 
     MLX >= 0.8.0: ``mx.fast.layer_norm``. Older releases have no fused
     kernel: they run the expression of that release's ``mlx.nn.LayerNorm``
@@ -535,7 +555,9 @@ class LayerNorm(OpFamily):
 
 
 class Linear(_Slow, OpFamily):
-    """``x @ W + b`` with the seed's shapes: x (..., in), W (in, out), b (out,).
+    """Times an affine layer ``x @ W + b`` (mx.addmm / torch F.linear).
+
+    ``x @ W + b`` with the seed's shapes: x (..., in), W (in, out), b (out,).
 
     MLX: ``mx.addmm(b, x, W)`` (in MLX since 0.0.10; ``x @ W + b`` before).
     torch: ``F.linear(x, W_t, b)`` with ``W_t = W.T`` (torch's (out, in)
@@ -577,6 +599,8 @@ class Linear(_Slow, OpFamily):
 
 
 class MatMul(_Slow, OpFamily):
+    """Times a (batched) matrix product (mx.matmul / torch.matmul)."""
+
     cases = tuple(
         Case(shape_label(a, b), (a, b), small)
         for a, b, small in [
@@ -604,7 +628,9 @@ class MatMul(_Slow, OpFamily):
 
 
 class ScaledDotProductAttention(_Slow, OpFamily):
-    """``softmax(q @ k.T * scale + mask) @ v`` with an additive causal mask.
+    """Times attention with a causal mask (mx.fast / torch F.scaled_dot_product_attention).
+
+    ``softmax(q @ k.T * scale + mask) @ v`` with an additive causal mask.
 
     The original project's code meant an additive causal mask (its comment
     says so), but filled a *bool* tensor with -inf, which left it all True,
@@ -675,6 +701,8 @@ class _Activation(OpFamily):
 
 
 class LeakyReLU(_Activation):
+    """Times the leaky ReLU activation (mlx.nn.leaky_relu / torch F.leaky_relu)."""
+
     cases = _Activation._cases()
     negative_slope = 0.01
 
@@ -688,7 +716,9 @@ class LeakyReLU(_Activation):
 
 
 class PReLU(_Activation):
-    """One learnable slope (``dim=1``), the same value for both frameworks."""
+    """Times the PReLU activation (mlx.nn.prelu / torch F.prelu).
+
+    One learnable slope (``dim=1``), the same value for both frameworks."""
 
     cases = tuple(
         Case(shape_label(s, (1,)), (s, (1,)), (small, (1,))) for s, small in _ACTIVATION_SHAPES
@@ -707,6 +737,8 @@ class PReLU(_Activation):
 
 
 class ReLU(_Activation):
+    """Times the ReLU activation (mlx.nn.relu / torch F.relu)."""
+
     cases = _Activation._cases()
 
     def mlx_op(self, args):
@@ -719,6 +751,8 @@ class ReLU(_Activation):
 
 
 class SeLU(_Activation):
+    """Times the SELU activation (mlx.nn.selu / torch F.selu)."""
+
     cases = _Activation._cases()
 
     def mlx_op(self, args):
@@ -731,7 +765,9 @@ class SeLU(_Activation):
 
 
 class Sigmoid(_Activation):
-    """``mlx.nn.sigmoid`` is exported from MLX 0.5.0 on; before that the
+    """Times the sigmoid activation (mlx.nn.sigmoid / torch.sigmoid).
+
+    ``mlx.nn.sigmoid`` is exported from MLX 0.5.0 on; before that the
     same op is ``mx.sigmoid`` (which ``mlx.nn.sigmoid`` wraps)."""
 
     cases = _Activation._cases()
@@ -745,6 +781,8 @@ class Sigmoid(_Activation):
 
 
 class Softmax(_Slow, OpFamily):
+    """Times softmax along the last axis (mx.softmax / torch.softmax)."""
+
     cases = axis_cases(
         ((64, 1000000), -1, (4, 50)),
         ((1000000, 64), -1, (50, 4)),
@@ -767,7 +805,9 @@ class Softmax(_Slow, OpFamily):
 
 
 class Softplus(_Activation):
-    """``log(1 + exp(x))``. torch's softplus switches to ``x`` above
+    """Times the softplus activation (mlx.nn.softplus / torch F.softplus).
+
+    ``log(1 + exp(x))``. torch's softplus switches to ``x`` above
     ``threshold=20``; with normal inputs (|x| < 7) that never applies."""
 
     cases = _Activation._cases()
@@ -782,7 +822,9 @@ class Softplus(_Activation):
 
 
 class Sort(_Slow, OpFamily):
-    """Sorted values along ``axis``. torch.sort always computes the indices
+    """Times sorting along one axis (mx.sort / torch.sort's values).
+
+    Sorted values along ``axis``. torch.sort always computes the indices
     too (it has no values-only sort); MLX's sort returns values only."""
 
     cases = axis_cases(
@@ -805,6 +847,8 @@ class Sort(_Slow, OpFamily):
 
 
 class Sum(_BigInputs, OpFamily):
+    """Times a sum along one axis (mx.sum / torch.sum)."""
+
     cases = axis_cases(
         ((64, 128, 128, 128), 0, (2, 3, 4, 5)),
         ((64, 128, 128, 128), 1, (2, 3, 4, 5)),
@@ -826,6 +870,8 @@ class Sum(_BigInputs, OpFamily):
 
 
 class SumAll(_BigInputs, OpFamily):
+    """Times a sum of all elements (mx.sum / torch.sum)."""
+
     cases = tuple(
         Case(shape_label(shape), (shape,), (small,))
         for shape, small in [
@@ -855,7 +901,7 @@ class SumAll(_BigInputs, OpFamily):
 
 
 class Compile(CaseTable):
-    """mx.compile itself: compiling a function afresh plus its first call, evaluated.
+    """Times mx.compile itself: compiling a function afresh plus its first call, evaluated.
 
     ``mlx_gpu_compile`` times compiled functions warm; this shows what the
     compilation costs. Each timed call wraps the case's function in a new
