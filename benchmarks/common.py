@@ -5,7 +5,9 @@
 - deterministic inputs from one seeded NumPy generator, given to both frameworks;
 - a module-level cache for expensive state, because asv_runner >= 0.3 runs
   ``setup`` again before every timed sample;
-- version gates that skip a case on MLX releases that lack an API.
+- version gates that skip a case on MLX releases that lack an API;
+- under asv, the check that the installed MLX is the release the results are
+  filed under (``check_mlx_release``: a mismatch fails every case).
 
 A backend that is missing raises ``NotImplementedError`` from ``setup``: asv
 shows the case as skipped (n/a), not failed.
@@ -22,6 +24,7 @@ import functools
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import zlib
@@ -379,7 +382,12 @@ class CaseTable(abc.ABC):
 
     @classmethod
     def callable(cls, label, backend_name, small=False):
-        """The timed callable of one case on one backend (cached per process)."""
+        """The timed callable of one case on one backend (cached per process).
+
+        Under asv, first checks that the installed MLX is the release the
+        results are filed under (``check_mlx_release``; a mismatch fails).
+        """
+        check_mlx_release()
         be = backend(backend_name)
         c = cls.case(label)
         args = c.small if small else c.args
@@ -394,6 +402,108 @@ class CaseTable(abc.ABC):
 
     def setup(self, case, backend_name):
         self.fn = injected(self.callable(case, backend_name), type(self), case, backend_name)
+
+
+# --------------------------------------------------------------------------
+# The MLX being timed must be the release the result is filed under
+# --------------------------------------------------------------------------
+
+# asv benchmarks the commits of the release ledger (asv.conf.json's "repo",
+# <ASV_CONF_DIR>/ledger) and exports the commit being benchmarked to every
+# benchmark process as ASV_COMMIT. The commit's MLX_VERSION names the release
+# its results are filed under; a candidate build's commit also holds
+# MLX_CANDIDATE. Nothing else ties the installed MLX to that commit (an
+# "existing" environment, a stale or hand-installed wheel), so every benchmark
+# checks it before it builds anything: check_mlx_release().
+LEDGER_DIR = "ledger"
+LEDGER_VERSION_FILE = "MLX_VERSION"
+LEDGER_CANDIDATE_FILE = "MLX_CANDIDATE"
+
+# (conf dir, commit, installed version) -> None (it matches) or the error line.
+_RELEASE_CHECKS = {}
+
+
+def _ledger_git_dir(conf_dir):
+    path = os.path.join(conf_dir, LEDGER_DIR)
+    dot_git = os.path.join(path, ".git")
+    return dot_git if os.path.isdir(dot_git) else path  # the ledger is bare; a clone is not
+
+
+def ledger_file(conf_dir, commit, name):
+    """The text of ``name`` in ledger ``commit`` (stripped), or None if the commit has no such file.
+
+    Raises RuntimeError where the ledger or the commit cannot be read.
+    """
+    git = ["git", "--git-dir", _ledger_git_dir(conf_dir)]
+
+    def run(*args):
+        try:
+            proc = subprocess.run(git + list(args), capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise RuntimeError(f"cannot read the ledger {os.path.join(conf_dir, LEDGER_DIR)}: {e}")
+        if proc.returncode != 0:
+            why = (proc.stderr.strip().splitlines() or [f"git exited {proc.returncode}"])[-1]
+            raise RuntimeError(
+                f"cannot read ledger commit {commit} in {os.path.join(conf_dir, LEDGER_DIR)}: {why}"
+            )
+        return proc.stdout
+
+    if not run("ls-tree", "--name-only", commit, "--", name).strip():
+        return None
+    return run("show", f"{commit}:{name}").strip()
+
+
+def _release_mismatch(environ):
+    """None if the installed MLX is what ledger commit ASV_COMMIT names, else the one-line error."""
+    commit = environ["ASV_COMMIT"]
+    conf_dir = environ.get("ASV_CONF_DIR") or os.getcwd()
+    mx = mlx()
+    have = mx.__version__ if mx is not None else None
+    key = (os.path.abspath(conf_dir), commit, have)
+    if key not in _RELEASE_CHECKS:
+        try:
+            want = ledger_file(conf_dir, commit, LEDGER_VERSION_FILE)
+            if want is None:
+                raise RuntimeError(f"ledger commit {commit} has no {LEDGER_VERSION_FILE}")
+            candidate = ledger_file(conf_dir, commit, LEDGER_CANDIDATE_FILE) is not None
+        except RuntimeError as e:
+            _RELEASE_CHECKS[key] = f"cannot check the MLX being timed against the results' release: {e}"
+            return _RELEASE_CHECKS[key]
+        where = f"ledger commit {commit[:12]}"
+        if have is None:
+            error = f"MLX is not installed, but this run is filed under MLX {want} ({where})"
+        elif candidate and parse_version(have) != parse_version(want):
+            error = (
+                f"MLX {have} is installed, but this run is filed under the MLX {want} candidate ({where}): "
+                f"its version must start with {'.'.join(map(str, parse_version(want)))}"
+            )
+        elif not candidate and have != want:
+            error = f"MLX {have} is installed, but this run is filed under MLX {want} ({where})"
+        else:
+            error = None
+        _RELEASE_CHECKS[key] = error
+    return _RELEASE_CHECKS[key]
+
+
+def check_mlx_release(environ=None):
+    """Fail (RuntimeError, one line naming both versions) where the installed MLX
+    is not the release that asv files this run's results under.
+
+    Only under asv (ASV_COMMIT set); tests and the GPU scripts are not checked.
+    A release's commit must match ``mx.__version__`` exactly; a candidate's
+    commit (it holds MLX_CANDIDATE) by X.Y.Z only. Read from the ledger once
+    per process. Every benchmark calls this before building anything
+    (``CaseTable.callable``, ``LinalgTable.prepared``,
+    ``models.forward_callable``, ``ops.track_mlx_version``), so a mismatch
+    fails every case of the run: a RuntimeError, which asv records as a
+    failure, not the NotImplementedError of a skip.
+    """
+    environ = os.environ if environ is None else environ
+    if not environ.get("ASV_COMMIT"):
+        return
+    error = _release_mismatch(environ)
+    if error is not None:
+        raise RuntimeError(error)
 
 
 # --------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Issue 5: our kernels for batches of small matrices, and MLX's fused ops,
-at the shapes of seed 003 (the metalcore benchmark).
+"""Issue 5: our kernels for batches of small matrices, against mx.linalg and
+torch.linalg, at the shapes of seed 003 (the metalcore benchmark).
 
 Linear algebra (``QRBatched``, ``QRSingle``, ``Cholesky``, ``Solve``,
 ``SolveTriangular``) is parametrized as ``[case, implementation]``:
@@ -18,9 +18,13 @@ Linear algebra (``QRBatched``, ``QRSingle``, ``Cholesky``, ``Solve``,
                            is called as its README shows - UNVERIFIED)
 =========================  ================================================
 
-An implementation that can't run here raises NotImplementedError in setup
-(asv: skipped). ``time_*`` times one call whose result is evaluated (MLX)
-or synchronized (torch GPU) inside the timed callable (Backend.timed).
+An implementation that can't run here (no such device, kernel API or
+package; an MLX release older than the function's ``MLX_LINALG_SINCE``)
+raises NotImplementedError in setup (asv: skipped); any other error, from
+MLX, torch or metalcore, propagates and fails the case.
+
+``time_*`` times one call whose result is evaluated (MLX) or synchronized
+(torch GPU) inside the timed callable (Backend.timed).
 ``track_*`` record the accuracy of the same call, per implementation and
 shape, as history (unit "relative error", max over the batch, in float64):
 ‖A−QR‖_F/‖A‖_F, ‖QᵀQ−I‖₂ (spectral norm, see
@@ -32,8 +36,8 @@ number below ~5, and the permutation makes partial pivoting work); the
 triangular solve the Cholesky factor of B·Bᵀ + n·I, one right-hand side
 (b is (batch, n, 1) everywhere).
 
-Fused ops MLX has built in (``RMSNorm``, ``LayerNorm``, ``SoftmaxVocab``,
-``AdamWStep``) are ``CaseTable``s over the MLX and torch backends.
+MLX's fused ops (RMSNorm, LayerNorm, vocabulary softmax, AdamW step), also
+seed 003, are in ``fused_ops.py``.
 
 Cost of the default run on a 2-core CPU: the asv attributes below keep each
 case to about 3-10 samples (``repeat``) of one call (``number``); the pure-MLX
@@ -47,16 +51,16 @@ from __future__ import annotations
 
 import abc
 import importlib
-import inspect
 
 import numpy as np
 
-from . import linalg_kernels as lk
+from .lib import linalg_kernels as lk
 from .common import (
     Case,
     CaseTable,
     backend,
     cached,
+    check_mlx_release,
     mlx,
     normal,
     require_mlx,
@@ -201,11 +205,10 @@ def _metalcore_fn(op):
 
 def _mlx_linalg_fn(op):
     mx = mlx()
+    # The version gate is the only skip: a release at or past MLX_LINALG_SINCE
+    # without the function is an error (the table would be wrong), not a skip.
     require_mlx(MLX_LINALG_SINCE[op], f"mx.linalg.{op}")
-    linalg = getattr(mx, "linalg", None)
-    if linalg is None or not hasattr(linalg, op):
-        raise NotImplementedError(f"this MLX has no mx.linalg.{op}")
-    fn = getattr(linalg, op)
+    fn = getattr(mx.linalg, op)
     if op == "solve_triangular":
         return lambda a, b: fn(a, b, upper=False, stream=mx.cpu)
     return lambda *args: fn(*args, stream=mx.cpu)
@@ -297,6 +300,7 @@ class LinalgTable(_Timing, CaseTable):
     @classmethod
     def prepared(cls, label, impl, small=False):
         """The Prepared case (cached per process, like CaseTable.callable)."""
+        check_mlx_release()  # under asv: the installed MLX is the results' release
         c = cls.case(label)
         args = c.small if small else c.args
         self = cls()
@@ -307,14 +311,10 @@ class LinalgTable(_Timing, CaseTable):
             data = self.inputs(args, key)
             arrays = be.arrays(data)
             call = be.timed(fn, *arrays)
-            try:
-                call()  # warm up (JIT compiles, lazy inits) outside the timed region
-            except NotImplementedError:
-                raise
-            except Exception as e:
-                if impl == "metalcore":
-                    raise NotImplementedError(f"metalcore {cls.op} failed: {type(e).__name__}: {e}")
-                raise
+            # Warm up (JIT compiles, lazy inits) outside the timed region. Any
+            # error (from MLX, torch or metalcore) propagates: asv records a
+            # failure. What a release lacks was skipped above, by a version gate.
+            call()
             return Prepared(impl, be, call, data)
 
         prep = cached(key + (impl,), build)
@@ -353,7 +353,9 @@ class _QRBase(LinalgTable):
 
 
 class QRBatched(_QRBase):
-    """Seed 003 "QR Batched": batches of 8x8 to 48x48, tall and wide."""
+    """Times a reduced QR of a batch of small matrices; tracks its accuracy.
+
+    Seed 003 "QR Batched": batches of 8x8 to 48x48, tall and wide."""
 
     cases = tuple(
         _qr_case(shape, small)
@@ -380,7 +382,9 @@ class QRBatched(_QRBase):
 
 
 class QRSingle(_QRBase):
-    """Seed 003 "QR Single Matrix": 16x16 to 1024x1024 and tall matrices."""
+    """Times a reduced QR of one matrix; tracks its accuracy.
+
+    Seed 003 "QR Single Matrix": 16x16 to 1024x1024 and tall matrices."""
 
     cases = tuple(
         _qr_case(shape, small)
@@ -404,7 +408,9 @@ class QRSingle(_QRBase):
 
 
 class Cholesky(LinalgTable):
-    """Seed 003 "Cholesky": batches of SPD 16x16 to 64x64."""
+    """Times a batched Cholesky factorization; tracks its reconstruction error.
+
+    Seed 003 "Cholesky": batches of SPD 16x16 to 64x64."""
 
     op = "cholesky"
     cases = tuple(
@@ -457,7 +463,9 @@ class _SolveBase(LinalgTable):
 
 
 class Solve(_SolveBase):
-    """Seed 003 "Linear Solve" shapes; general A, LU with partial pivoting."""
+    """Times a batched general linear solve (LU, partial pivoting); tracks its residual.
+
+    Seed 003 "Linear Solve" shapes; general A, LU with partial pivoting."""
 
     op = "solve"
 
@@ -472,7 +480,9 @@ class Solve(_SolveBase):
 
 
 class SolveTriangular(_SolveBase):
-    """Lower triangular solves at the seed's solve shapes (no seed table)."""
+    """Times a batched lower-triangular solve; tracks its residual.
+
+    Lower triangular solves at the seed's solve shapes (no seed table)."""
 
     op = "solve_triangular"
 
@@ -487,247 +497,3 @@ class SolveTriangular(_SolveBase):
 
 
 LINALG_CLASSES = (QRBatched, QRSingle, Cholesky, Solve, SolveTriangular)
-
-# --------------------------------------------------------------------------
-# Fused ops MLX has built in
-# --------------------------------------------------------------------------
-
-FUSED_BACKENDS = ("mlx_cpu", "mlx_gpu", "torch_cpu", "torch_cuda", "torch_mps")
-EPS = 1e-5
-
-
-class FusedTable(_Timing, CaseTable):
-    backends = FUSED_BACKENDS
-    param_names = ["case", "backend"]
-    rtol, atol = 1e-4, 1e-4  # parity tolerances of the tests
-
-
-def _warm(call, what, be):
-    """Run a freshly built callable once (outside the timed region).
-
-    On MLX, an API error means this release lacks what the case needs (e.g.
-    the vjp of a fast op): skipped. Torch errors propagate.
-    """
-    if not be.is_mlx:
-        call()
-        return call
-    try:
-        call()
-    except (AttributeError, TypeError, ValueError, RuntimeError) as e:
-        raise NotImplementedError(f"{what} failed on MLX {mlx().__version__}: {type(e).__name__}: {e}")
-    return call
-
-
-class RMSNorm(FusedTable):
-    """mx.fast.rms_norm vs torch rms_norm, forward and forward+backward (seed: Fwd+Bwd fp32)."""
-
-    cases = tuple(
-        Case(f"{shape_label(shape)} {direction}", (shape, direction), (small, direction))
-        for shape, small in [
-            ((32, 4096), (4, 16)),
-            ((1, 4096), (1, 16)),
-            ((1024, 1024), (6, 8)),
-            ((4096, 4096), (8, 8)),
-        ]
-        for direction in ("fwd", "fwd+bwd")
-    )
-
-    def build(self, be, args, key):
-        shape, direction = args
-        d = shape[-1]
-        x = normal(key + ("x",), shape)
-        w = (1.0 + 0.1 * normal(key + ("w",), (d,))).astype(np.float32)
-        g = normal(key + ("g",), shape)
-        if be.is_mlx:
-            require_mlx("0.8.0", "mx.fast.rms_norm")
-            mx = mlx()
-
-            def fwd(x, w):
-                return mx.fast.rms_norm(x, w, EPS)
-
-            if direction == "fwd":
-                fn = fwd
-            else:
-
-                def fn(x, w, g):
-                    outs, grads = mx.vjp(fwd, [x, w], [g])
-                    return list(outs) + list(grads)
-
-        else:
-            F = torch().nn.functional
-            if not hasattr(F, "rms_norm"):
-                raise NotImplementedError("torch.nn.functional.rms_norm needs torch >= 2.4")
-
-            def fwd(x, w):
-                return F.rms_norm(x, (d,), w, EPS)
-
-            if direction == "fwd":
-                fn = fwd
-            else:
-
-                def fn(x, w, g):
-                    y = fwd(x, w)
-                    gx, gw = torch().autograd.grad(y, (x, w), g)
-                    return [y, gx, gw]
-
-        arrays = be.arrays([x, w, g])
-        if not be.is_mlx and direction != "fwd":
-            arrays[0].requires_grad_(True)
-            arrays[1].requires_grad_(True)
-        if direction == "fwd":
-            arrays = arrays[:2]
-        return _warm(be.timed(fn, *arrays), "rms_norm", be)
-
-    def time_rms_norm(self, case, backend):
-        self.fn()
-
-
-class LayerNorm(FusedTable):
-    """mx.fast.layer_norm vs torch layer_norm, forward (seed 003 "LayerNorm")."""
-
-    cases = tuple(
-        Case(shape_label(shape), (shape,), (small,))
-        for shape, small in [
-            ((32, 512), (4, 16)),
-            ((64, 1024), (4, 17)),
-            ((32, 4096), (3, 32)),
-            ((32, 5120), (3, 20)),
-            ((16, 8192), (2, 64)),
-            ((256, 4096), (5, 32)),
-            ((1024, 4096), (6, 32)),
-        ]
-    )
-
-    def build(self, be, args, key):
-        (shape,) = args
-        d = shape[-1]
-        x = normal(key + ("x",), shape)
-        w = (1.0 + 0.1 * normal(key + ("w",), (d,))).astype(np.float32)
-        b = (0.1 * normal(key + ("b",), (d,))).astype(np.float32)
-        if be.is_mlx:
-            require_mlx("0.8.0", "mx.fast.layer_norm")
-            mx = mlx()
-
-            def fn(x, w, b):
-                return mx.fast.layer_norm(x, w, b, EPS)
-
-        else:
-            F = torch().nn.functional
-
-            def fn(x, w, b):
-                return F.layer_norm(x, (d,), w, b, EPS)
-
-        return _warm(be.timed(fn, *be.arrays([x, w, b])), "layer_norm", be)
-
-    def time_layer_norm(self, case, backend):
-        self.fn()
-
-
-class SoftmaxVocab(FusedTable):
-    """Softmax over LLM vocabularies (seed 003 "Fused Softmax": LLM Vocab rows)."""
-
-    cases = tuple(
-        Case(shape_label(shape), (shape,), (small,))
-        for shape, small in [((32, 32000), (4, 320)), ((128, 128000), (3, 1280))]
-    )
-
-    def build(self, be, args, key):
-        (shape,) = args
-        x = normal(key, shape)
-        if be.is_mlx:
-            mx = mlx()
-
-            def fn(x):
-                return mx.softmax(x, axis=-1)
-
-        else:
-
-            def fn(x):
-                return torch().softmax(x, dim=-1)
-
-        return be.timed(fn, *be.arrays([x]))
-
-    def time_softmax(self, case, backend):
-        self.fn()
-
-
-ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-
-
-class AdamWStep(FusedTable):
-    """One AdamW step on N float32 parameters (seed 003 "AdamW": 1M, 10M, 16M).
-
-    Same hyper-parameters on both sides (``ADAMW``); MLX gets
-    ``bias_correction=True`` where its AdamW has the flag (MLX >= 0.21.1;
-    before that MLX's step lacks torch's bias correction). The MLX step
-    evaluates the updated parameters and the whole optimizer state; torch uses
-    its default implementation (foreach on CUDA) and synchronizes. One step is
-    taken when the case is built, so the timed steps are steady-state.
-    """
-
-    cases = tuple(
-        Case(label, (n,), (small,))
-        for label, n, small in [
-            ("N=1048576", 1048576, 1000),
-            ("N=10485760", 10485760, 1001),
-            ("N=16777216", 16777216, 1002),
-        ]
-    )
-
-    def build(self, be, args, key):
-        (n,) = args
-        p0 = normal(key + ("p",), (n,))
-        g0 = normal(key + ("g",), (n,))
-        if be.is_mlx:
-            return self._mlx_step(be, p0, g0)
-        return self._torch_step(be, p0, g0)
-
-    @staticmethod
-    def mlx_optimizer():
-        require_mlx("0.1.0", "mlx.optimizers.AdamW")
-        import mlx.optimizers as optim
-
-        kwargs = dict(
-            learning_rate=ADAMW["lr"], betas=list(ADAMW["betas"]), eps=ADAMW["eps"], weight_decay=ADAMW["weight_decay"]
-        )
-        if "bias_correction" in inspect.signature(optim.AdamW.__init__).parameters:
-            kwargs["bias_correction"] = True
-        return optim.AdamW(**kwargs)
-
-    def _mlx_step(self, be, p0, g0):
-        mx = mlx()
-        opt = self.mlx_optimizer()
-        grads = {"w": be.array(g0)}
-        state = {"params": {"w": be.array(p0)}}
-
-        def step():
-            state["params"] = opt.apply_gradients(grads, state["params"])
-            return [state["params"], opt.state]  # Backend.timed: mx.eval of both
-
-        call = be.timed(step)
-        call()  # creates the optimizer state
-        call.params = state
-        call.optimizer = opt
-        return call
-
-    def _torch_step(self, be, p0, g0):
-        t = torch()
-        p = t.nn.Parameter(be.array(p0))
-        p.grad = be.array(g0)
-        opt = t.optim.AdamW([p], lr=ADAMW["lr"], betas=ADAMW["betas"], eps=ADAMW["eps"], weight_decay=ADAMW["weight_decay"])
-
-        def step():
-            opt.step()
-            return p
-
-        call = be.timed(step)
-        call()
-        call.param = p
-        call.optimizer = opt
-        return call
-
-    def time_adamw_step(self, case, backend):
-        self.fn()
-
-
-FUSED_CLASSES = (RMSNorm, LayerNorm, SoftmaxVocab, AdamWStep)

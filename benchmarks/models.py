@@ -92,8 +92,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from . import model_inputs as mi
-from .common import BACKENDS, backend, cached, require_mlx, torch
+from .lib import model_inputs as mi
+from .common import BACKENDS, backend, cached, check_mlx_release, require_mlx, torch
 
 # As common.py does for the frameworks: in asv's forkserver, import the
 # transformers classes once in the server, not in each per-case process.
@@ -130,7 +130,7 @@ def build(name, be, small=False):
     """
     _require_reference()
     if be.is_mlx:
-        from . import transformer_mlx
+        from .lib import transformer_mlx
 
         require_mlx(transformer_mlx.MIN_MLX, "the MLX transformer encoders")
     s = mi.spec(name, small)
@@ -182,6 +182,7 @@ def forward_callable(name, length, batch, backend_name, small=False):
     ``small`` gives the same case on the toy-sized model of the same family
     (tests). Cached per process, like the model it calls.
     """
+    check_mlx_release()  # under asv: the installed MLX is the results' release
     be = backend(backend_name)  # NotImplementedError: asv shows the case as skipped
 
     def make():
@@ -194,7 +195,9 @@ def forward_callable(name, length, batch, backend_name, small=False):
 
 
 class Inference:
-    """Forward-pass latency of the four encoders (seed 004, appendix C)."""
+    """Times one forward pass of an encoder to its last hidden state (MLX / transformers).
+
+    Forward-pass latency of the four encoders (seed 004, appendix C)."""
 
     params = [list(MODELS), LENGTHS, BATCHES, MODEL_BACKENDS]
     param_names = ["model", "length", "batch", "backend"]
@@ -219,7 +222,9 @@ class Inference:
 
 
 class Tokens:
-    """Token counts of each case's input (framework-independent)."""
+    """Records the token counts of each case's input (nothing is timed).
+
+    Framework-independent: a change of the shipped tokenizers shows here."""
 
     params = [list(MODELS), LENGTHS, BATCHES]
     param_names = ["model", "length", "batch"]

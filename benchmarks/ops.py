@@ -7,7 +7,13 @@ Every case runs on every backend of ``common.BACKENDS``.
 
 Labels read like the seed rows, except that the seed's ``axi=`` is spelled
 ``axis=``. Families and cases are in the seed table's order (23 families, 91
-cases).
+cases). Beside them, ``Compile`` (not a seed table) times ``mx.compile``
+itself: compiling a few representative functions plus their first call.
+
+``track_mlx_version`` records the MLX version that was benchmarked (unit
+"version", 0.32.4 as 0.032004), so the site shows which MLX every result
+came from. Under asv every case first checks that the installed MLX is the
+release the results are filed under (``common.check_mlx_release``).
 
 Version gates: an MLX API that appeared after 0.2.0 (the oldest release this
 suite runs on Linux) is checked with ``require_mlx`` (the case is skipped on
@@ -31,6 +37,7 @@ import numpy as np
 from .common import (
     Case,
     CaseTable,
+    check_mlx_release,
     integers,
     mlx,
     mlx_version,
@@ -78,7 +85,8 @@ class OpFamily(CaseTable):
 
     Both frameworks get the same NumPy inputs (``torch_layout`` may permute
     them into torch's layout, outside the timed region); the timed callable
-    evaluates (MLX) or synchronizes (GPU) the op's result.
+    evaluates (MLX) or synchronizes (GPU) the op's result, and is called once
+    when it is built (a warm-up outside the timed region).
     """
 
     # Parity tolerances of the tests (float32 against float32).
@@ -121,7 +129,14 @@ class OpFamily(CaseTable):
         arrays = backend.arrays(arrays)
         if not backend.is_mlx:
             arrays = self.torch_prepare(arrays, args)
-        return backend.timed(op, *arrays)
+        fn = backend.timed(op, *arrays)
+        if not backend.compiled:  # Backend.timed has called a compiled one already
+            # Warm up once, here, outside the timed region: asv's first sample
+            # is never a cold call (lazy inits, kernel JIT, first-touch
+            # allocations), even where a single call outlasts asv's warm-up
+            # budget and becomes the only sample (``_Slow``).
+            fn()
+        return fn
 
     def time_op(self, case, backend):
         self.fn()
@@ -145,8 +160,9 @@ class _Slow(_BigInputs):
 
     One warm-up call (``warmup_time`` > 0 makes asv run at least one), then
     single-call samples (``number = 1``) until 5 samples or 4 s; a call
-    slower than 4 s is measured once, its warm-up call being the sample
-    (``min_run_count = 1``). One round (see ``_BigInputs``). asv's defaults
+    slower than 4 s is measured once, asv's warm-up call being the sample
+    (``min_run_count = 1``). That call is never the first: ``OpFamily.build``
+    calls every callable once when it builds it, outside the timed region. One round (see ``_BigInputs``). asv's defaults
     (2 rounds, each 0.1 s of warm-up calls then up to 5 samples or 10 s,
     at least 2 calls) would take ~20 s per (case, backend) for a 1.5 s call
     and ~140 s for a 35 s one. Shapes are never shrunk.
@@ -164,6 +180,8 @@ class _Slow(_BigInputs):
 
 
 class Argmax(OpFamily):
+    """Times argmax along one axis (mx.argmax / torch.argmax)."""
+
     cases = axis_cases(
         ((64, 1024, 128), 0, (4, 5, 6)),
         ((64, 1024, 128), 1, (4, 5, 6)),
@@ -186,7 +204,9 @@ class Argmax(OpFamily):
 
 
 class BCE(OpFamily):
-    """Mean binary cross-entropy of probabilities against {0, 1} targets.
+    """Times the mean binary cross-entropy loss (mlx.nn.losses / torch F.binary_cross_entropy).
+
+    Mean binary cross-entropy of probabilities against {0, 1} targets.
 
     The same loss from the same data in both frameworks: predictions are
     probabilities in (0.01, 0.99) and targets are 0.0/1.0 floats. torch:
@@ -224,6 +244,8 @@ class BCE(OpFamily):
 
 
 class Concat(_Slow, OpFamily):
+    """Times concatenating two arrays along an axis (mx.concatenate / torch.cat)."""
+
     cases = tuple(
         Case(f"{shape_label(a, b)} axis={axis}", (a, b, axis), (sa, sb, axis))
         for a, b, axis, sa, sb in [
@@ -264,6 +286,8 @@ class Concat(_Slow, OpFamily):
 
 
 class Conv1d(_Slow, OpFamily):
+    """Times a 1-D convolution, stride 1, no padding (mx.conv1d / torch F.conv1d)."""
+
     cases = tuple(
         Case(shape_label(x, w), (x, w), small)
         for x, w, small in [
@@ -291,6 +315,8 @@ class Conv1d(_Slow, OpFamily):
 
 
 class Conv2d(_Slow, OpFamily):
+    """Times a 2-D convolution, stride 1, no padding (mx.conv2d / torch F.conv2d)."""
+
     cases = tuple(
         Case(shape_label(x, w), (x, w), small)
         for x, w, small in [
@@ -350,7 +376,9 @@ _INDEX_SMALLS = [((8, 3), 5), ((8, 3), 40), ((8, 3), 200),
 
 
 class Gather(_IndexFamily):
-    """``table[idx]``: ``edges`` rows gathered from a (nodes, features) table,
+    """Times gathering rows by index, ``table[idx]``.
+
+    ``table[idx]``: ``edges`` rows gathered from a (nodes, features) table,
     with random (repeating) row indices."""
 
     cases = _IndexFamily._cases(_INDEX_SMALLS)
@@ -368,7 +396,9 @@ class Gather(_IndexFamily):
 
 
 class Scatter(_IndexFamily):
-    """``out = x.copy(); out[idx] = v``: rows of ``v`` assigned to rows
+    """Times an out-of-place row assignment, ``out[idx] = v``.
+
+    ``out = x.copy(); out[idx] = v``: rows of ``v`` assigned to rows
     ``idx`` of a (nodes, features) array, out of place in both frameworks.
 
     Plain assignment with duplicate indices is nondeterministic (which write
@@ -457,6 +487,8 @@ class _ScatterReduce(_IndexFamily):
 
 
 class ScatterSum(_ScatterReduce):
+    """Times a scatter-add of rows (``x.at[idx].add(v)`` / torch scatter_reduce sum)."""
+
     cases = _IndexFamily._cases(_INDEX_SMALLS)
     reduce_mlx, reduce_torch = "add", "sum"
     # Up to ~16000 float32 additions per element, in different orders.
@@ -464,6 +496,8 @@ class ScatterSum(_ScatterReduce):
 
 
 class ScatterMax(_ScatterReduce):
+    """Times a scatter-max of rows (``x.at[idx].maximum(v)`` / torch scatter_reduce amax)."""
+
     cases = _IndexFamily._cases(_INDEX_SMALLS)
     reduce_mlx, reduce_torch = "maximum", "amax"
     rtol, atol = 0, 0
@@ -475,7 +509,9 @@ class ScatterMax(_ScatterReduce):
 
 
 class LayerNorm(OpFamily):
-    """Layer norm over the last axis, with weight and bias, eps=1e-5.
+    """Times layer norm over the last axis (mx.fast.layer_norm / torch F.layer_norm).
+
+    Layer norm over the last axis, with weight and bias, eps=1e-5.
 
     MLX >= 0.8.0: ``mx.fast.layer_norm``. Older releases have no fused
     kernel: they run the expression of that release's ``mlx.nn.LayerNorm``
@@ -519,7 +555,9 @@ class LayerNorm(OpFamily):
 
 
 class Linear(_Slow, OpFamily):
-    """``x @ W + b`` with the seed's shapes: x (..., in), W (in, out), b (out,).
+    """Times an affine layer ``x @ W + b`` (mx.addmm / torch F.linear).
+
+    ``x @ W + b`` with the seed's shapes: x (..., in), W (in, out), b (out,).
 
     MLX: ``mx.addmm(b, x, W)`` (in MLX since 0.0.10; ``x @ W + b`` before).
     torch: ``F.linear(x, W_t, b)`` with ``W_t = W.T`` (torch's (out, in)
@@ -561,6 +599,8 @@ class Linear(_Slow, OpFamily):
 
 
 class MatMul(_Slow, OpFamily):
+    """Times a (batched) matrix product (mx.matmul / torch.matmul)."""
+
     cases = tuple(
         Case(shape_label(a, b), (a, b), small)
         for a, b, small in [
@@ -588,7 +628,9 @@ class MatMul(_Slow, OpFamily):
 
 
 class ScaledDotProductAttention(_Slow, OpFamily):
-    """``softmax(q @ k.T * scale + mask) @ v`` with an additive causal mask.
+    """Times attention with a causal mask (mx.fast / torch F.scaled_dot_product_attention).
+
+    ``softmax(q @ k.T * scale + mask) @ v`` with an additive causal mask.
 
     The original project's code meant an additive causal mask (its comment
     says so), but filled a *bool* tensor with -inf, which left it all True,
@@ -659,6 +701,8 @@ class _Activation(OpFamily):
 
 
 class LeakyReLU(_Activation):
+    """Times the leaky ReLU activation (mlx.nn.leaky_relu / torch F.leaky_relu)."""
+
     cases = _Activation._cases()
     negative_slope = 0.01
 
@@ -672,7 +716,9 @@ class LeakyReLU(_Activation):
 
 
 class PReLU(_Activation):
-    """One learnable slope (``dim=1``), the same value for both frameworks."""
+    """Times the PReLU activation (mlx.nn.prelu / torch F.prelu).
+
+    One learnable slope (``dim=1``), the same value for both frameworks."""
 
     cases = tuple(
         Case(shape_label(s, (1,)), (s, (1,)), (small, (1,))) for s, small in _ACTIVATION_SHAPES
@@ -691,6 +737,8 @@ class PReLU(_Activation):
 
 
 class ReLU(_Activation):
+    """Times the ReLU activation (mlx.nn.relu / torch F.relu)."""
+
     cases = _Activation._cases()
 
     def mlx_op(self, args):
@@ -703,6 +751,8 @@ class ReLU(_Activation):
 
 
 class SeLU(_Activation):
+    """Times the SELU activation (mlx.nn.selu / torch F.selu)."""
+
     cases = _Activation._cases()
 
     def mlx_op(self, args):
@@ -715,7 +765,9 @@ class SeLU(_Activation):
 
 
 class Sigmoid(_Activation):
-    """``mlx.nn.sigmoid`` is exported from MLX 0.5.0 on; before that the
+    """Times the sigmoid activation (mlx.nn.sigmoid / torch.sigmoid).
+
+    ``mlx.nn.sigmoid`` is exported from MLX 0.5.0 on; before that the
     same op is ``mx.sigmoid`` (which ``mlx.nn.sigmoid`` wraps)."""
 
     cases = _Activation._cases()
@@ -729,6 +781,8 @@ class Sigmoid(_Activation):
 
 
 class Softmax(_Slow, OpFamily):
+    """Times softmax along the last axis (mx.softmax / torch.softmax)."""
+
     cases = axis_cases(
         ((64, 1000000), -1, (4, 50)),
         ((1000000, 64), -1, (50, 4)),
@@ -751,7 +805,9 @@ class Softmax(_Slow, OpFamily):
 
 
 class Softplus(_Activation):
-    """``log(1 + exp(x))``. torch's softplus switches to ``x`` above
+    """Times the softplus activation (mlx.nn.softplus / torch F.softplus).
+
+    ``log(1 + exp(x))``. torch's softplus switches to ``x`` above
     ``threshold=20``; with normal inputs (|x| < 7) that never applies."""
 
     cases = _Activation._cases()
@@ -766,7 +822,9 @@ class Softplus(_Activation):
 
 
 class Sort(_Slow, OpFamily):
-    """Sorted values along ``axis``. torch.sort always computes the indices
+    """Times sorting along one axis (mx.sort / torch.sort's values).
+
+    Sorted values along ``axis``. torch.sort always computes the indices
     too (it has no values-only sort); MLX's sort returns values only."""
 
     cases = axis_cases(
@@ -789,6 +847,8 @@ class Sort(_Slow, OpFamily):
 
 
 class Sum(_BigInputs, OpFamily):
+    """Times a sum along one axis (mx.sum / torch.sum)."""
+
     cases = axis_cases(
         ((64, 128, 128, 128), 0, (2, 3, 4, 5)),
         ((64, 128, 128, 128), 1, (2, 3, 4, 5)),
@@ -810,6 +870,8 @@ class Sum(_BigInputs, OpFamily):
 
 
 class SumAll(_BigInputs, OpFamily):
+    """Times a sum of all elements (mx.sum / torch.sum)."""
+
     cases = tuple(
         Case(shape_label(shape), (shape,), (small,))
         for shape, small in [
@@ -831,3 +893,136 @@ class SumAll(_BigInputs, OpFamily):
 
     def torch_op(self, args):
         return lambda x: torch().sum(x)
+
+
+# --------------------------------------------------------------------------
+# The compile path: what mx.compile itself costs
+# --------------------------------------------------------------------------
+
+
+class Compile(CaseTable):
+    """Times mx.compile itself: compiling a function afresh plus its first call, evaluated.
+
+    ``mlx_gpu_compile`` times compiled functions warm; this shows what the
+    compilation costs. Each timed call wraps the case's function in a new
+    Python function object, ``mx.compile``s it and calls it once on the
+    case's inputs, then evaluates the result: MLX keys its compile cache by
+    the function object and erases the entry when the compiled function is
+    freed (every release from 0.2.0 on), so every call traces, simplifies and
+    fuses the graph again. What MLX caches per process below that (the
+    generated kernels, compiled by the system compiler on the CPU or JIT on
+    the GPU) is filled by the one call made when the case is built, outside
+    the timed region, so the samples are the front end's cost, not one-time
+    code generation. The functions use plain ``mx`` ops only (``mlx.nn``'s
+    activations are themselves compiled, and cached, in recent releases).
+
+    MLX backends only (``mlx_cpu``, ``mlx_gpu``). The parity test checks that
+    each compiled function returns what the uncompiled one does.
+    """
+
+    backends = ("mlx_cpu", "mlx_gpu")
+    # The functions' results against the uncompiled functions' (tests).
+    rtol, atol = 1e-5, 1e-6
+
+    # Small inputs, so that the call's arithmetic does not hide the compile.
+    cases = (
+        Case("softmax dim=16x1024", ("softmax", (16, 1024)), ("softmax", (4, 10))),
+        Case("layer_norm dim=16x1024", ("layer_norm", (16, 1024)), ("layer_norm", (4, 10))),
+        Case("gelu_mlp dim=16x256 dim=256x256", ("gelu_mlp", (16, 256), (256, 256)), ("gelu_mlp", (4, 10), (10, 6))),
+        Case("attention dim=1x4x32x32", ("attention", (1, 4, 32, 32)), ("attention", (2, 2, 5, 4))),
+    )
+
+    @staticmethod
+    def function(args):
+        """The case's function of MLX arrays (uncompiled)."""
+        mx, name = mlx(), args[0]
+        if name == "softmax":
+            return lambda x: mx.softmax(x, axis=-1)
+        if name == "layer_norm":
+            eps = 1e-5
+
+            def layer_norm(x, w, b):
+                mean = mx.mean(x, axis=-1, keepdims=True)
+                var = mx.var(x, axis=-1, keepdims=True)
+                return w * ((x - mean) * mx.rsqrt(var + eps)) + b
+
+            return layer_norm
+        if name == "gelu_mlp":
+
+            def gelu_mlp(x, w, b):
+                h = x @ w + b
+                return 0.5 * h * (1 + mx.erf(h * (1 / math.sqrt(2))))
+
+            return gelu_mlp
+        if name == "attention":
+
+            def attention(q, k, v, mask):
+                scale = 1 / math.sqrt(q.shape[-1])
+                scores = (q @ mx.swapaxes(k, -1, -2)) * scale + mask
+                return mx.softmax(scores, axis=-1) @ v
+
+            return attention
+        raise ValueError(f"unknown function {name!r}")
+
+    @staticmethod
+    def inputs(args, key):
+        """The NumPy inputs of the case's function."""
+        name = args[0]
+        if name == "softmax":
+            return [normal(key, args[1])]
+        if name == "layer_norm":
+            shape = args[1]
+            return [normal(key + ("x",), shape), uniform(key + ("w",), shape[-1:], 0.5, 1.5),
+                    normal(key + ("b",), shape[-1:])]
+        if name == "gelu_mlp":
+            x, w = args[1], args[2]
+            return [normal(key + ("x",), x), normal(key + ("w",), w) * np.float32(1 / math.sqrt(w[0])),
+                    normal(key + ("b",), w[-1:])]
+        if name == "attention":
+            shape = args[1]
+            t = shape[-2]
+            mask = ScaledDotProductAttention.causal_mask(t, t)
+            return [normal(key + (n,), shape) for n in ("q", "k", "v")] + [mask]
+        raise ValueError(f"unknown function {name!r}")
+
+    def build(self, be, args, key):
+        require_mlx("0.1.0", "mx.compile")
+        mx = mlx()
+        body = self.function(args)
+        be.activate()
+        arrays = be.arrays(self.inputs(args, key))
+        evaluate = be.evaluate
+
+        def call():
+            fresh = lambda *a: body(*a)  # noqa: E731  a new function object: compiled from scratch
+            return evaluate(mx.compile(fresh)(*arrays))
+
+        call()  # fills MLX's per-process kernel caches, outside the timed region
+        return call
+
+    def time_compile(self, case, backend):
+        self.fn()
+
+
+# --------------------------------------------------------------------------
+# The MLX release being timed, as a result of its own
+# --------------------------------------------------------------------------
+
+
+def mlx_version_number(version):
+    """'0.32.4' -> 0.032004: X + Y / 1000 + Z / 1000000 (Y, Z < 1000), so
+    that the site's graph of it steps up with every release."""
+    major, minor, patch = parse_version(version)
+    return major + minor / 1000 + patch / 1000000
+
+
+def track_mlx_version():
+    """The MLX version that was benchmarked (0.32.4 shows as 0.032004)."""
+    check_mlx_release()  # under asv: it is the release the results are filed under
+    mx = mlx()
+    if mx is None:
+        raise NotImplementedError("MLX is not installed")
+    return mlx_version_number(mx.__version__)
+
+
+track_mlx_version.unit = "version"

@@ -47,7 +47,7 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from benchmarks import linalg_kernels as lk  # noqa: E402
+from benchmarks.lib import linalg_kernels as lk  # noqa: E402
 from benchmarks import metal_kernels as mk  # noqa: E402
 from benchmarks.common import mlx, mlx_gpu_kind, torch  # noqa: E402
 from gpu.timing import sample, summarize  # noqa: E402

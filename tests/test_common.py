@@ -1,7 +1,12 @@
 """The shared benchmark layer: backends, inputs, evaluation, caching, version gates."""
 
+import contextlib
+import os
+
 import numpy as np
 import pytest
+
+from timing import call_times
 
 from benchmarks import common
 from benchmarks.common import BACKENDS, Case, CaseTable
@@ -82,6 +87,42 @@ def test_torch_timed_callable_synchronizes(monkeypatch):
     assert fn().tolist() == [1, 1, 1] and synced == [True]
 
 
+@pytest.mark.parametrize("be_name,module", [("torch_cuda", "cuda"), ("torch_mps", "mps")])
+def test_gpu_backends_synchronize_their_device(monkeypatch, be_name, module):
+    """Without a GPU: a Backend whose device is cuda / mps (made without
+    Backend.__init__, which would need the device) calls that framework's
+    synchronize inside the timed callable, after the op."""
+    events = []
+    monkeypatch.setattr(getattr(torch, module), "synchronize", lambda *a, **k: events.append("synchronize"))
+    for other in {"cuda", "mps"} - {module}:
+        monkeypatch.setattr(getattr(torch, other), "synchronize", lambda *a, **k: events.append(f"{other}!"))
+    be = object.__new__(common.Backend)
+    be.name, be.framework, be.compiled = be_name, "torch", False
+    be.device = torch.device(module)
+    be.synchronize()
+    assert events == ["synchronize"]
+    events.clear()
+    fn = be.timed(lambda: events.append("op") or "result")
+    assert fn() == "result"
+    assert events == ["op", "synchronize"]  # the result is waited for inside the call
+
+
+@pytest.mark.parametrize("be_name", ["mlx_gpu", "torch_cuda", "torch_mps"])
+def test_gpu_timed_callable_time_grows_with_the_work(be_name):
+    """On a GPU the timed callable waits for the work it queued: a matmul of
+    8192x8192 (4096x the arithmetic of 512x512) takes clearly longer. Without
+    the synchronization both would cost a kernel launch. A relative check
+    within one process, not a wall-clock bound."""
+    reason = common.unavailable_reason(be_name)
+    if reason is not None:
+        pytest.skip(f"{be_name}: {reason}")
+    be = common.backend(be_name)
+    small = be.timed(lambda a: a @ a, be.array(common.normal(("work", 1), (512, 512))))
+    big = be.timed(lambda a: a @ a, be.array(common.normal(("work", 2), (8192, 8192))))
+    t_small, t_big = min(call_times(small, 5)), min(call_times(big, 5))
+    assert t_big > 8 * t_small, (t_small, t_big)
+
+
 def test_state_cache_builds_once_per_key_and_is_bounded():
     cache = common.StateCache(max_entries=2)
     calls = []
@@ -151,3 +192,151 @@ def test_abstract_bases_are_not_benchmarks():
     from benchmarks import ops
 
     assert inspect.isabstract(ops.OpFamily)
+
+
+# --------------------------------------------------------------------------
+# The MLX being timed is the release the results are filed under
+# --------------------------------------------------------------------------
+
+
+def make_ledger(conf_dir, *commits):
+    """A bare ledger repository at ``conf_dir/ledger`` with one commit per
+    dict of {file name: text}, each on top of the previous; their hashes."""
+    import subprocess
+
+    git_dir = str(conf_dir / "ledger")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t",
+    )
+
+    def git(*args, stdin=None):
+        return subprocess.run(
+            ["git", "--git-dir", git_dir, *args], input=stdin, env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", "--bare", git_dir], check=True)
+    hashes, parent = [], []
+    for files in commits:
+        entries = "".join(
+            f"100644 blob {git('hash-object', '-w', '--stdin', stdin=text)}\t{name}\n" for name, text in sorted(files.items())
+        )
+        tree = git("mktree", stdin=entries)
+        commit = git("commit-tree", tree, *parent, "-m", "release", stdin="")
+        hashes.append(commit)
+        parent = ["-p", commit]
+    return hashes
+
+
+@contextlib.contextmanager
+def fails(match):
+    """The block raises RuntimeError itself: a failure in asv, not the
+    NotImplementedError (a RuntimeError subclass) that asv shows as a skip."""
+    with pytest.raises(RuntimeError, match=match) as info:
+        yield info
+    assert type(info.value) is RuntimeError, f"{type(info.value).__name__}: {info.value}"
+
+
+@pytest.fixture
+def under_asv(tmp_path, monkeypatch):
+    """Make this process look like an asv benchmark process for ledger commits
+    built here: ``under_asv(files)`` sets ASV_COMMIT to a commit holding ``files``."""
+    monkeypatch.setenv("ASV_CONF_DIR", str(tmp_path))
+    monkeypatch.delenv(common.SELECTED_ENV, raising=False)
+    made = []
+
+    def use(files):
+        conf = tmp_path / f"conf{len(made)}"
+        conf.mkdir()
+        (commit,) = make_ledger(conf, files)
+        monkeypatch.setenv("ASV_CONF_DIR", str(conf))
+        monkeypatch.setenv("ASV_COMMIT", commit)
+        made.append(commit)
+        return commit
+
+    return use
+
+
+def test_release_mismatch_fails_with_one_line_naming_both(under_asv):
+    assert mx.__version__ != "0.31.2"
+    commit = under_asv({"MLX_VERSION": "0.31.2\n"})
+    with fails("is installed") as info:
+        common.check_mlx_release()
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"MLX {mx.__version__} is installed" in message and "filed under MLX 0.31.2" in message
+    assert commit[:12] in message
+    # through a benchmark's setup: a failure (RuntimeError), not a skip
+    with fails("filed under MLX 0.31.2"):
+        Doubling().setup("dim=3", "mlx_cpu")
+
+
+def test_release_mismatch_fails_even_the_cases_that_would_skip(under_asv):
+    under_asv({"MLX_VERSION": "0.31.2"})
+    for name in BACKENDS:  # torch_cuda, torch_mps ... would be skipped here
+        with fails("0.31.2"):
+            Doubling().setup("dim=3", name)
+
+
+def test_release_match_passes(under_asv):
+    under_asv({"MLX_VERSION": mx.__version__ + "\n"})
+    common.check_mlx_release()
+    bench = Doubling()
+    bench.setup("dim=3", "mlx_cpu")
+    assert np.array(bench.fn()).shape == (3,)
+
+
+def test_no_asv_commit_no_check(under_asv, monkeypatch):
+    under_asv({"MLX_VERSION": "0.31.2"})
+    monkeypatch.delenv("ASV_COMMIT")
+    common.check_mlx_release()  # tests, GPU scripts: nothing to check against
+    Doubling().setup("dim=3", "mlx_cpu")
+
+
+def test_a_release_commit_needs_the_exact_version(under_asv, monkeypatch):
+    under_asv({"MLX_VERSION": "0.32.4"})
+    monkeypatch.setattr(mx, "__version__", "0.32.4.dev20250101+abc")
+    with fails(r"MLX 0\.32\.4\.dev20250101\+abc is installed.*filed under MLX 0\.32\.4 "):
+        common.check_mlx_release()
+
+
+def test_a_candidate_commit_compares_x_y_z(under_asv, monkeypatch):
+    monkeypatch.setattr(mx, "__version__", "0.32.4.dev20250101+abc")
+    under_asv({"MLX_VERSION": "0.32.4", "MLX_CANDIDATE": "a build of a pull request\n"})
+    common.check_mlx_release()
+    under_asv({"MLX_VERSION": "0.32.3", "MLX_CANDIDATE": "x"})
+    with fails(r"MLX 0\.32\.4\.dev20250101\+abc is installed.*MLX 0\.32\.3 candidate"):
+        common.check_mlx_release()
+
+
+def test_unreadable_ledger_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASV_CONF_DIR", str(tmp_path))  # no ledger there
+    monkeypatch.setenv("ASV_COMMIT", "0" * 40)
+    with fails("cannot check the MLX being timed"):
+        common.check_mlx_release()
+
+
+def test_every_benchmark_module_checks_the_release(under_asv):
+    from benchmarks import fused_ops, metal_kernels, models, ops
+
+    under_asv({"MLX_VERSION": "0.31.2"})
+    setups = [
+        lambda: ops.Softmax().setup(ops.Softmax.cases[0].label, "mlx_cpu"),
+        lambda: fused_ops.LayerNorm().setup(fused_ops.LayerNorm.cases[0].label, "torch_cpu"),
+        lambda: metal_kernels.Solve().setup(metal_kernels.Solve.cases[0].label, "torch_cpu"),
+        lambda: models.Inference().setup("bert-base-uncased", 50, 1, "mlx_cpu"),
+        ops.track_mlx_version,
+    ]
+    for setup in setups:
+        with fails("filed under MLX 0.31.2"):
+            setup()
+
+
+def test_track_mlx_version(monkeypatch):
+    from benchmarks import ops
+
+    assert ops.track_mlx_version.unit == "version"
+    assert ops.mlx_version_number("0.32.4") == pytest.approx(0.032004)
+    assert ops.mlx_version_number("1.2.3") == pytest.approx(1.002003)
+    monkeypatch.setattr(mx, "__version__", "0.21.1")
+    assert ops.track_mlx_version() == pytest.approx(0.021001)

@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from benchmarks import common, model_inputs as mi, models
+from benchmarks import common, models
+from benchmarks.lib import model_inputs as mi
 from gpu import device_models_table as dmt
 from gpu import timing
 

@@ -17,7 +17,8 @@ import pytest
 import gpu_parity as gpu
 from timing import call_times
 
-from benchmarks import common, model_inputs as mi, models
+from benchmarks import common, models
+from benchmarks.lib import model_inputs as mi
 
 HAVE_MLX = common.mlx() is not None
 HAVE_TORCH = common.torch() is not None and importlib.util.find_spec("transformers") is not None
@@ -219,7 +220,7 @@ def test_parity_random_ids_and_left_padding(name):
 
 @needs_both
 def test_weights_are_converted_one_to_one():
-    from benchmarks import transformer_mlx as tm
+    from benchmarks.lib import transformer_mlx as tm
     from mlx.utils import tree_flatten
 
     s = mi.spec("roberta-base", small=True)
@@ -246,7 +247,7 @@ def test_weights_are_converted_one_to_one():
 def test_inference_mode(name):
     """No dropout anywhere: both models are in eval mode, MLX has no dropout
     layer at all, and repeated calls give identical outputs."""
-    from benchmarks import transformer_mlx as tm
+    from benchmarks.lib import transformer_mlx as tm
 
     mlx_model = models.model(name, "mlx_cpu", small=True).model
     torch_model = models.model(name, "torch_cpu", small=True).model
@@ -440,12 +441,30 @@ def test_local_checkpoint_is_loaded_offline(tmp_path, monkeypatch):
     )
 
 
-def test_mlx_version_gate():
-    if not HAVE_MLX:
-        pytest.skip("MLX is not installed")
-    from benchmarks import transformer_mlx as tm
+@needs_both
+def test_mlx_version_gate(monkeypatch):
+    """The MLX encoders are gated at transformer_mlx.MIN_MLX: on an older
+    release (a monkeypatched version) the MLX cases skip with the gate's
+    reason, the torch cases still run; at MIN_MLX the MLX case runs."""
+    import mlx.core as mx
+    from benchmarks.lib import transformer_mlx as tm
 
-    assert common.mlx_version() >= common.parse_version(tm.MIN_MLX)
+    older = tm.MIN_MLX.split(".")
+    older = ".".join(older[:1] + [str(int(older[1]) - 1)] + older[2:])  # 0.2.0 -> 0.1.0
+    assert common.parse_version(older) < common.parse_version(tm.MIN_MLX)
+    monkeypatch.setattr(mx, "__version__", older)
+    common.CACHE.clear()
+    with pytest.raises(NotImplementedError, match=rf"needs MLX >= {tm.MIN_MLX}; this is {older}"):
+        models.forward_callable("bert-base-uncased", 50, 1, "mlx_cpu", small=True)
+    with pytest.raises(NotImplementedError, match=rf"needs MLX >= {tm.MIN_MLX}"):
+        models.Inference().setup("bert-base-uncased", 50, 1, "mlx_cpu")
+    with pytest.raises(NotImplementedError, match=rf"Encoder needs MLX >= {tm.MIN_MLX}"):
+        tm.Encoder(mi.build_torch_model(mi.spec("bert-base-uncased", small=True))[0].config)
+    assert models.forward_callable("bert-base-uncased", 50, 1, "torch_cpu", small=True)() is not None
+    monkeypatch.setattr(mx, "__version__", tm.MIN_MLX)
+    common.CACHE.clear()
+    assert models.forward_callable("bert-base-uncased", 50, 1, "mlx_cpu", small=True)() is not None
+    common.CACHE.clear()
 
 
 def test_hub_cache_is_used_only_offline(monkeypatch):

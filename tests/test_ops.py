@@ -63,7 +63,9 @@ def benchmark_classes():
     return found
 
 
-FAMILIES = {name: cls for name, cls in benchmark_classes().items() if cls.cases}
+# The op catalogue: the tables of op cases (Compile, which times mx.compile
+# itself, is tested on its own below).
+FAMILIES = {name: cls for name, cls in benchmark_classes().items() if issubclass(cls, ops.OpFamily)}
 ALL_CASES = [
     pytest.param(cls, case.label, id=f"{name}/{case.label}")
     for name, cls in FAMILIES.items()
@@ -239,12 +241,14 @@ def test_asv_sees_23_classes_and_91_cases():
     classes = benchmark_classes()
     # No public benchmark class without cases (asv would collect it too).
     assert all(cls.cases for cls in classes.values()), [n for n, c in classes.items() if not c.cases]
-    assert {name: len(cls.cases) for name, cls in classes.items()} == EXPECTED_COUNTS
-    assert len(classes) == 23
-    assert sum(len(cls.cases) for cls in classes.values()) == 91
-    for cls in classes.values():
+    assert set(classes) == set(FAMILIES) | {"Compile"}
+    assert {name: len(cls.cases) for name, cls in FAMILIES.items()} == EXPECTED_COUNTS
+    assert len(FAMILIES) == 23
+    assert sum(len(cls.cases) for cls in FAMILIES.values()) == 91
+    for cls in FAMILIES.values():
         assert cls.params == [[c.label for c in cls.cases], list(common.BACKENDS)]
         assert cls.param_names == ["case", "backend"]
+    assert ops.Compile.params == [[c.label for c in ops.Compile.cases], ["mlx_cpu", "mlx_gpu"]]
 
 
 def test_asv_runner_discovers_the_same_benchmarks():
@@ -260,7 +264,11 @@ def test_asv_runner_discovers_the_same_benchmarks():
                 if bench is not None:
                     names[bench.name] = len(bench.params[0])
                     benches[name] = bench
-    assert names == {f"ops.{n}.time_op": c for n, c in EXPECTED_COUNTS.items()}
+    assert names == {f"ops.{n}.time_op": c for n, c in EXPECTED_COUNTS.items()} | {
+        "ops.Compile.time_compile": len(ops.Compile.cases)
+    }
+    track = discovery._get_benchmark("track_mlx_version", ops, None, ops.track_mlx_version)
+    assert track.name == "ops.track_mlx_version" and track.unit == "version"
     # asv reads the per-family settings of the slow families
     assert benches["MatMul"].rounds == 1 and benches["MatMul"].number == 1
     assert benches["MatMul"].min_run_count == 1 and benches["MatMul"].repeat == (1, 5, 4.0)
@@ -536,6 +544,104 @@ def test_timed_callable_returns_the_scatter_result():
     assert isinstance(out, mx.array)
     x, idx, v = inputs_of(ops.ScatterSum, label)
     assert_close(np.array(out), reference(ops.ScatterSum, None, [x, idx, v]), ops.ScatterSum, "value")
+
+
+# --------------------------------------------------------------------------
+# Slow cases are timed warm: the callable is called once when it is built
+# --------------------------------------------------------------------------
+
+SLOW_FAMILIES = {name: cls for name, cls in FAMILIES.items() if issubclass(cls, ops._Slow)}
+
+
+def test_the_slow_families():
+    assert set(SLOW_FAMILIES) == {
+        "Concat", "Conv1d", "Conv2d", "Linear", "MatMul", "ScaledDotProductAttention", "Softmax", "Sort",
+    }
+
+
+@needs_both
+@pytest.mark.parametrize("be_name", ["mlx_cpu", "torch_cpu"])
+@pytest.mark.parametrize("cls", list(FAMILIES.values()), ids=lambda c: c.__name__)
+def test_first_timed_call_is_not_the_first_call(monkeypatch, cls, be_name):
+    """asv's first sample of a ``_Slow`` case can be its only one (a call
+    longer than the warm-up budget): the op has run once already, when the
+    cached callable was built (what ``setup`` gets), outside the timed region."""
+    calls = []
+    hook = "mlx_op" if be_name.startswith("mlx") else "torch_op"
+    real = getattr(cls, hook)
+
+    def counted(self, args):
+        op = real(self, args)
+
+        def call(*arrays):
+            calls.append(len(arrays))
+            return op(*arrays)
+
+        return call
+
+    monkeypatch.setattr(cls, hook, counted)
+    common.CACHE.clear()
+    label = cls.cases[0].label
+    fn = cls.callable(label, be_name, small=True)  # the cached build setup uses
+    assert len(calls) == 1, "the build did not warm the callable up"
+    assert cls.callable(label, be_name, small=True) is fn  # cached: no second warm-up
+    fn()  # asv's first timed call
+    assert len(calls) == 2
+    common.CACHE.clear()
+
+
+# --------------------------------------------------------------------------
+# Compile: mx.compile itself
+# --------------------------------------------------------------------------
+
+COMPILE_CASES = [c.label for c in ops.Compile.cases]
+
+
+@pytest.mark.skipif(mx is None, reason="needs MLX")
+@pytest.mark.parametrize("label", COMPILE_CASES)
+def test_compiled_function_returns_what_the_uncompiled_one_does(label):
+    case = ops.Compile.case(label)
+    fn = ops.Compile.callable(label, "mlx_cpu", small=True)
+    got = np.array(fn())
+    arrays = MLX.arrays(ops.Compile.inputs(case.small, key_of(ops.Compile, label)))
+    want = ops.Compile.function(case.small)(*arrays)
+    mx.eval(want)
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_allclose(got, np.array(want), rtol=ops.Compile.rtol, atol=ops.Compile.atol)
+    common.CACHE.clear()
+
+
+@pytest.mark.skipif(mx is None, reason="needs MLX")
+@pytest.mark.parametrize("label", COMPILE_CASES)
+def test_compile_timed_call_compiles_afresh_and_evaluates(monkeypatch, label):
+    """Each timed call compiles a new function object (MLX caches compiled
+    functions per object, so reusing one would time a warm call) and
+    evaluates the compiled function's result."""
+    common.CACHE.clear()
+    fn = ops.Compile.callable(label, "mlx_cpu", small=True)
+    compiled, evaluated = [], []
+    real_compile, real_eval = mx.compile, mx.eval
+
+    def counting_compile(f, *args, **kwargs):
+        compiled.append(f)
+        out = real_compile(f, *args, **kwargs)
+
+        def call(*a):
+            result = out(*a)
+            compiled.append(result)
+            return result
+
+        return call
+
+    monkeypatch.setattr(mx, "compile", counting_compile)
+    monkeypatch.setattr(mx, "eval", lambda *a: (evaluated.append(a), real_eval(*a))[1])
+    first = fn()
+    second = fn()
+    functions, results = compiled[0::2], compiled[1::2]
+    assert len(functions) == 2 and functions[0] is not functions[1]
+    assert results[0] is first and results[1] is second
+    assert len(evaluated) == 2 and evaluated[0][0] is first and evaluated[1][0] is second
+    common.CACHE.clear()
 
 
 # --------------------------------------------------------------------------

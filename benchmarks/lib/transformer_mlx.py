@@ -30,7 +30,7 @@ import re
 
 import numpy as np
 
-from .common import require_mlx
+from ..common import require_mlx
 
 try:
     import mlx.core as mx

@@ -26,6 +26,12 @@ non-singular A, and for an SPD A the Cholesky kernel is there anyway.
 
 The three forms
 ---------------
+The kernel source text is in ``kernels/`` (read once at import): one body
+per operation shared by both dialects (``qr.inc``, ``cholesky.inc``,
+``lu_solve.inc``, ``trsv.inc``), the dialect headers ``dialect.cuh`` and
+``dialect.metal``, the helpers of both (``common.h``), and the 2-line
+prologues ``prologue.cu`` / ``prologue.metal``.
+
 * ``CUDA_SOURCES[op]`` for ``mx.fast.cuda_kernel`` (MLX >= 0.29, NVIDIA).
   Cholesky and the triangular solve: one row per thread, held in registers
   (the column loops are unrolled over the template constant N), one group
@@ -83,9 +89,10 @@ arguments directly and never stores them in typed pointers.
 from __future__ import annotations
 
 import functools
+import os
 import re
 
-from .common import mlx, mlx_gpu_kind, mlx_version, parse_version
+from ..common import mlx, mlx_gpu_kind, mlx_version, parse_version
 
 # The kernels hold a whole matrix (and, for QR, its reflectors) in shared
 # memory and give each lane at most two rows: n <= 64.
@@ -114,65 +121,31 @@ CUDA_KERNEL_MIN_MLX = "0.29.0"
 METAL_KERNEL_MIN_MLX = "0.18.0"
 
 # ---------------------------------------------------------------------------
-# Kernel source text
+# Kernel source text: files in kernels/, read once at import
 # ---------------------------------------------------------------------------
 
-# Dialect headers: the only place besides the 2-line prologue where the CUDA
-# and the Metal forms differ. Helper names carry the mlxasv_ prefix so they
-# cannot collide with MLX's own device helpers (which live in namespaces that
-# unqualified lookup searches first).
-CUDA_DIALECT = r"""
-// mlx-asv dialect: CUDA (mx.fast.cuda_kernel)
-#define MLXASV_SHARED __shared__
-#define MLXASV_SYNC() __syncthreads()
-#define MLXASV_FN __device__ __forceinline__
-#define MLXASV_UNROLL _Pragma("unroll")
-MLXASV_FN float mlxasv_sqrt(float x) { return sqrtf(x); }
-MLXASV_FN float mlxasv_abs(float x) { return fabsf(x); }
-MLXASV_FN float mlxasv_copysign(float a, float b) { return copysignf(a, b); }
-MLXASV_FN float mlxasv_shfl_xor(float v, int o) { return __shfl_xor_sync(0xffffffffu, v, o); }
-MLXASV_FN int mlxasv_shfl_xor(int v, int o) { return __shfl_xor_sync(0xffffffffu, v, o); }
-MLXASV_FN float mlxasv_shfl(float v, int src) { return __shfl_sync(0xffffffffu, v, src); }
-"""
+KERNEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 
-METAL_DIALECT = r"""
-// mlx-asv dialect: Metal (mx.fast.metal_kernel) -- UNVERIFIED
-#define MLXASV_SHARED threadgroup
-#define MLXASV_SYNC() metal::threadgroup_barrier(metal::mem_flags::mem_threadgroup)
-#define MLXASV_FN inline
-#define MLXASV_UNROLL  // (loops over N are unrolled by the compiler or not: UNVERIFIED)
-MLXASV_FN float mlxasv_sqrt(float x) { return metal::sqrt(x); }
-MLXASV_FN float mlxasv_abs(float x) { return metal::abs(x); }
-MLXASV_FN float mlxasv_copysign(float a, float b) { return metal::copysign(a, b); }
-MLXASV_FN float mlxasv_shfl_xor(float v, int o) { return metal::simd_shuffle_xor(v, ushort(o)); }
-MLXASV_FN int mlxasv_shfl_xor(int v, int o) { return metal::simd_shuffle_xor(v, ushort(o)); }
-MLXASV_FN float mlxasv_shfl(float v, int src) { return metal::simd_shuffle(v, ushort(src)); }
-"""
 
+def _read_kernel_file(name):
+    with open(os.path.join(KERNEL_DIR, name), encoding="utf-8") as f:
+        return f.read()
+
+
+# Dialect headers (kernels/dialect.cuh, kernels/dialect.metal): the only place
+# besides the 2-line prologue where the CUDA and the Metal forms differ. Helper
+# names carry the mlxasv_ prefix so they cannot collide with MLX's own device
+# helpers (which live in namespaces that unqualified lookup searches first).
+CUDA_DIALECT = _read_kernel_file("dialect.cuh")
+METAL_DIALECT = _read_kernel_file("dialect.metal")
 # Helpers written once for both dialects.
-COMMON_HEADER = r"""
-// Sum over a group of W consecutive lanes (W a power of two <= 32); every
-// lane of the warp / SIMD-group must call it.
-template <int W>
-MLXASV_FN float mlxasv_group_sum(float v) {
-  for (int o = W / 2; o > 0; o /= 2) {
-    v += mlxasv_shfl_xor(v, o);
-  }
-  return v;
-}
-"""
+COMMON_HEADER = _read_kernel_file("common.h")
+# Thread and block ids.
+CUDA_PROLOGUE = _read_kernel_file("prologue.cu")
+METAL_PROLOGUE = _read_kernel_file("prologue.metal")
 
-CUDA_PROLOGUE = """\
-const int tid = threadIdx.x;
-const int bid = blockIdx.x;
-"""
-
-METAL_PROLOGUE = """\
-const int tid = thread_position_in_threadgroup.x;
-const int bid = threadgroup_position_in_grid.x;
-"""
-
-# Template constants, set by the launch configuration (see *_config below):
+# The bodies (kernels/*.inc), one text for both dialects. Template constants,
+# set by the launch configuration (see *_config below):
 #   M, N      matrix rows and columns (N x N for the square ops)
 #   K         min(M, N) for QR; NRHS: right-hand sides (columns of B)
 #   LANES     lanes per group (power of two <= 32): a group owns a column of
@@ -181,404 +154,17 @@ const int bid = threadgroup_position_in_grid.x;
 #   NTHREADS  threads per block, a multiple of 32
 #   TX        threads along a row in the elementwise updates (power of 2)
 # Markers "// @loop" and "// @step" tag the structure the mirror test checks.
-
-QR_BODY = r"""
-// Householder QR of one M x N matrix per block: Q is M x K, R is K x N.
-constexpr int LDA = N + 1;
-constexpr int G = NTHREADS / LANES;
-MLXASV_SHARED float sA[M * LDA];  // R above the diagonal, reflectors below
-MLXASV_SHARED float sTau[K];
-MLXASV_SHARED float sBeta[K];     // diagonal of R
-const int glane = tid % LANES;
-const int group = tid / LANES;
-// @step load
-for (int idx = tid; idx < M * N; idx += NTHREADS) {
-  sA[(idx / N) * LDA + idx % N] = A[bid * (M * N) + idx];
+BODY_FILES = {
+    "qr": "qr.inc",
+    "cholesky": "cholesky.inc",
+    "solve": "lu_solve.inc",
+    "solve_triangular": "trsv.inc",
 }
-MLXASV_SYNC();
-float vprev[RPL];
-for (int r = 0; r < RPL; ++r) {
-  vprev[r] = 0.0f;
-}
-// @loop columns
-for (int j = 0; j < K; ++j) {
-  // @step reflector: every group builds the reflector of column j
-  float v[RPL];
-  float tail = 0.0f;
-  for (int r = 0; r < RPL; ++r) {
-    const int i = glane + r * LANES;
-    v[r] = (i > j && i < M) ? sA[i * LDA + j] : 0.0f;
-    tail += v[r] * v[r];
-  }
-  tail = mlxasv_group_sum<LANES>(tail);
-  const float x0 = sA[j * LDA + j];
-  float beta = x0;
-  float tau = 0.0f;
-  float scale = 0.0f;
-  if (tail > 0.0f) {
-    beta = -mlxasv_copysign(mlxasv_sqrt(x0 * x0 + tail), x0);
-    tau = (beta - x0) / beta;
-    scale = 1.0f / (x0 - beta);
-  }
-  for (int r = 0; r < RPL; ++r) {
-    const int i = glane + r * LANES;
-    v[r] = (i == j) ? 1.0f : v[r] * scale;
-  }
-  // @step store: group 0 stores the previous reflector below the diagonal
-  // (column j - 1 is read by nobody in this step) and tau, beta of this one
-  if (group == 0) {
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      if (j > 0 && i >= j && i < M) {
-        sA[i * LDA + j - 1] = vprev[r];
-      }
-      vprev[r] = v[r];
-    }
-    if (glane == 0) {
-      sTau[j] = tau;
-      sBeta[j] = beta;
-    }
-  }
-  // @step apply: H_j to the columns c > j, one group per column
-  for (int c0 = j + 1; c0 < N; c0 += G) {
-    const int c = c0 + group;
-    const bool active = c < N;
-    float x[RPL];
-    float dot = 0.0f;
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      x[r] = (active && i >= j && i < M) ? sA[i * LDA + c] : 0.0f;
-      dot += v[r] * x[r];
-    }
-    dot = mlxasv_group_sum<LANES>(dot) * tau;
-    if (active) {
-      for (int r = 0; r < RPL; ++r) {
-        const int i = glane + r * LANES;
-        if (i >= j && i < M) {
-          sA[i * LDA + c] = x[r] - dot * v[r];
-        }
-      }
-    }
-  }
-  MLXASV_SYNC();
-}
-// @step store the last reflector, write R
-if (group == 0) {
-  for (int r = 0; r < RPL; ++r) {
-    const int i = glane + r * LANES;
-    if (i >= K && i < M) {
-      sA[i * LDA + K - 1] = vprev[r];
-    }
-  }
-}
-for (int idx = tid; idx < K * N; idx += NTHREADS) {
-  const int i = idx / N;
-  const int c = idx % N;
-  R[bid * (K * N) + idx] = (c < i) ? 0.0f : ((c == i) ? sBeta[i] : sA[i * LDA + c]);
-}
-MLXASV_SYNC();
-// @loop q columns: column c of Q is H_0 H_1 ... H_(K-1) e_c, one group each
-for (int c0 = 0; c0 < K; c0 += G) {
-  const int c = c0 + group;
-  const bool active = c < K;
-  float q[RPL];
-  for (int r = 0; r < RPL; ++r) {
-    const int i = glane + r * LANES;
-    q[r] = (i == c) ? 1.0f : 0.0f;
-  }
-  // H_j e_c = e_c for j > c: start at the largest column of this round
-  const int jtop = (c0 + G - 1 < K - 1) ? c0 + G - 1 : K - 1;
-  for (int j = jtop; j >= 0; --j) {
-    float vj[RPL];
-    float dot = 0.0f;
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      vj[r] = (i == j) ? 1.0f : ((i > j && i < M) ? sA[i * LDA + j] : 0.0f);
-      dot += vj[r] * q[r];
-    }
-    dot = mlxasv_group_sum<LANES>(dot) * sTau[j];
-    for (int r = 0; r < RPL; ++r) {
-      q[r] -= dot * vj[r];
-    }
-  }
-  // @step write Q
-  if (active) {
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      if (i < M) {
-        Q[bid * (M * K) + i * K + c] = q[r];
-      }
-    }
-  }
-}
-"""
-
-CHOLESKY_BODY = r"""
-// Right-looking Cholesky, one N x N SPD matrix per group of LANES threads
-// (LANES = pow2(N) <= 64; MPB matrices per block). Thread glane holds row
-// glane of the lower triangle in registers (the loops over columns are
-// unrolled, so a[] never touches memory). Column j reaches the other rows by
-// shuffles within the group (LANES <= 32: no barrier at all) or, for
-// LANES == 64 (one matrix per block), through a double-buffered shared
-// column with one barrier per column.
-constexpr int G = NTHREADS / LANES;  // groups per block (>= MPB)
-MLXASV_SHARED float sCol[2 * 64];
-const int lane = tid % 32;
-const int glane = tid % LANES;
-const int group = tid / LANES;
-const int gbase = (LANES <= 32) ? lane - glane : 0;
-const bool active = group < MPB && glane < N;
-const int base = (bid * MPB + group) * (N * N) + glane * N;
-// @step load: row glane, lower triangle only
-float a[N];
-MLXASV_UNROLL
-for (int c = 0; c < N; ++c) {
-  a[c] = (active && c <= glane) ? A[base + c] : 0.0f;
-}
-// @loop columns
-MLXASV_UNROLL
-for (int j = 0; j < N; ++j) {
-  // @step column j: l_jj = sqrt(a_jj), l_ij = a_ij / l_jj (times 1 / l_jj)
-  const float mine = a[j];
-  if (LANES > 32) {
-    sCol[(j % 2) * 64 + glane] = mine;
-    MLXASV_SYNC();
-  }
-  const float ajj = (LANES > 32) ? sCol[(j % 2) * 64 + j] : mlxasv_shfl(mine, gbase + j);
-  const float d = mlxasv_sqrt(ajj);
-  const float inv = 1.0f / d;
-  const float lij = mine * inv;
-  a[j] = (glane > j) ? lij : ((glane == j) ? d : 0.0f);
-  // @step update: a_ic -= l_ij l_cj for j < c <= i
-  MLXASV_UNROLL
-  for (int c = j + 1; c < N; ++c) {
-    const float lcj = ((LANES > 32) ? sCol[(j % 2) * 64 + c] : mlxasv_shfl(mine, gbase + c)) * inv;
-    if (glane >= c) {
-      a[c] -= lij * lcj;
-    }
-  }
-}
-// @step write L (zeros above the diagonal)
-if (active) {
-  MLXASV_UNROLL
-  for (int c = 0; c < N; ++c) {
-    L[base + c] = a[c];
-  }
-}
-"""
-
-# The substitution shared by solve and solve_triangular: group `group`
-# holds right-hand side k in registers, y[r] = row glane + r * LANES; the
-# value of a row is broadcast from the lane holding it with one shuffle.
-LU_SOLVE_BODY = r"""
-// LU with partial pivoting of one N x N matrix per block, then the two
-// substitutions for NRHS right-hand sides. Rows are never swapped: sPiv[j]
-// is the row chosen at step j and sStep[i] the step that chose row i; the
-// multipliers stay implicit (a_ij / a_pj).
-constexpr int LDA = N + 1;
-constexpr int TY = NTHREADS / TX;
-constexpr int RPE = (N + TY - 1) / TY;  // elimination rows per thread
-constexpr int RPW = (N + 31) / 32;      // pivot-search rows per lane
-constexpr int G = NTHREADS / LANES;
-MLXASV_SHARED float sA[N * LDA];
-MLXASV_SHARED int sPiv[N];
-MLXASV_SHARED int sStep[N];
-const int tx = tid % TX;
-const int ty = tid / TX;
-const int lane = tid % 32;
-const int glane = tid % LANES;
-const int group = tid / LANES;
-const int gbase = lane - glane;
-// @step load
-for (int idx = tid; idx < N * N; idx += NTHREADS) {
-  sA[(idx / N) * LDA + idx % N] = A[bid * (N * N) + idx];
-}
-bool usedS[RPW];
-for (int r = 0; r < RPW; ++r) {
-  usedS[r] = false;
-}
-bool usedE[RPE];
-for (int e = 0; e < RPE; ++e) {
-  usedE[e] = false;
-}
-MLXASV_SYNC();
-// @loop columns
-for (int j = 0; j < N; ++j) {
-  // @step pivot: every warp finds the same row (largest |a_ij|, lowest i)
-  float best = -1.0f;
-  int bi = N;
-  for (int r = 0; r < RPW; ++r) {
-    const int i = lane + r * 32;
-    if (i < N && !usedS[r]) {
-      const float m = mlxasv_abs(sA[i * LDA + j]);
-      if (m > best) {
-        best = m;
-        bi = i;
-      }
-    }
-  }
-  for (int o = 16; o > 0; o /= 2) {
-    const float ob = mlxasv_shfl_xor(best, o);
-    const int oi = mlxasv_shfl_xor(bi, o);
-    if (ob > best || (ob == best && oi < bi)) {
-      best = ob;
-      bi = oi;
-    }
-  }
-  const int p = bi;
-  for (int r = 0; r < RPW; ++r) {
-    if (lane + r * 32 == p) {
-      usedS[r] = true;
-    }
-  }
-  if (tid == 0) {
-    sPiv[j] = p;
-  }
-  // @step update: rows not yet pivoted, columns c > j (column j and row p
-  // are only read, so one barrier per column suffices)
-  const float invp = 1.0f / sA[p * LDA + j];
-  for (int e = 0; e < RPE; ++e) {
-    const int i = ty + e * TY;
-    if (i == p) {
-      usedE[e] = true;
-    }
-    if (i < N && !usedE[e]) {
-      const float f = sA[i * LDA + j] * invp;
-      for (int c = j + 1 + tx; c < N; c += TX) {
-        sA[i * LDA + c] -= f * sA[p * LDA + c];
-      }
-    }
-  }
-  MLXASV_SYNC();
-}
-for (int j = tid; j < N; j += NTHREADS) {
-  sStep[sPiv[j]] = j;
-}
-MLXASV_SYNC();
-// @loop right-hand sides, one group each
-for (int k0 = 0; k0 < NRHS; k0 += G) {
-  const int k = k0 + group;
-  const bool active = k < NRHS;
-  float y[RPL];
-  float xs[RPL];
-  for (int r = 0; r < RPL; ++r) {
-    const int i = glane + r * LANES;
-    y[r] = (active && i < N) ? B[bid * (N * NRHS) + i * NRHS + k] : 0.0f;
-    xs[r] = 0.0f;
-  }
-  // @step forward: L y = P b
-  for (int j = 0; j < N; ++j) {
-    const int p = sPiv[j];
-    float src = 0.0f;
-    for (int r = 0; r < RPL; ++r) {
-      if (r == p / LANES) {
-        src = y[r];
-      }
-    }
-    const float f = mlxasv_shfl(src, gbase + p % LANES) / sA[p * LDA + j];
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      if (i < N && sStep[i] > j) {
-        y[r] -= sA[i * LDA + j] * f;
-      }
-    }
-  }
-  // @step backward: U x = y
-  for (int j = N - 1; j >= 0; --j) {
-    const int p = sPiv[j];
-    float src = 0.0f;
-    for (int r = 0; r < RPL; ++r) {
-      if (r == p / LANES) {
-        src = y[r];
-      }
-    }
-    const float xj = mlxasv_shfl(src, gbase + p % LANES) / sA[p * LDA + j];
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      if (i < N && sStep[i] < j) {
-        y[r] -= sA[i * LDA + j] * xj;
-      }
-      if (i == j) {
-        xs[r] = xj;
-      }
-    }
-  }
-  // @step write X
-  if (active) {
-    for (int r = 0; r < RPL; ++r) {
-      const int i = glane + r * LANES;
-      if (i < N) {
-        X[bid * (N * NRHS) + i * NRHS + k] = xs[r];
-      }
-    }
-  }
-}
-"""
-
-TRSV_BODY = r"""
-// Triangular solve A x = b, one N x N matrix per group of LANES threads
-// (LANES = pow2(N) <= 64; MPB matrices per block), NRHS right-hand sides;
-// UPPER selects back substitution, else forward substitution. Thread glane
-// holds row glane of A (its triangle) in registers and the value of row
-// glane of the current right-hand side; x_j is broadcast from thread j by a
-// shuffle (LANES <= 32) or through shared memory, one barrier per step
-// (LANES == 64, one matrix per block).
-constexpr int G = NTHREADS / LANES;  // groups per block (>= MPB)
-MLXASV_SHARED float sX[2];
-const int lane = tid % 32;
-const int glane = tid % LANES;
-const int group = tid / LANES;
-const int gbase = (LANES <= 32) ? lane - glane : 0;
-const bool active = group < MPB && glane < N;
-const int mat = bid * MPB + group;
-// @step load: row glane of A, its triangle only
-float a[N];
-MLXASV_UNROLL
-for (int c = 0; c < N; ++c) {
-  a[c] = (active && (UPPER ? c >= glane : c <= glane)) ? A[mat * (N * N) + glane * N + c] : 0.0f;
-}
-// @loop right-hand sides
-for (int k = 0; k < NRHS; ++k) {
-  float y = active ? B[mat * (N * NRHS) + glane * NRHS + k] : 0.0f;
-  float x = 0.0f;
-  // @step substitute: x_j = y_j / a_jj, then the rows still to solve
-  MLXASV_UNROLL
-  for (int s = 0; s < N; ++s) {
-    const int j = UPPER ? N - 1 - s : s;
-    const float mine = y / a[j];  // meaningful in thread j only
-    float xj;
-    if (LANES > 32) {
-      // buffer (k * N + s) % 2: consecutive steps, across right-hand
-      // sides too, never share one
-      const int buf = (k * N + s) % 2;
-      if (glane == j) {
-        sX[buf] = mine;
-      }
-      MLXASV_SYNC();
-      xj = sX[buf];
-    } else {
-      xj = mlxasv_shfl(mine, gbase + j);
-    }
-    if (UPPER ? glane < j : glane > j) {
-      y -= a[j] * xj;
-    }
-    if (glane == j) {
-      x = xj;
-    }
-  }
-  // @step write X
-  if (active) {
-    X[mat * (N * NRHS) + glane * NRHS + k] = x;
-  }
-}
-"""
-
-BODIES = {
-    "qr": QR_BODY,
-    "cholesky": CHOLESKY_BODY,
-    "solve": LU_SOLVE_BODY,
-    "solve_triangular": TRSV_BODY,
-}
+BODIES = {op: _read_kernel_file(name) for op, name in BODY_FILES.items()}
+QR_BODY = BODIES["qr"]
+CHOLESKY_BODY = BODIES["cholesky"]
+LU_SOLVE_BODY = BODIES["solve"]
+TRSV_BODY = BODIES["solve_triangular"]
 
 CUDA_HEADER = CUDA_DIALECT + COMMON_HEADER
 METAL_HEADER = METAL_DIALECT + COMMON_HEADER

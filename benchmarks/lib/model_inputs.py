@@ -18,7 +18,7 @@ Texts
 Tokens
     Offline tokenizers of each family's kind, trained once on the corpus with
     the ``tokenizers`` library and shipped as JSON (nothing is trained at
-    benchmark time; ``python -m benchmarks.model_inputs --write`` retrains
+    benchmark time; ``python -m benchmarks.lib.model_inputs --write`` retrains
     them, though not bit-reproducibly: see there):
     WordPiece, lowercased (BERT), byte-level BPE (RoBERTa), Unigram with
     SentencePiece's metaspace (XLM-R). Special tokens sit at the real models'
@@ -414,7 +414,7 @@ def token_lengths():
 
 
 if __name__ == "__main__":
-    # python -m benchmarks.model_inputs [--write]: print the token table, and
+    # python -m benchmarks.lib.model_inputs [--write]: print the token table, and
     # with --write first retrain the shipped tokenizers from the corpus.
     # Retraining is not bit-reproducible (the trainers break ties between
     # equally frequent pieces in hash order, so ids, and a token count here

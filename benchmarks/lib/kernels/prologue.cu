@@ -1,0 +1,2 @@
+const int tid = threadIdx.x;
+const int bid = blockIdx.x;
