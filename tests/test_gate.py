@@ -119,6 +119,8 @@ def test_a_normal_asv_run_is_never_stretched(tmp_path, monkeypatch):
     env, _ = calibration_env(tmp_path, in_matrix=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    # ASV_COMMIT names no ledger commit here: the release check is not what this tests
+    monkeypatch.setattr(common, "check_mlx_release", lambda *a, **k: None)
     bench = ops.ReLU()
     bench.setup("dim=128x16x1024", "mlx_cpu")
     assert bench.fn is ops.ReLU.callable("dim=128x16x1024", "mlx_cpu")
@@ -236,3 +238,15 @@ def test_gate_cli_names_an_unknown_release(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert "'v9.9.9' is not in the release ledger" in lines[-1] and "Traceback" not in proc.stderr
+
+
+def test_a_calibration_run_is_stretched(tmp_path, monkeypatch):
+    env, key = calibration_env(tmp_path, in_matrix=True)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(common, "check_mlx_release", lambda *a, **k: None)
+    bench = ops.ReLU()
+    bench.setup("dim=64x128x1024", "mlx_cpu")  # the planned case: stretched
+    assert bench.fn is not ops.ReLU.callable("dim=64x128x1024", "mlx_cpu")
+    bench.setup("dim=128x16x1024", "mlx_cpu")  # not in the plan: as it is
+    assert bench.fn is ops.ReLU.callable("dim=128x16x1024", "mlx_cpu")

@@ -65,11 +65,12 @@ def ops_cases(backends):
     out = []
     for name in dir(ops):
         cls = getattr(ops, name)
-        if isinstance(cls, type) and issubclass(cls, common.CaseTable) and cls.cases and hasattr(cls, "time_op"):
-            for case in cls.cases:
+        if isinstance(cls, type) and issubclass(cls, common.CaseTable) and cls.cases:
+            method = next((m for m in dir(cls) if m.startswith("time_")), None)
+            for case in cls.cases if method else ():
                 for b in backends:
                     if b in cls.backends:
-                        out.append((f"ops.{cls.__name__}.time_op({case.label!r}, {b!r})",
+                        out.append((f"ops.{cls.__name__}.{method}({case.label!r}, {b!r})",
                                     common.injection_key(cls, case.label, b)))
     return sorted(out)
 
@@ -106,10 +107,13 @@ def gate_run(args, backends, log):
     factors = [1.0 + float(x) for x in args.inject.split(",")]
     injected = {plan_key: factors[i % len(factors)] for i, (_, plan_key) in enumerate(chosen)}
     write_plan(folder, {twin: injected})
-    bench = protocol.case_regex([k for k, _ in cases])
+    bench = protocol.case_regex([k for k, _ in cases]) if args.bench else gatemod.default_bench(backends)
     g = gatemod.Gate(release_commit, twin, bench, folder, budget_s=args.budget * 60,
                      env_nobuild={"MLX_ASV_INJECT": run_id}, log=log)
-    g.run()
+    try:
+        g.run()
+    finally:
+        ledger.remove_candidate(run_id)
     report = g.as_json()
     by_asv = {k: p for k, p in cases}
     rows = []
@@ -124,7 +128,6 @@ def gate_run(args, backends, log):
         json.dump(out, f, indent=1)
     with open(os.path.join(folder, "verdicts.md"), "w") as f:
         f.write(gatemod.markdown(report))
-    ledger.remove_candidate(run_id)
     return out
 
 
@@ -151,8 +154,12 @@ def localize_run(args, backends, log):
     session = protocol.Session(folder, history, protocol.case_regex([k for k, _ in cases]),
                                env_nobuild={"MLX_ASV_INJECT": run_id}, log=log)
     started = time.time()
-    for _ in range(args.rounds):
-        session.round()
+    try:
+        for _ in range(args.rounds):
+            session.round()
+    finally:
+        for i in range(1, 4):
+            ledger.remove_candidate(f"{run_id}-{i}")
     series = {k: (protocol.group_of(k), [(c[:8], session.data.get(k, {}).get(c, [])) for c in history])
               for k, _ in cases}
     steps = vd.locate_steps(series)
@@ -166,8 +173,6 @@ def localize_run(args, backends, log):
            "rounds": args.rounds, "seconds": round(time.time() - started, 1), "cases": rows}
     with open(os.path.join(folder, "calibration.json"), "w") as f:
         json.dump(out, f, indent=1)
-    for i in range(1, 4):
-        ledger.remove_candidate(f"{run_id}-{i}")
     return out
 
 
