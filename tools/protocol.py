@@ -79,6 +79,11 @@ def derived_config(folder, env_nobuild=None, conf_path=CONF):
         for var, value in env_nobuild.items():
             nobuild[var] = [value]
     os.makedirs(folder, exist_ok=True)
+    # asv exports this folder to the benchmarks as ASV_CONF_DIR, and the
+    # release check (benchmarks/common.py) reads the ledger from there.
+    link = os.path.join(folder, "ledger")
+    if not os.path.lexists(link):
+        os.symlink(os.path.join(ROOT, conf["repo"]) if not os.path.isabs(conf["repo"]) else conf["repo"], link)
     path = os.path.join(folder, "asv.conf.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(conf, f, indent=2)
@@ -229,9 +234,11 @@ class Session:
         for commit in order:
             got = read_samples(results, commit)
             if not got:
-                raise ProtocolError(
-                    f"round {self.rounds}: no results for {commit[:8]} (its install failed? see "
-                    f"{os.path.join(self.folder, 'install-failures.tsv')})")
+                errors = [line.strip() for line in (proc.stdout or "").splitlines()
+                          if re.search(r"\w+Error: |^\s*install\.py: ", line)]
+                why = errors[-1] if errors else (
+                    f"its install failed? see {os.path.join(self.folder, 'install-failures.tsv')}")
+                raise ProtocolError(f"round {self.rounds}: no case of {commit[:8]} has a result: {why}")
             for key, samples in got.items():
                 if keys is not None and key not in keys:
                     continue
