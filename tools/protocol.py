@@ -132,8 +132,9 @@ def group_of(key):
     return ""
 
 
-def read_samples(results_dir, commit):
-    """{case key: samples} of one commit from asv's results files (any machine)."""
+def read_samples(results_dir, commit, since=None):
+    """{case key: samples} of one commit from asv's results files (any machine;
+    with ``since``, only files written since that time: this round's)."""
     found = {}
     if not os.path.isdir(results_dir):
         return found
@@ -143,6 +144,8 @@ def read_samples(results_dir, commit):
             continue
         for name in sorted(os.listdir(sub)):
             if not name.endswith(".json") or name == "machine.json":
+                continue
+            if since is not None and os.path.getmtime(os.path.join(sub, name)) < since:
                 continue
             try:
                 with open(os.path.join(sub, name), encoding="utf-8") as f:
@@ -174,14 +177,19 @@ class Session:
     """
 
     def __init__(self, folder, commits, bench, env_nobuild=None, launch_method="auto",
-                 log=print, quiet=True, environ=None):
+                 log=print, quiet=True, environ=None, project_results=False):
         self.folder = os.path.abspath(folder)
         self.commits = list(commits)
         self.bench = bench
         self.log = log
         self.quiet = quiet
         self.environ = environ
-        self.config = derived_config(self.folder, env_nobuild)
+        os.makedirs(self.folder, exist_ok=True)
+        # project_results: the project's own config, results in results/ (the
+        # main job: its site shows them); else a config of the run's own.
+        self.config = CONF if project_results else derived_config(self.folder, env_nobuild)
+        self.results_dir = (os.path.join(ROOT, load_conf().get("results_dir", "results")) if project_results
+                            else os.path.join(self.folder, "results"))
         self.launch_method = default_launch_method() if launch_method == "auto" else launch_method
         self.path = os.path.join(self.folder, "rounds.json")
         self.data = {}
@@ -221,7 +229,7 @@ class Session:
         # asv imports the project's plugin (tools.asv_plugin) from its cwd,
         # which is the derived config's folder: point Python at the project.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-        proc = subprocess.run(cmd, cwd=self.folder, env=env, text=True,
+        proc = subprocess.run(cmd, cwd=os.path.dirname(self.config), env=env, text=True,
                               stdout=subprocess.PIPE if self.quiet else None,
                               stderr=subprocess.STDOUT if self.quiet else None)
         self.seconds += time.time() - started
@@ -230,9 +238,8 @@ class Session:
             tail = (proc.stdout or "").strip().splitlines()[-5:] if self.quiet else []
             raise ProtocolError(f"asv run failed (exit {proc.returncode}) in round {self.rounds}: "
                                 + " | ".join(tail))
-        results = os.path.join(self.folder, "results")
         for commit in order:
-            got = read_samples(results, commit)
+            got = read_samples(self.results_dir, commit, since=started)
             if not got:
                 errors = [line.strip() for line in (proc.stdout or "").splitlines()
                           if re.search(r"\w+Error: |^\s*install\.py: ", line)]

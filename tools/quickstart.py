@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up mlx-asv from nothing (Python and git), then run the main job or the tests.
 
-    python3 tools/quickstart.py main    # set up, asv run over the last releases, asv publish
+    python3 tools/quickstart.py main    # set up, the newest releases in one interleaved run, the site, the verdicts
     python3 tools/quickstart.py test    # set up, run the test suite
     python3 tools/quickstart.py setup   # set up only
 
@@ -30,11 +30,6 @@ PY = os.path.join(BIN, "python")
 ASV = os.path.join(BIN, "asv")
 # The MLX release the tests run against in .venv (asv installs its own per commit).
 TEST_MLX_VERSION = "0.32.4"
-# The main job: the newest releases of the ledger. asv's range A..B excludes A,
-# so HEAD~3..HEAD is the three newest releases.
-MAIN_RANGE = "HEAD~3..HEAD"
-# What the main job benchmarks: a regex for asv's -b.
-MAIN_BENCHMARKS = os.environ.get("MLX_ASV_MAIN_BENCH", r"^ops\.")
 
 
 def run(cmd, **kwargs):
@@ -72,29 +67,11 @@ def setup():
 
 
 def main_job():
-    started = time.time()
-    # --skip-existing-successful: a second run (or one after an interruption)
-    # only does what is missing, and keeps every earlier result.
-    cmd = [ASV, "run", "--skip-existing-successful", "--bench", MAIN_BENCHMARKS]
-    if sys.platform == "linux" and not os.path.exists("/proc/driver/nvidia/version"):
-        # One server process imports the benchmarks (and torch) once and forks
-        # a child per case: each case still runs in a process of its own, but
-        # ~1 s of imports per process (hundreds of them) is saved. Not used
-        # on macOS (Metal is not fork-safe) or with CUDA.
-        cmd += ["--launch-method", "forkserver"]
-    rc = run(cmd + [MAIN_RANGE])
-    # asv run exits 2 when a case or a release failed; the rest has results:
-    # publish them all the same, and hand the failure on.
-    if rc not in (0, 2):
-        sys.exit(f"quickstart: asv run failed (exit {rc})")
-    check([ASV, "publish"])
-    # asv's pages load their JavaScript from CDNs: serve local copies, so the
-    # site also works offline. Not fatal: online, the CDNs serve it anyway.
-    run([PY, "reporting/site_assets.py"])
-    print(f"quickstart: main job done in {time.time() - started:.0f} s; open html/index.html "
-          f"(or: {ASV} preview)", flush=True)
+    # tools/mainjob.py: the newest releases in one interleaved session,
+    # asv publish, the regressions page cut to confirmed verdicts, a summary.
+    rc = run([PY, "tools/mainjob.py"])
     if rc:
-        sys.exit("quickstart: some cases or releases failed: see asv's output above")
+        sys.exit(f"quickstart: the main job failed (exit {rc}): see its output above")
 
 
 def tests(args):

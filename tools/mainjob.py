@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The main job: benchmark the newest MLX releases in one interleaved session,
+publish the site, and end with the verdicts.
+
+Run by ``python3 tools/quickstart.py main`` (after set-up); by hand:
+
+    python tools/mainjob.py                      # the 2 newest releases, 2 rounds, ops on this machine's backends
+    MLX_ASV_MAIN_RELEASES=3 MLX_ASV_MAIN_ROUNDS=4 python tools/mainjob.py
+
+1. Backends: those this machine has (benchmarks/common.py decides, e.g.
+   mlx_cpu and torch_cpu on a Linux box without a GPU); the others are named
+   once, with the reason, and not started at all (the benchmark ids stay).
+2. Measuring: tools/protocol.py's session over the releases, into
+   ``results/`` (so the site shows them), rounds alternating in order, each
+   process's samples kept in ``.asv/main/<releases>/rounds.json``. An
+   interrupted job resumes there: finished rounds are not measured again.
+3. ``asv publish``, local copies of the site's JavaScript, and the regressions
+   page cut down to the steps a same-run verdict confirms
+   (reporting/regressions.py).
+4. The summary: per pair of adjacent releases, how many cases are slower,
+   faster, same or undecided (reporting/verdicts.py), the slower and faster
+   ones listed with their intervals, and where the site is.
+
+Settings (environment): MLX_ASV_MAIN_BENCH (an asv -b regex; default
+``DEFAULT_BENCH`` on the detected backends), MLX_ASV_MAIN_RELEASES (how many
+of the newest releases, default 2), MLX_ASV_MAIN_ROUNDS (default 2),
+MLX_ASV_BACKENDS (the backends, instead of detecting them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import zlib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from reporting import verdicts as vd  # noqa: E402
+from tools import ledger, protocol  # noqa: E402
+
+# The families of ops.py whose cases take seconds a call on a 2-core CPU are
+# left to `asv run` (tools/gate.py -b for a verdict): with them one release
+# takes ~6 minutes a round here, and the main job must end within 15.
+SLOW_FAMILIES = ("MatMul", "Linear", "Conv2d", "ScaledDotProductAttention", "Softmax", "Concat")
+DEFAULT_BENCH = r"^ops\.(?!(" + "|".join(SLOW_FAMILIES) + r")\.)[^(]*\(.*'({backends})'\)$"
+
+
+def log(msg):
+    print(f"main job: {msg}", flush=True)
+
+
+def backends():
+    from benchmarks import common
+
+    chosen = os.environ.get(common.SELECTED_ENV, "").strip()
+    if chosen:
+        return [b.strip() for b in chosen.split(",") if b.strip()], []
+    have, left = [], []
+    for b in common.BACKENDS:
+        reason = common.unavailable_reason(b)
+        (left.append((b, reason)) if reason else have.append(b))
+    return have, left
+
+
+def newest_releases(n):
+    built = ledger.ensure(log=lambda m: print(m, file=sys.stderr))
+    return [(rel.tag, commit) for rel, commit in built[-n:]]
+
+
+def summary(session, releases):
+    """The verdicts between adjacent releases, as lines of text."""
+    lines = []
+    for (tag_a, a), (tag_b, b) in zip(releases, releases[1:]):
+        comps = [vd.Comparison(k, v.get(a, []), v.get(b, []), protocol.group_of(k))
+                 for k, v in sorted(session.data.items()) if v.get(a) and v.get(b)]
+        if not comps:
+            lines.append(f"{tag_a} -> {tag_b}: no case measured on both")
+            continue
+        verdicts = vd.decide(comps)
+        counts = vd.summary(verdicts)
+        procs = sorted({v.n_base for v in verdicts})
+        lines.append(f"{tag_a} -> {tag_b}: {counts['slower']} slower, {counts['faster']} faster, "
+                     f"{counts['same']} same, {counts['undecided']} undecided of {len(verdicts)} cases "
+                     f"(same run, {'/'.join(map(str, procs))} interleaved processes a side, moderated t-test, "
+                     f"99.9% intervals; not yet confirmed by fresh rounds: tools/gate.py {tag_a} {tag_b} does that)")
+        for v in sorted(verdicts, key=lambda v: -v.ratio):
+            if v.verdict in (vd.SLOWER, vd.FASTER):
+                lines.append(f"  {v.verdict:7s} {v.ratio:.2f}x [{v.lo:.2f}-{v.hi:.2f}]  {v.key}")
+        undecided = [v for v in verdicts if v.verdict == vd.UNDECIDED]
+        if undecided:
+            needed = sorted(v.rounds_needed for v in undecided if v.rounds_needed)
+            lines.append(f"  undecided: {len(undecided)}; {len(needed)} of them would be decided by "
+                         f"{needed[len(needed) // 2] if needed else '?'} rounds a side (median; "
+                         f"MLX_ASV_MAIN_ROUNDS), the others need more than this machine's noise allows")
+    return lines
+
+
+def main():
+    started = time.time()
+    have, left = backends()
+    if left:
+        log("backends left out: " + "; ".join(f"{b} ({why})" for b, why in left))
+    bench = os.environ.get("MLX_ASV_MAIN_BENCH") or DEFAULT_BENCH.format(backends="|".join(have))
+    n = int(os.environ.get("MLX_ASV_MAIN_RELEASES", "2"))
+    rounds = int(os.environ.get("MLX_ASV_MAIN_ROUNDS", "2"))
+    releases = newest_releases(n)
+    tags = [t for t, _ in releases]
+    folder = os.path.join(ROOT, ".asv", "main", "-".join(tags) + f"-{zlib.crc32(bench.encode()):08x}")
+    session = protocol.Session(folder, [c for _, c in releases], bench, project_results=True,
+                               log=lambda m: log(m))
+    if session.rounds:
+        log(f"resuming {os.path.relpath(folder, ROOT)}: {session.rounds} of {rounds} rounds done")
+    log(f"{', '.join(tags)}: {rounds} interleaved rounds of {bench}")
+    failed = False
+    while session.rounds < rounds:
+        try:
+            took = session.round()
+        except protocol.ProtocolError as e:
+            log(str(e))
+            failed = True
+            break
+        log(f"round {session.rounds} of {rounds} took {took / 60:.1f} min")
+    asv = protocol.asv_executable()
+    if subprocess.run([asv, "publish"], cwd=ROOT).returncode != 0:
+        sys.exit("main job: asv publish failed")
+    subprocess.run([sys.executable, "reporting/site_assets.py"], cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "reporting.regressions"], cwd=ROOT)
+    print()
+    print("What changed between the releases measured:")
+    for line in summary(session, releases):
+        print("  " + line)
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump({"releases": tags, "bench": bench, "rounds": session.rounds}, f)
+    print()
+    log(f"done in {(time.time() - started) / 60:.1f} min; open html/index.html "
+        f"(or: {os.path.relpath(asv, ROOT)} preview); the report: python reporting/report.py")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
