@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -97,6 +98,10 @@ def average_table(report):
     return headers, rows
 
 
+# Same-run verdicts (reporting/verdicts.py) in the release table.
+VERDICT_MARKS = {"slower": "▲", "faster": "▼", "same": "=", "undecided": "~"}
+
+
 def release_table(report, changes=None):
     headers = ["Operation", "backend"] + list(report.releases)
     rows = []
@@ -109,8 +114,15 @@ def release_table(report, changes=None):
             text = fmt_ms(e["ms"])
             if e["change"] is not None:
                 text += f" ({fmt_pct(e['change'])})"
-            if e["flag"]:
-                mark = "▲" if e["flag"] == "slower" else "▼"
+            v = e.get("verdict")
+            if v is not None:  # both releases measured in one interleaved session
+                mark = VERDICT_MARKS[v.verdict]
+                if v.verdict in ("slower", "faster"):
+                    text = f"**{text} {mark} {v.lo:.2f}-{v.hi:.2f}x**"
+                else:
+                    text = f"{text} {mark}"
+            elif e["flag"]:  # cross-run: past the threshold, but not a verdict
+                mark = "△" if e["flag"] == "slower" else "▽"
                 if e["confirmed"] is None:
                     mark += "?"
                 text = f"**{text} {mark}**"
@@ -154,11 +166,22 @@ def markdown(report, plot_links=()):
     thr = f"{report.threshold * 100:g}%"
     out += [f"## Across releases (ms, change from the previous release)", "", md_table(headers, rows), "",
             f"Each cell: time in ms and (in brackets) the change from the previous release shown "
-            f"that has a result for that row. **Bold ▲** = slower, **bold ▼** = faster: the change is at "
-            f"least the threshold, {thr} (asv.conf.json's `regressions_thresholds`, set with "
-            f"`--threshold`), and the 99% confidence intervals asv recorded for the two results do not "
-            f"overlap; `?` marks a flag that could not be checked that way (a result without an "
-            f"interval, e.g. from `asv run --quick`, one sample).", ""]
+            f"that has a result for that row.", "",
+            "- **Verdicts** (same run): where both releases were measured in one interleaved session "
+            "(the main job, `tools/gate.py`), the cell carries the verdict of reporting/verdicts.py "
+            "(moderated t-test over the per-process times, 99.9% interval of the ratio): **▲ slower** / "
+            "**▼ faster** with that interval, `=` same (any change under 10%), `~` undecided "
+            "(measure more: `tools/gate.py`).",
+            f"- **Cross-run changes** (`△` slower, `▽` faster): the two results come from different runs. "
+            f"They are marked where the change is at least {thr} (asv.conf.json's "
+            f"`regressions_thresholds`, `--threshold`) and asv's 99% intervals do not overlap (`?`: no "
+            f"interval to check, e.g. one sample); on a shared machine runs hours apart drift by tens of "
+            f"percent, so such a mark is never a confirmed change: the commands below measure it.", ""]
+    cmds = report.gate_commands(changes)
+    if cmds:
+        out += ["To confirm the cross-run changes (one interleaved gate per release pair):", ""]
+        out += [f"- {a} -> {b} ({n} rows): `{cmd}`" for a, b, n, cmd in cmds]
+        out += [""]
     noise = report.noise(changes)
     if noise:
         rows = [[n["backend"] + (" (control)" if n["control"] else ""), n["results"],
@@ -207,6 +230,10 @@ def as_json(report, plot_links=()):
     _, detailed = report.detailed()
     _, average = report.average()
     changes = report.changes()
+    for row in changes:
+        for e in row["releases"]:
+            if e.get("verdict") is not None:
+                e["verdict"] = dataclasses.asdict(e["verdict"])
     header = report.header()
     header["settings"] = [dict(zip(("benchmark", "asv_settings", "samples_recorded"), s))
                           for s in header["settings"]]
@@ -237,14 +264,17 @@ def as_csv(report, table="long"):
                        + [_num(v) for v in r["speedups"].values()])
     else:  # long: one row per release x case x backend
         w.writerow(["release", "benchmark", "operation", "backend", "ms", "status",
-                    "change_vs_previous", "flag", "ci_confirmed"])
+                    "change_vs_previous", "flag", "ci_confirmed", "verdict", "ratio_low", "ratio_high"])
         for row in report.changes():
             for e in row["releases"]:
                 if e["status"] == "missing":
                     continue
                 w.writerow([e["release"], row["benchmark"], row["operation"], row["backend"],
                             _num(e["ms"]), e["status"], _num(e["change"]), e["flag"] or "",
-                            "" if e["confirmed"] is None else str(e["confirmed"]).lower()])
+                            "" if e["confirmed"] is None else str(e["confirmed"]).lower(),
+                            e["verdict"].verdict if e.get("verdict") else ("cross-run" if e.get("cross_run") else ""),
+                            _num(e["verdict"].lo) if e.get("verdict") else "",
+                            _num(e["verdict"].hi) if e.get("verdict") else ""])
     return buf.getvalue()
 
 

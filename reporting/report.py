@@ -265,8 +265,6 @@ class Report:
                                                       self.res.release_info[release]["commit"])
                 e["verdict"] = found.get(point.get("asv_key"))
                 e["cross_run"] = e["verdict"] is None
-                if e["verdict"] is None:
-                    e["confirmed"] = False if e["confirmed"] else e["confirmed"]
             prev = (release, point)
 
     def gate_commands(self, changes):

@@ -409,12 +409,15 @@ def test_release_table_changes_and_flags(project, capsys):
     assert rows[0] == ["Operation", "backend", "v0.1.0", "v0.2.0", "v0.3.0"]
     body = {(r[0], r[1]): r[2:] for r in rows[1:]}
     big = body[("Softmax / dim=64x1000000 axis=-1", "mlx_cpu")]
-    assert big == ["10.00", "10.50 (+5%)", "**20.00 (+90%) ▲**"]        # +5% < 10%: not flagged
+    # a cross-run change (no session measured both releases): marked, never a verdict
+    assert big == ["10.00", "10.50 (+5%)", "**20.00 (+90%) △**"]        # +5% < 10%: not marked
     assert body[("Softmax / dim=64x1000000 axis=-1", "mlx_gpu")] == ["n/a", "n/a", "5.00"]
     # +100% but the two 99% confidence intervals overlap: not flagged
     assert body[("Softmax / dim=8x16 axis=0", "mlx_cpu")][1] == "2.00 (+100%)"
     # a one-sample result (no interval): flagged on the threshold alone, marked '?'
-    assert body[("Softmax / dim=8x16 axis=0", "torch_cpu")][2] == "**2.00 (-50%) ▼?**"
+    assert body[("Softmax / dim=8x16 axis=0", "torch_cpu")][2] == "**2.00 (-50%) ▽?**"
+    # and the command that would confirm them
+    assert "python tools/gate.py v0.2.0 v0.3.0 -b" in out
     assert body[("SumAll / dim=1000000", "mlx_cpu")] == ["failed", "3.00", "3.00 (+0%)"]
     # a higher threshold drops the flag
     rc, out, _ = run(project, "--threshold", "1.0", capsys=capsys)
@@ -483,7 +486,7 @@ def test_csv_output(project, capsys):
     rc, out, _ = run(project, "--format", "csv", capsys=capsys)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == ["release", "benchmark", "operation", "backend", "ms", "status",
-                             "change_vs_previous", "flag", "ci_confirmed"]
+                             "change_vs_previous", "flag", "ci_confirmed", "verdict", "ratio_low", "ratio_high"]
     row = next(r for r in rows if r["release"] == "v0.3.0" and r["backend"] == "mlx_cpu"
                and r["operation"] == "Softmax / dim=64x1000000 axis=-1")
     assert float(row["ms"]) == pytest.approx(20.0) and float(row["change_vs_previous"]) == pytest.approx(20 / 10.5 - 1, rel=1e-4)
@@ -578,3 +581,35 @@ def test_report_uses_the_benchmarks_backend_list_and_imports_no_framework():
             "print(sorted(m for m in ('mlx', 'torch', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_release_table_shows_same_run_verdicts(project, tmp_path):
+    """Where a session (main job, gate) measured both releases, the cell is a verdict."""
+    import json as _json
+    import random as _random
+
+    from reporting.sessions import Sessions
+
+    res = results.Results(str(project / "results"), ledger_dir=str(project / "ledger"))
+    a, b = res.release_info["v0.2.0"]["commit"], res.release_info["v0.3.0"]["commit"]
+    keys = {p["asv_key"] for (r, bench, c, bk), p in res.points.items() if r == "v0.3.0" and p["status"] == "ok"}
+    slow = next(k for k in keys if "64x1000000" in k and "'mlx_cpu'" in k)
+    rng = _random.Random(3)
+    data = {k: {commit: [[0.01 * f * (1 + abs(rng.gauss(0, 0.003)))] * 3 for _ in range(2)]
+                for commit, f in ((a, 1.0), (b, 1.9 if k == slow else 1.0))} for k in keys}
+    for i in range(30):  # more cases of the same noise, as a real session has
+        data[f"x.F.time_op('c{i}', 'mlx_cpu')"] = {c: [[0.01 * (1 + abs(rng.gauss(0, 0.003)))] for _ in range(2)]
+                                                   for c in (a, b)}
+    folder = tmp_path / ".asv" / "gate" / "run"
+    folder.mkdir(parents=True)
+    (folder / "rounds.json").write_text(_json.dumps({"commits": [a, b], "rounds": 2, "data": data}))
+    rep = report.Report(res, sessions=Sessions(root=str(tmp_path)))
+    headers, rows = render.release_table(rep)
+    body = {(r[0], r[1]): r[2:] for r in rows}
+    cell = body[("Softmax / dim=64x1000000 axis=-1", "mlx_cpu")][2]
+    assert cell.startswith("**20.00 (+90%) ▲ ") and cell.endswith("x**")  # a verdict, with its interval
+    lo, hi = map(float, cell.split("▲ ")[1].rstrip("x*").split("-"))
+    assert lo < 1.9 < hi
+    # a pinned torch row measured in the same session: a verdict too, and not slower
+    torch_cells = [v[2] for (op, bk), v in body.items() if bk == "torch_cpu" and v[2] not in ("n/a", "")]
+    assert torch_cells and not any("▲" in c or "△" in c for c in torch_cells)

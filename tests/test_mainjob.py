@@ -1,0 +1,86 @@
+"""The main job's verdict summary, the regressions page cut to confirmed verdicts,
+and the report's same-run verdicts (no benchmark runs: sessions are synthetic)."""
+
+import json
+import random
+
+from reporting import regressions, verdicts as vd
+from reporting.sessions import Sessions
+from tools import mainjob
+
+A, B = "a" * 40, "b" * 40
+SLOW = "ops.Softmax.time_op('dim=64x1000000 axis=-1', 'mlx_cpu')"
+NOISE = "ops.Sum.time_op('dim=1000000 axis=0', 'torch_cpu')"
+
+
+def synthetic(factor_of, n_other=30, rounds=2, seed=1):
+    """{key: {commit: [samples per process]}} like tools/protocol.Session.data."""
+    rng = random.Random(seed)
+    keys = [SLOW, NOISE] + [f"ops.F.time_op('c{i}', 'mlx_cpu')" for i in range(n_other)]
+    data = {}
+    for k in keys:
+        for commit, f in ((A, 1.0), (B, factor_of(k))):
+            data.setdefault(k, {})[commit] = [[0.01 * f * (1 + abs(rng.gauss(0, 0.004))) for _ in range(5)]
+                                              for _ in range(rounds)]
+    return data
+
+
+class FakeSession:
+    def __init__(self, data):
+        self.data = data
+
+
+def test_summary_names_the_slower_cases_with_their_evidence():
+    data = synthetic(lambda k: 1.3 if k == SLOW else 1.0)
+    lines = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)])
+    assert lines[0].startswith("v0.32.3 -> v0.32.4: 1 slower, 0 faster, ")
+    assert "same run" in lines[0] and "moderated t-test" in lines[0]
+    assert any(line.strip().startswith("slower") and SLOW in line for line in lines[1:])
+    assert not any(NOISE in line for line in lines)
+
+
+def test_default_bench_leaves_out_the_slow_families_and_other_backends():
+    import re
+
+    rx = re.compile(mainjob.DEFAULT_BENCH.format(backends="mlx_cpu|torch_cpu"))
+    assert rx.search("ops.Sum.time_op('dim=1000000 axis=0', 'torch_cpu')")
+    assert not rx.search("ops.Sum.time_op('dim=1000000 axis=0', 'torch_cuda')")
+    assert not rx.search("ops.MatMul.time_op('dim=1000000x64 dim=64x1024', 'mlx_cpu')")
+
+
+def write_session(root, data, name="run1"):
+    folder = root / ".asv" / "main" / name
+    folder.mkdir(parents=True)
+    (folder / "rounds.json").write_text(json.dumps({"commits": [A, B], "rounds": 2, "data": data}))
+
+
+def test_regressions_page_keeps_only_confirmed_steps(tmp_path):
+    write_session(tmp_path, synthetic(lambda k: 1.3 if k == SLOW else 1.0))
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.json").write_text(json.dumps({"revision_to_hash": {"1": A, "2": B}}))
+    jump = lambda: [[1, 2, 0.01, 0.013]]  # noqa: E731
+    entries = [[SLOW, "graphs/x.json", {}, 0, 0.013, 0.01, jump()],
+               [NOISE, "graphs/y.json", {}, 1, 0.013, 0.01, jump()],   # asv's step on a pinned torch row
+               ["ops.Other.time_op('c', 'mlx_cpu')", "graphs/z.json", {}, 2, 1.0, 0.5, [[1, 2, 0.5, 1.0]]]]
+    (html / "regressions.json").write_text(json.dumps({"regressions": entries}))
+    kept, dropped = regressions.filter_regressions(str(html), Sessions(root=str(tmp_path)))
+    page = json.loads((html / "regressions.json").read_text())["regressions"]
+    assert [e[0] for e in page] == [SLOW]
+    assert [d[0] for d in dropped] == [NOISE, "ops.Other.time_op('c', 'mlx_cpu')"]
+    assert "same run, verdict same" in dropped[0][3]
+    assert "cross-run" in dropped[1][3]
+    assert json.loads((html / "regressions-filtered.json").read_text())["kept"][0][0] == SLOW
+
+
+def test_sessions_use_the_newest_session_with_both_commits(tmp_path):
+    write_session(tmp_path, synthetic(lambda k: 1.3 if k == SLOW else 1.0), "old")
+    found, where = Sessions(root=str(tmp_path)).verdicts(A, B)
+    assert found[SLOW].verdict == vd.SLOWER and where.endswith("old")
+    assert Sessions(root=str(tmp_path)).verdicts(A, "c" * 40) == ({}, None)
+    # a calibration run is never evidence (its candidates are stretched on purpose)
+    cal = tmp_path / ".asv" / "calibration" / "calib-1"
+    cal.mkdir(parents=True)
+    (cal / "rounds.json").write_text(json.dumps({"commits": [A, "c" * 40], "rounds": 2,
+                                                 "data": synthetic(lambda k: 2.0)}))
+    assert Sessions(root=str(tmp_path)).verdicts(A, "c" * 40) == ({}, None)
