@@ -158,20 +158,23 @@ class _Slow(_BigInputs):
     """asv settings for families where one call at the seed's shapes takes
     ~0.3 s to ~40 s on a 2-core CPU (MLX's CPU matmul: up to ~35 s).
 
-    One warm-up call (``warmup_time`` > 0 makes asv run at least one), then
-    single-call samples (``number = 1``) until 5 samples or 4 s; a call
-    slower than 4 s is measured once, asv's warm-up call being the sample
-    (``min_run_count = 1``). That call is never the first: ``OpFamily.build``
-    calls every callable once when it builds it, outside the timed region. One round (see ``_BigInputs``). asv's defaults
-    (2 rounds, each 0.1 s of warm-up calls then up to 5 samples or 10 s,
-    at least 2 calls) would take ~20 s per (case, backend) for a 1.5 s call
-    and ~140 s for a 35 s one. Shapes are never shrunk.
+    ``OpFamily.build`` calls every callable once when it builds it, outside
+    the timed region, so no sample is a cold call; asv adds no warm-up of its
+    own (``warmup_time = 0``). Then single-call samples (``number = 1``) until
+    3 samples or 2 s: a call slower than 2 s is measured once
+    (``min_run_count = 1``). One round (see ``_BigInputs``). Why so few: the
+    verdicts (reporting/verdicts.py) take each process's fastest sample and
+    the spread between processes, so a comparison gains far more from another
+    process (a round of tools/gate.py) than from more samples in one; and
+    asv's defaults (2 rounds, each 0.1 s of warm-up calls then up to 5 samples
+    or 10 s, at least 2 calls) would take ~20 s per (case, backend) for a
+    1.5 s call and ~140 s for a 35 s one. Shapes are never shrunk.
     """
 
     number = 1
-    warmup_time = 0.001
+    warmup_time = 0
     min_run_count = 1
-    repeat = (1, 5, 4.0)
+    repeat = (1, 3, 2.0)
 
 
 # --------------------------------------------------------------------------

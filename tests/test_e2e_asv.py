@@ -40,6 +40,14 @@ class CrashProbe:
             time.sleep(3600)
         time.sleep(0.001)
 
+class GateProbe:
+    """Eight sleeps of 5 ms; 'slow' sleeps 7.5 ms from MLX 0.32.4 on (1.5x)."""
+    params = ["slow", "a", "b", "c", "d", "e", "f", "g"]
+    param_names = ["case"]
+    repeat = (5, 10, 2.0)
+    def time_sleep(self, case):
+        time.sleep(0.0075 if case == "slow" and mlx_version() >= (0, 32, 4) else 0.005)
+
 class RegressionProbe:
     """Sleeps 10 ms on MLX < 0.32.4 and 20 ms from 0.32.4 on."""
     repeat = (10, 20, 5.0)
@@ -66,7 +74,7 @@ def test_probe_is_not_in_the_real_suite():
 def project(tmp_path_factory):
     """A copy of this project whose asv shares the real environment directory."""
     tmp = tmp_path_factory.mktemp("project")
-    for name in ("benchmarks", "tools"):
+    for name in ("benchmarks", "tools", "reporting"):
         shutil.copytree(os.path.join(ROOT, name), tmp / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
     (tmp / "benchmarks" / "test_probe.py").write_text(PROBE)
@@ -164,3 +172,34 @@ def test_find_bisects_to_the_release_that_got_slower(project):
     assert proc.returncode == 0, proc.stdout[-3000:]
     found = [line for line in proc.stdout.splitlines() if "Greatest regression found" in line]
     assert found and "v0.32.4" in found[0], proc.stdout[-3000:]
+
+
+def gate(project, *args):
+    return subprocess.run([sys.executable, "tools/gate.py", *args, "--budget", "5"], cwd=project,
+                          capture_output=True, text=True, timeout=1200,
+                          env=dict(os.environ, MLX_ASV_OFFLINE="1"))
+
+
+def test_gate_confirms_a_real_slowdown_and_exits_1(project):
+    proc = gate(project, *OK_RELEASES, "-b", "GateProbe")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(next((project / ".asv" / "gate").glob("*v0.32.3-v0.32.4/verdicts.json")).read_text())
+    verdicts = {c["key"]: c for c in report["cases"]}
+    slow = verdicts["test_probe.GateProbe.time_sleep('slow')"]
+    assert slow["verdict"] == "slower" and slow["lo"] < 1.5 < slow["hi"] and "confirmed" in slow["note"]
+    assert all(c["verdict"] in ("same", "undecided") for k, c in verdicts.items() if "'slow'" not in k)
+    assert "## Slower (confirmed) (1)" in proc.stdout
+    # its results never mix with results/: they are in the gate's own folder
+    assert not any(p.name.startswith(report["candidate"][:8]) and "GateProbe" in p.read_text()
+                   for p in (project / "results" / MACHINE).glob("*.json"))
+
+
+def test_gate_aa_a_release_against_its_twin_exits_0(project):
+    add = subprocess.run([sys.executable, "tools/ledger.py", "--offline", "--candidate", "twin", "--base",
+                          OK_RELEASES[-1], "--same-as", OK_RELEASES[-1]], cwd=project, capture_output=True, text=True)
+    assert add.returncode == 0, add.stderr
+    proc = gate(project, OK_RELEASES[-1], "candidate/twin", "-b", "GateProbe")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(next((project / ".asv" / "gate").glob("*candidate_twin/verdicts.json")).read_text())
+    assert report["summary"]["slower"] == report["summary"]["faster"] == 0
+    assert report["summary"]["same"] >= 6, report["summary"]

@@ -157,7 +157,7 @@ class FakeSession:
     def __init__(self, folder, commits, bench, factors, **kw):
         self.commits, self.bench, self.factors = commits, bench, factors
         self.data, self.rounds, self.folder = {}, 0, folder
-        self.seed = 0
+        self.cost = {k: 0.01 for k in factors}  # seconds a process: everything fits the budget
 
     def round(self, keys=None, order=None):
         import random
@@ -250,3 +250,20 @@ def test_a_calibration_run_is_stretched(tmp_path, monkeypatch):
     assert bench.fn is not ops.ReLU.callable("dim=64x128x1024", "mlx_cpu")
     bench.setup("dim=128x16x1024", "mlx_cpu")  # not in the plan: as it is
     assert bench.fn is ops.ReLU.callable("dim=128x16x1024", "mlx_cpu")
+
+
+def test_a_long_case_keeps_one_process_a_side_and_is_still_decided(monkeypatch, tmp_path):
+    factors = {**cases(20), "ops.M.time_op('big', 'mlx_cpu')": 1.0}
+
+    def session(folder, commits, bench, **kw):
+        s = FakeSession(folder, commits, bench, factors)
+        s.cost["ops.M.time_op('big', 'mlx_cpu')"] = 40.0  # seconds a process: past --long
+        return s
+
+    monkeypatch.setattr(protocol, "Session", session)
+    g = gate.Gate("base", "cand", "x", str(tmp_path), log=lambda m: None)
+    g.run()
+    big = g.results["ops.M.time_op('big', 'mlx_cpu')"]
+    assert (big.n_base, big.n_cand) == (1, 1)
+    assert big.verdict == vd.SAME  # decided on the prior from the 20 other cases
+    assert all(v.n_base >= 2 for k, v in g.results.items() if "big" not in k)

@@ -12,12 +12,17 @@ interleaved rounds, a fresh process per case per round, samples recorded,
 results in ``.asv/gate/<run>/``); reporting/verdicts.py decides.
 
 Steps:
-1. two rounds over every case (base cand, then cand base); a case whose one
-   call takes longer than ``--long`` seconds gets one round a side (its
-   variance then comes from the other cases of its backend);
+1. a round over every case (base, then cand: a process each), then a second
+   round in the other order (cand, then base) over the cases it can afford:
+   the cheapest first, as long as 70% of what is left of ``--budget`` allows,
+   none whose process takes more than ``--long`` seconds. A case left with
+   one process a side takes its variance from the other cases of its backend
+   (the moderated test's prior), so it is still decided, with a wider
+   interval;
 2. verdicts on those rounds: slower, faster, same, undecided;
 3. sequential confirmation, while the budget lasts: the cases that are not
-   "same" are measured again, two more rounds a side. A change counts only
+   "same" are measured again, two more rounds a side (the cheapest first, as
+   many as fit). A change counts only
    when the fresh rounds, on their own, give the same verdict as the ones
    before them (two independent measurements agree); "same" is decided on all
    rounds together. What is still open when the budget ends is undecided,
@@ -45,10 +50,14 @@ from reporting import verdicts as vd  # noqa: E402
 from tools import ledger, protocol  # noqa: E402
 
 DEFAULT_BUDGET_MIN = 15.0
-# A case whose one call takes longer than this (seconds) gets one round a side
-# in the first stage: on this 2-core machine MLX's reference-BLAS matmuls take
-# 10-37 s a call (benchmarks/ops.py's MatMul and Linear).
+# A case whose process takes longer than this (seconds, set-up included) gets
+# one process a side: on this 2-core machine MLX's reference-BLAS matmuls take
+# 10-37 s a call (benchmarks/ops.py's MatMul and Linear). Its variance then
+# comes from the other cases of its backend (the moderated test's prior).
 DEFAULT_LONG = 5.0
+# The share of what is left of the budget after the first round that the
+# second round leaves for confirmations.
+CONFIRM_SHARE = 0.3
 # Seconds asv needs per `asv run` beyond the cases: discovery, two installs.
 ROUND_OVERHEAD = 25.0
 
@@ -88,14 +97,18 @@ class Gate:
 
     def _stage(self, keys, rounds, first=False):
         before = self._counts()
-        selected = keys
         for r in range(rounds):
-            if first and r == 1:
-                # Long cases: one round a side (see DEFAULT_LONG).
-                selected = [k for k in self.session.keys() if not self._is_long(k)]
+            if first and r == 0:
+                self.session.round(None)  # every case, one process a side
+                continue
+            selected = keys
+            if first:
+                selected = self._affordable(self.session.keys())
+                self.log(f"second round: {len(selected)} of {len(self.session.keys())} cases fit the budget "
+                         f"(the others keep one process a side)")
                 if not selected:
                     break
-            self.session.round(None if (first and r == 0) else selected)
+            self.session.round(selected)
         after = self._counts()
         stage = {}
         for k, (nb, nc) in after.items():
@@ -105,21 +118,25 @@ class Gate:
         self.stages.append(stage)
         return stage
 
-    def _is_long(self, key):
-        med = []
-        for side in (self.base, self.cand):
-            for samples in self.session.data.get(key, {}).get(side, []):
-                if samples:
-                    med.append(sorted(samples)[len(samples) // 2])
-        return bool(med) and max(med) > self.long_s
+    def _left(self):
+        return self.budget_s - (time.time() - self.started)
+
+    def _affordable(self, keys):
+        """The cheapest cases whose second round fits in what the budget has
+        left, keeping a share of it for the confirmations."""
+        room = (1.0 - CONFIRM_SHARE) * self._left() - ROUND_OVERHEAD
+        chosen, spent = [], 0.0
+        for k in sorted(keys, key=self._cost):
+            cost = 2 * self._cost(k)  # a process a side
+            if cost > self.long_s * 2 or spent + cost > room:
+                continue
+            chosen.append(k)
+            spent += cost
+        return chosen
 
     def _cost(self, key):
-        """Seconds one process a side of this case took, estimated from its samples."""
-        runs = [s for side in (self.base, self.cand) for s in self.session.data.get(key, {}).get(side, []) if s]
-        if not runs:
-            return 1.0
-        per = [sum(s) + sorted(s)[len(s) // 2] for s in runs]  # samples + the warm-up call
-        return sum(per) / len(per) + 0.5  # + process start and set-up
+        """Seconds one process of this case takes (set-up included), from the last round."""
+        return self.session.cost.get(key, 1.0)
 
     # -- deciding ----------------------------------------------------------
 
@@ -162,12 +179,18 @@ class Gate:
                     open_keys.append(k)
             if not open_keys or len(self.stages) >= self.max_stages:
                 break
-            cost = 2 * sum(2 * self._cost(k) for k in open_keys) + 2 * ROUND_OVERHEAD
-            left = self.budget_s - (time.time() - self.started)
-            if cost > left:
-                self.log(f"confirmation of {len(open_keys)} cases needs ~{cost:.0f} s; "
+            left = self._left()
+            # the cheapest open cases first: as many as two more rounds fit
+            fits, cost = [], 2 * ROUND_OVERHEAD
+            for k in sorted(open_keys, key=self._cost):
+                if cost + 4 * self._cost(k) <= left:
+                    fits.append(k)
+                    cost += 4 * self._cost(k)
+            if not fits:
+                self.log(f"confirmation of {len(open_keys)} cases does not fit the "
                          f"{max(left, 0):.0f} s of the budget left: stopping")
                 break
+            open_keys = fits
             self.log(f"confirming {len(open_keys)} cases (stage {len(self.stages) + 1}, ~{cost:.0f} s)")
             stage = self._stage(open_keys, 2)
             for k, v in self._decide(open_keys, stage).items():
@@ -279,7 +302,7 @@ def main(argv=None):
                     help=f"minutes for measuring; confirmation stops when it would exceed them "
                          f"(default {DEFAULT_BUDGET_MIN:g})")
     ap.add_argument("--long", type=float, default=DEFAULT_LONG,
-                    help=f"seconds a call past which a case gets one first-stage round a side (default {DEFAULT_LONG:g})")
+                    help=f"seconds a process past which a case keeps one process a side (default {DEFAULT_LONG:g})")
     ap.add_argument("--alpha", type=float, default=vd.ALPHA)
     ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
     ap.add_argument("--same-within", type=float, default=vd.SAME_WITHIN)

@@ -170,6 +170,32 @@ def read_samples(results_dir, commit, since=None):
     return found
 
 
+def read_durations(results_dir, commit, since=None):
+    """{benchmark: seconds asv spent on it} for one commit (this round's files with ``since``)."""
+    found = {}
+    for machine in sorted(os.listdir(results_dir)) if os.path.isdir(results_dir) else []:
+        sub = os.path.join(results_dir, machine)
+        for name in sorted(os.listdir(sub)) if os.path.isdir(sub) else []:
+            path = os.path.join(sub, name)
+            if not name.endswith(".json") or name == "machine.json":
+                continue
+            if since is not None and os.path.getmtime(path) < since:
+                continue
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if data.get("commit_hash") != commit:
+                continue
+            cols = data.get("result_columns", [])
+            for bench, row in data.get("results", {}).items():
+                duration = dict(zip(cols, row)).get("duration")
+                if isinstance(duration, (int, float)):
+                    found[bench] = duration
+    return found
+
+
 class Session:
     """One run's rounds over several commits, kept in ``folder/rounds.json``.
 
@@ -193,6 +219,9 @@ class Session:
         self.launch_method = default_launch_method() if launch_method == "auto" else launch_method
         self.path = os.path.join(self.folder, "rounds.json")
         self.data = {}
+        # seconds one process of a case takes, set-up included (the last round's
+        # asv duration of its benchmark, shared among the cases it ran)
+        self.cost = {}
         self.rounds = 0
         self.seconds = 0.0
         self.failed = set()
@@ -200,11 +229,12 @@ class Session:
             with open(self.path, encoding="utf-8") as f:
                 saved = json.load(f)
             self.data, self.rounds = saved["data"], saved["rounds"]
+            self.cost = saved.get("cost", {})
 
     def save(self):
         tmp = self.path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"commits": self.commits, "rounds": self.rounds, "data": self.data}, f)
+            json.dump({"commits": self.commits, "rounds": self.rounds, "data": self.data, "cost": self.cost}, f)
         os.replace(tmp, self.path)
 
     def round(self, keys=None, order=None):
@@ -238,6 +268,7 @@ class Session:
             tail = (proc.stdout or "").strip().splitlines()[-5:] if self.quiet else []
             raise ProtocolError(f"asv run failed (exit {proc.returncode}) in round {self.rounds}: "
                                 + " | ".join(tail))
+        round_cost = {}
         for commit in order:
             got = read_samples(self.results_dir, commit, since=started)
             if not got:
@@ -246,10 +277,16 @@ class Session:
                 why = errors[-1] if errors else (
                     f"its install failed? see {os.path.join(self.folder, 'install-failures.tsv')}")
                 raise ProtocolError(f"round {self.rounds}: no case of {commit[:8]} has a result: {why}")
+            ran = {}
             for key, samples in got.items():
                 if keys is not None and key not in keys:
                     continue
                 self.data.setdefault(key, {}).setdefault(commit, []).append(samples)
+                ran.setdefault(key.split("(")[0], []).append(key)
+            for bench, seconds in read_durations(self.results_dir, commit, since=started).items():
+                for key in ran.get(bench, []):
+                    round_cost[key] = max(round_cost.get(key, 0.0), seconds / len(ran[bench]))
+        self.cost.update(round_cost)
         self.save()
         return time.time() - started
 
