@@ -92,12 +92,13 @@ def write_plan(folder, commits):
         json.dump({"commits": commits}, f, indent=1)
 
 
-def gate_run(args, backends, log):
+def gate_run(args, backends, log, index=0):
     run_id = f"calib-{protocol.stamp()}"
     folder = os.path.join(FOLDER, run_id)
     release_commit = protocol.resolve(args.release)
     twin = new_twin(args.release, run_id, log)
-    rng = random.Random(args.seed if args.seed is not None else time.time_ns())
+    # a fresh random third each run (--seed makes the sequence repeatable)
+    rng = random.Random(args.seed * 1000 + index if args.seed is not None else time.time_ns())
     cases = ops_cases(backends)
     if args.bench:
         import re
@@ -295,7 +296,7 @@ def main(argv=None):
         args.release = args.release or ledger.newest_tag()
         backends = args.backends.split(",") if args.backends else gatemod.detected_backends()
         for i in range(1 if args.localize else args.runs):
-            out = localize_run(args, backends, log) if args.localize else gate_run(args, backends, log)
+            out = localize_run(args, backends, log) if args.localize else gate_run(args, backends, log, i)
             log(f"run {out['run']} done in {out['seconds'] / 60:.1f} min")
     except (ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"calibrate: {e}", file=sys.stderr)
