@@ -267,3 +267,19 @@ def test_a_long_case_keeps_one_process_a_side_and_is_still_decided(monkeypatch, 
     assert (big.n_base, big.n_cand) == (1, 1)
     assert big.verdict == vd.SAME  # decided on the prior from the 20 other cases
     assert all(v.n_base >= 2 for k, v in g.results.items() if "big" not in k)
+
+
+def test_steps_expands_inclusive_ranges_and_refuses_unknown_ends(monkeypatch):
+    from tools import steps
+
+    class Rel:
+        def __init__(self, tag):
+            self.tag = tag
+
+    monkeypatch.setattr(ledger, "ensure", lambda **kw: [(Rel(t), t) for t in ("v0.1.0", "v0.2.0", "v0.3.0", "v0.4.0")])
+    assert steps.expand(["v0.2.0..v0.4.0"]) == ["v0.2.0", "v0.3.0", "v0.4.0"]
+    assert steps.expand(["v0.1.0", "v0.3.0"]) == ["v0.1.0", "v0.3.0"]
+    with pytest.raises(protocol.ProtocolError, match="newest: v0.4.0"):
+        steps.expand(["v0.2.0..v9.9.9"])
+    with pytest.raises(protocol.ProtocolError, match="at least two"):
+        steps.expand(["v0.2.0"])
