@@ -82,12 +82,15 @@ def md_table(headers, rows):
 def detailed_table(report):
     headers, raw = report.detailed()
     cols = [h for h in headers[1:] if " vs " not in h]
+    mde_cols = [bk for bk in cols if any(r["mde"].get(bk) is not None for r in raw)]
     rows = []
     for r in raw:
         points = [report.res.points.get((report.release, r["benchmark"], r["case"], bk)) for bk in cols]
         rows.append([r["operation"]] + [cell(p) for p in points]
-                    + [fmt_x(v) for v in r["speedups"].values()])
-    return headers, rows
+                    + [fmt_x(v) for v in r["speedups"].values()]
+                    + [fmt_pct(r["mde"][bk]).lstrip("+") if r["mde"].get(bk) is not None else "n/a"
+                       for bk in mde_cols])
+    return headers + [f"{bk} MDE" for bk in mde_cols], rows
 
 
 def average_table(report):
@@ -158,6 +161,10 @@ def markdown(report, plot_links=()):
     out += [f"## Detailed benchmark, MLX {report.release} (ms)", "", md_table(headers, rows), "",
             "`n/a`: skipped (backend not on this machine, or not run); `failed`: asv recorded a "
             "failure.", "", SPEEDUP_NOTE, ""]
+    if any(h.endswith(" MDE") for h in headers):
+        out += ["`MDE`: the case's minimum detectable effect on this machine, the smallest slowdown "
+                "`tools/gate.py` calls slower with 80% power, as measured by `tools/calibrate.py` "
+                "(median over its runs; `python tools/calibrate.py --summary`).", ""]
     headers, rows = average_table(report)
     out += [f"## Average benchmark, MLX {report.release} (ms, geometric mean per family)", "",
             md_table(headers, rows), "", AVERAGE_NOTE, ""]

@@ -50,7 +50,7 @@ if ROOT not in sys.path:
 
 from benchmarks.common import BACKENDS  # noqa: E402 - numpy only; the frameworks load lazily
 from reporting import render, stats  # noqa: E402
-from reporting.sessions import Sessions  # noqa: E402
+from reporting.sessions import Sessions, calibration_mde  # noqa: E402
 from reporting.results import (ReportError, Results, families, version_key as _version_key)  # noqa: E402
 
 # Speedup columns, "A over B", shown where both backends have results.
@@ -121,8 +121,10 @@ def parse_backends(spec, present, with_data=None):
 
 class Report:
     def __init__(self, results, release=None, releases=None, bench=None, backends=None,
-                 threshold=DEFAULT_THRESHOLD, sessions=None):
+                 threshold=DEFAULT_THRESHOLD, sessions=None, mde=None):
         self.res = results
+        # {asv case key: minimum detectable effect} from tools/calibrate.py
+        self.mde = mde or {}
         # Same-run evidence (reporting/sessions.py); None: cross-run only.
         self.sessions = sessions
         available = results.releases()
@@ -208,8 +210,10 @@ class Report:
                 continue
             speed = {f"{x} vs {y}": (times[y] / times[x] if times[x] and times[y] else None)
                      for x, y in pairs}
+            keys = {bk: (self.res.points.get((rel, b, c, bk)) or {}).get("asv_key") for bk in cols}
             raw.append({"operation": self.label(b, c), "benchmark": b, "family": self.family[b],
-                        "case": c, "times_ms": times, "speedups": speed})
+                        "case": c, "times_ms": times, "speedups": speed,
+                        "mde": {bk: self.mde.get(k) for bk, k in keys.items() if k in self.mde}})
         return headers, raw
 
     def average(self):
@@ -360,7 +364,8 @@ def main(argv=None):
         res = Results(args.results, machine=args.machine, ledger_dir=args.ledger)
         report = Report(res, release=args.release, releases=args.releases, bench=args.bench,
                         backends=args.backends, threshold=args.threshold,
-                        sessions=None if args.cross_run_only else Sessions())
+                        sessions=None if args.cross_run_only else Sessions(),
+                        mde=calibration_mde())
         report.detailed()  # validates that the selection has data
         links = []
         if args.plots:

@@ -60,3 +60,22 @@ class Sessions:
                 break
         self._cache[pair] = found
         return found
+
+
+def calibration_mde(root=ROOT):
+    """{case key: minimum detectable effect} from tools/calibrate.py's gate runs
+    on this machine (the median over the runs), or {} where none ran."""
+    found = {}
+    for path in glob.glob(os.path.join(root, ".asv", "calibration", "*", "calibration.json")):
+        try:
+            with open(path, encoding="utf-8") as f:
+                run = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if run.get("kind") != "gate":
+            continue
+        for c in run.get("cases", []):
+            mde = c.get("mde")
+            if isinstance(mde, (int, float)) and mde == mde:
+                found.setdefault(c["key"], []).append(mde)
+    return {k: sorted(v)[len(v) // 2] for k, v in found.items()}

@@ -613,3 +613,17 @@ def test_release_table_shows_same_run_verdicts(project, tmp_path):
     # a pinned torch row measured in the same session: a verdict too, and not slower
     torch_cells = [v[2] for (op, bk), v in body.items() if bk == "torch_cpu" and v[2] not in ("n/a", "")]
     assert torch_cells and not any("▲" in c or "△" in c for c in torch_cells)
+
+
+def test_detailed_table_shows_the_calibrated_minimum_detectable_effect(project):
+    res = results.Results(str(project / "results"), ledger_dir=str(project / "ledger"))
+    key = next(p["asv_key"] for (r, b, c, bk), p in res.points.items()
+               if r == "v0.3.0" and bk == "mlx_cpu" and "64x1000000" in c)
+    rep = report.Report(res, mde={key: 0.064})
+    headers, rows = render.detailed_table(rep)
+    assert headers[-1] == "mlx_cpu MDE"
+    row = next(r for r in rows if r[0] == "Softmax / dim=64x1000000 axis=-1")
+    assert row[-1] == "6%"
+    # without a calibration there is no such column
+    headers, _ = render.detailed_table(report.Report(res))
+    assert not any(h.endswith("MDE") for h in headers)

@@ -256,15 +256,11 @@ def summarize(runs):
     return "\n".join(lines) + "\n"
 
 
-def mde_by_case(runs):
+def mde_by_case(runs=None):
     """{case key: median minimum detectable effect over the gate runs}."""
-    mde = {}
-    for r in runs:
-        if r["kind"] == "gate":
-            for c in r["cases"]:
-                if c["mde"] is not None and c["mde"] == c["mde"]:
-                    mde.setdefault(c["key"], []).append(c["mde"])
-    return {k: sorted(v)[len(v) // 2] for k, v in mde.items()}
+    from reporting.sessions import calibration_mde
+
+    return calibration_mde()
 
 
 def main(argv=None):
