@@ -283,3 +283,19 @@ def test_steps_expands_inclusive_ranges_and_refuses_unknown_ends(monkeypatch):
         steps.expand(["v0.2.0..v9.9.9"])
     with pytest.raises(protocol.ProtocolError, match="at least two"):
         steps.expand(["v0.2.0"])
+
+
+def test_protocol_reads_a_rounds_samples_and_costs(tmp_path):
+    folder = tmp_path / "results" / "vm"
+    folder.mkdir(parents=True)
+    cols = ["result", "params", "version", "started_at", "duration", "samples"]
+    data = {"commit_hash": "c" * 40, "result_columns": cols, "results": {
+        "ops.F.time_op": [[0.5, None, float("nan")], [["'a'", "'b'", "'c'"], ["'mlx_cpu'"]], "v", 0, 12.0,
+                          [[0.5, 0.6], None, None]]}}
+    (folder / "cccccccc-env.json").write_text(json.dumps(data))
+    (folder / "machine.json").write_text("{}")
+    got = protocol.read_samples(str(tmp_path / "results"), "c" * 40)
+    assert got == {"ops.F.time_op('a', 'mlx_cpu')": [0.5, 0.6]}  # failed and skipped cases: no sample
+    assert protocol.read_durations(str(tmp_path / "results"), "c" * 40) == {"ops.F.time_op": 12.0}
+    assert protocol.read_samples(str(tmp_path / "results"), "d" * 40) == {}
+    assert protocol.read_samples(str(tmp_path / "results"), "c" * 40, since=time.time() + 60) == {}

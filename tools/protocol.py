@@ -132,47 +132,9 @@ def group_of(key):
     return ""
 
 
-def read_samples(results_dir, commit, since=None):
-    """{case key: samples} of one commit from asv's results files (any machine;
-    with ``since``, only files written since that time: this round's)."""
-    found = {}
-    if not os.path.isdir(results_dir):
-        return found
-    for machine in sorted(os.listdir(results_dir)):
-        sub = os.path.join(results_dir, machine)
-        if not os.path.isdir(sub):
-            continue
-        for name in sorted(os.listdir(sub)):
-            if not name.endswith(".json") or name == "machine.json":
-                continue
-            if since is not None and os.path.getmtime(os.path.join(sub, name)) < since:
-                continue
-            try:
-                with open(os.path.join(sub, name), encoding="utf-8") as f:
-                    data = json.load(f)
-            except (OSError, ValueError):
-                continue
-            if data.get("commit_hash") != commit:
-                continue
-            cols = data.get("result_columns", [])
-            for bench, row in data.get("results", {}).items():
-                r = dict(zip(cols, row))
-                params = r.get("params") or []
-                combos = list(itertools.product(*params)) if params else [()]
-                samples = r.get("samples") or [None] * len(combos)
-                values = r.get("result") or [None] * len(combos)
-                for combo, s, v in zip(combos, samples, values):
-                    key = f"{bench}({', '.join(combo)})" if combo else bench
-                    if s:
-                        found[key] = [x for x in s if x is not None]
-                    elif v is not None and isinstance(v, (int, float)) and v == v:
-                        found[key] = [v]  # a result without samples: one observation
-    return found
-
-
-def read_durations(results_dir, commit, since=None):
-    """{benchmark: seconds asv spent on it} for one commit (this round's files with ``since``)."""
-    found = {}
+def _results_of(results_dir, commit, since=None):
+    """The asv results files (parsed) of one commit, any machine; with
+    ``since``, only files written since that time: this round's."""
     for machine in sorted(os.listdir(results_dir)) if os.path.isdir(results_dir) else []:
         sub = os.path.join(results_dir, machine)
         for name in sorted(os.listdir(sub)) if os.path.isdir(sub) else []:
@@ -186,13 +148,39 @@ def read_durations(results_dir, commit, since=None):
                     data = json.load(f)
             except (OSError, ValueError):
                 continue
-            if data.get("commit_hash") != commit:
-                continue
-            cols = data.get("result_columns", [])
-            for bench, row in data.get("results", {}).items():
-                duration = dict(zip(cols, row)).get("duration")
-                if isinstance(duration, (int, float)):
-                    found[bench] = duration
+            if data.get("commit_hash") == commit:
+                yield data
+
+
+def read_samples(results_dir, commit, since=None):
+    """{case key: samples} of one commit from asv's results files."""
+    found = {}
+    for data in _results_of(results_dir, commit, since):
+        cols = data.get("result_columns", [])
+        for bench, row in data.get("results", {}).items():
+            r = dict(zip(cols, row))
+            params = r.get("params") or []
+            combos = list(itertools.product(*params)) if params else [()]
+            samples = r.get("samples") or [None] * len(combos)
+            values = r.get("result") or [None] * len(combos)
+            for combo, s, v in zip(combos, samples, values):
+                key = f"{bench}({', '.join(combo)})" if combo else bench
+                if s:
+                    found[key] = [x for x in s if x is not None]
+                elif v is not None and isinstance(v, (int, float)) and v == v:
+                    found[key] = [v]  # a result without samples: one observation
+    return found
+
+
+def read_durations(results_dir, commit, since=None):
+    """{benchmark: seconds asv spent on it} for one commit."""
+    found = {}
+    for data in _results_of(results_dir, commit, since):
+        cols = data.get("result_columns", [])
+        for bench, row in data.get("results", {}).items():
+            duration = dict(zip(cols, row)).get("duration")
+            if isinstance(duration, (int, float)):
+                found[bench] = duration
     return found
 
 
