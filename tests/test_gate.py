@@ -26,6 +26,12 @@ def small_ledger(tmp_path):
     return repo
 
 
+@pytest.fixture(autouse=True)
+def no_costs_of_this_machine(monkeypatch):
+    """The gate plans from .asv/costs.json: tests start from none."""
+    monkeypatch.setattr(protocol, "load_costs", lambda path=None: {})
+
+
 # --------------------------------------------------------------------------
 # Candidates in the ledger
 # --------------------------------------------------------------------------
@@ -159,13 +165,17 @@ class FakeSession:
         self.data, self.rounds, self.folder = {}, 0, folder
         self.cost = {k: 0.01 for k in factors}  # seconds a process: everything fits the budget
 
-    def round(self, keys=None, order=None):
+    def round(self, keys=None, order=None, bench=None):
         import random
 
         self.rounds += 1
         rng = random.Random(self.rounds)
+        import re
+
         for key, factor in self.factors.items():
             if keys is not None and key not in keys:
+                continue
+            if keys is None and bench and not re.search(bench, key):
                 continue
             for i, commit in enumerate(self.commits):
                 f = factor if i == 1 else 1.0
@@ -299,3 +309,48 @@ def test_protocol_reads_a_rounds_samples_and_costs(tmp_path):
     assert protocol.read_durations(str(tmp_path / "results"), "c" * 40) == {"ops.F.time_op": 12.0}
     assert protocol.read_samples(str(tmp_path / "results"), "d" * 40) == {}
     assert protocol.read_samples(str(tmp_path / "results"), "c" * 40, since=time.time() + 60) == {}
+
+
+def test_plan_fits_the_budget_cheapest_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "Session", lambda *a, **k: FakeSession(str(tmp_path), ["b", "c"], "x", {}))
+    g = gate.Gate("b", "c", "x", str(tmp_path), budget_s=600, long_s=5.0, log=lambda m: None)
+    known = {f"cheap{i}": 1.0 for i in range(50)}
+    known.update({"mid": 20.0, "giant": 200.0, "long": 6.0})
+    twice, once, over = g.plan(known)
+    room = (1 - gate.CONFIRM_SHARE) * 600 - 2 * gate.ROUND_OVERHEAD
+    spent = 4 * sum(known[k] for k in twice) + 2 * sum(known[k] for k in once)
+    assert spent <= room
+    assert set(twice) == {f"cheap{i}" for i in range(50)}  # 200 s in two rounds
+    assert "long" in once  # past --long: one process a side
+    assert "giant" in over  # 400 s a side does not fit
+    assert sorted(twice + once + over) == sorted(known)
+
+
+def test_protocol_keeps_costs_and_excludes_cases(tmp_path, monkeypatch):
+    import re
+
+    path = str(tmp_path / "costs.json")
+    monkeypatch.undo()  # the real load_costs
+    protocol.save_costs({"a": 1.0}, path)
+    protocol.save_costs({"b": 2.0}, path)
+    assert protocol.load_costs(path) == {"a": 1.0, "b": 2.0}
+    rx = re.compile(protocol.excluding(r"^ops\.", ["ops.X.time_op('big', 'mlx_cpu')"]))
+    assert rx.search("ops.X.time_op('small', 'mlx_cpu')")
+    assert not rx.search("ops.X.time_op('big', 'mlx_cpu')")
+    assert not rx.search("models.Y")
+
+
+def test_gate_follows_the_plan_from_known_costs(monkeypatch, tmp_path):
+    factors = {**cases(20), "ops.M.time_op('giant', 'mlx_cpu')": 1.0, "ops.M.time_op('mid', 'mlx_cpu')": 1.0}
+    costs = {k: 0.5 for k in cases(20)}
+    costs.update({"ops.M.time_op('giant', 'mlx_cpu')": 1000.0, "ops.M.time_op('mid', 'mlx_cpu')": 30.0})
+    monkeypatch.setattr(protocol, "load_costs", lambda path=None: costs)
+    monkeypatch.setattr(protocol, "Session", lambda folder, commits, bench, **kw: FakeSession(
+        folder, commits, ".", factors))
+    g = gate.Gate("base", "cand", ".", str(tmp_path), log=lambda m: None)
+    g.run()
+    assert "ops.M.time_op('giant', 'mlx_cpu')" not in g.results
+    assert g.as_json()["over_budget"] == {"ops.M.time_op('giant', 'mlx_cpu')": 1000.0}
+    mid = g.results["ops.M.time_op('mid', 'mlx_cpu')"]
+    assert (mid.n_base, mid.n_cand) == (1, 1) and mid.verdict == vd.SAME
+    assert all(g.results[k].n_base >= 2 for k in cases(20))

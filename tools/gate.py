@@ -12,13 +12,15 @@ interleaved rounds, a fresh process per case per round, samples recorded,
 results in ``.asv/gate/<run>/``); reporting/verdicts.py decides.
 
 Steps:
-1. a round over every case (base, then cand: a process each), then a second
-   round in the other order (cand, then base) over the cases it can afford:
-   the cheapest first, as long as 70% of what is left of ``--budget`` allows,
-   none whose process takes more than ``--long`` seconds. A case left with
-   one process a side takes its variance from the other cases of its backend
-   (the moderated test's prior), so it is still decided, with a wider
-   interval;
+1. two rounds in alternating order (base then cand, then cand then base),
+   planned from what each case's process cost in earlier sessions on this
+   machine (``.asv/costs.json``, kept by tools/protocol.py): in ascending
+   cost, a case gets both rounds if they fit in 80% of ``--budget``, else one
+   process a side if that fits, else it is not measured (listed, with its
+   cost). A case with one process a side takes its variance from the other
+   cases of its backend (the moderated test's prior), so it is still
+   decided, with a wider interval. With no costs known yet, the first round
+   measures every case and the second the cheapest the budget affords;
 2. verdicts on those rounds: slower, faster, same, undecided;
 3. sequential confirmation, while the budget lasts: the cases that are not
    "same" are measured again, two more rounds a side (the cheapest first, as
@@ -57,7 +59,7 @@ DEFAULT_BUDGET_MIN = 15.0
 DEFAULT_LONG = 5.0
 # The share of what is left of the budget after the first round that the
 # second round leaves for confirmations.
-CONFIRM_SHARE = 0.3
+CONFIRM_SHARE = 0.2
 # Seconds asv needs per `asv run` beyond the cases: discovery, two installs.
 ROUND_OVERHEAD = 25.0
 
@@ -86,6 +88,7 @@ class Gate:
         self.max_stages = max_stages
         self.session = protocol.Session(folder, [base, cand], bench, env_nobuild=env_nobuild, log=log)
         self.stages = []  # per stage: {key: (first process index, count) per side}
+        self.over_budget = {}  # cases the budget left out: {key: seconds a process}
         self.prior = None
         self.started = None
 
@@ -97,18 +100,11 @@ class Gate:
 
     def _stage(self, keys, rounds, first=False):
         before = self._counts()
-        for r in range(rounds):
-            if first and r == 0:
-                self.session.round(None)  # every case, one process a side
-                continue
-            selected = keys
-            if first:
-                selected = self._affordable(self.session.keys())
-                self.log(f"second round: {len(selected)} of {len(self.session.keys())} cases fit the budget "
-                         f"(the others keep one process a side)")
-                if not selected:
-                    break
-            self.session.round(selected)
+        if first:
+            self._first_stage()
+        else:
+            for _ in range(rounds):
+                self.session.round(keys)
         after = self._counts()
         stage = {}
         for k, (nb, nc) in after.items():
@@ -117,6 +113,54 @@ class Gate:
                 stage[k] = ((b0, nb), (c0, nc))
         self.stages.append(stage)
         return stage
+
+    def plan(self, known):
+        """(replicated, single, over budget) from the cases' known costs
+        (seconds a process, tools/protocol.py's cache of earlier sessions):
+        in ascending cost, a case gets a process a side in each of two rounds
+        if that fits the budget (less a share kept for confirmations), else
+        one process a side if that fits, else it is not measured."""
+        room = (1.0 - CONFIRM_SHARE) * self.budget_s - 2 * ROUND_OVERHEAD
+        twice, once, over = [], [], []
+        for k in sorted(known, key=lambda k: known[k]):
+            c = known[k]
+            if 4 * c <= room and c <= self.long_s:
+                twice.append(k)
+                room -= 4 * c
+            elif 2 * c <= room:
+                once.append(k)
+                room -= 2 * c
+            else:
+                over.append(k)
+        return twice, once, over
+
+    def _first_stage(self):
+        """Two rounds in alternating order (A B, then B A). With costs known
+        from earlier sessions on this machine, the plan decides which cases
+        get both rounds, one, or none (over budget); without, the first round
+        measures every case and the second the cheapest the budget affords."""
+        known = {k: c for k, c in protocol.load_costs().items() if re.search(self.session.bench, k)}
+        if known:
+            twice, once, over = self.plan(known)
+            self.over_budget = {k: known[k] for k in over}
+            if over:
+                self.log(f"{len(over)} case(s) do not fit the {self.budget_s / 60:.0f}-minute budget and are not "
+                         f"measured (a process takes {min(known[k] for k in over):.0f}-"
+                         f"{max(known[k] for k in over):.0f} s): a larger --budget measures them")
+            self.log(f"plan: {len(twice)} cases in two rounds, {len(once)} in one "
+                     f"(costs from earlier sessions here, {os.path.relpath(protocol.COSTS, ROOT)})")
+            # cases new since the costs were recorded run in both rounds
+            self.session.round(bench=protocol.excluding(self.session.bench, over))
+            new = [k for k in self.session.keys() if k not in known]
+            if twice or new:
+                self.session.round(sorted(set(twice) | set(new)))
+            return
+        self.session.round(None)  # every case, one process a side
+        selected = self._affordable(self.session.keys())
+        self.log(f"second round: {len(selected)} of {len(self.session.keys())} cases fit the budget "
+                 f"(the others keep one process a side)")
+        if selected:
+            self.session.round(selected)
 
     def _left(self):
         return self.budget_s - (time.time() - self.started)
@@ -237,6 +281,7 @@ class Gate:
             "alpha": self.alpha, "min_effect": self.min_effect, "same_within": self.same_within,
             "stages": len(self.stages), "rounds": self.session.rounds, "seconds": round(self.seconds, 1),
             "summary": vd.summary(self.results.values()),
+            "over_budget": {k: round(v, 1) for k, v in sorted(self.over_budget.items())},
             "cases": [dict(key=k, verdict=v.verdict, ratio=v.ratio, lo=v.lo, hi=v.hi, p=v.p,
                            processes=[v.n_base, v.n_cand], samples=[v.samples_base, v.samples_cand],
                            rounds_needed=v.rounds_needed, note=getattr(v, "note", ""),
@@ -269,6 +314,11 @@ def markdown(report):
                  f"{100 * (1 - report['alpha']):g}% intervals, a change must clear "
                  f"{100 * report['min_effect']:g}% and be confirmed by fresh rounds; 'same' = within "
                  f"{100 * report['same_within']:g}%)")
+    if report.get("over_budget"):
+        over = report["over_budget"]
+        lines += ["", f"Not measured ({len(over)}): over the budget, each process "
+                      f"{min(over.values()):.0f}-{max(over.values()):.0f} s here; a larger --budget measures them: "
+                      + ", ".join(sorted(over))]
     titles = {vd.SLOWER: "Slower (confirmed)", vd.FASTER: "Faster (confirmed)",
               vd.UNDECIDED: "Undecided: measure more", vd.SAME: "Same"}
     for verdict in (vd.SLOWER, vd.FASTER, vd.UNDECIDED, vd.SAME):

@@ -184,6 +184,35 @@ def read_durations(results_dir, commit, since=None):
     return found
 
 
+COSTS = os.path.join(ROOT, ".asv", "costs.json")
+
+
+def load_costs(path=COSTS):
+    """{case key: seconds one process takes on this machine}, from earlier sessions."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return {k: float(v) for k, v in json.load(f).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def save_costs(costs, path=COSTS):
+    merged = load_costs(path)
+    merged.update(costs)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(merged, f, indent=0, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def excluding(bench, keys):
+    """An asv -b regex: ``bench`` without these cases."""
+    if not keys:
+        return bench
+    return "^(?!(?:" + "|".join(re.escape(k) for k in sorted(keys)) + ")$)(?:" + bench + ")"
+
+
 class Session:
     """One run's rounds over several commits, kept in ``folder/rounds.json``.
 
@@ -225,13 +254,14 @@ class Session:
             json.dump({"commits": self.commits, "rounds": self.rounds, "data": self.data, "cost": self.cost}, f)
         os.replace(tmp, self.path)
 
-    def round(self, keys=None, order=None):
-        """Run one round over ``keys`` (default: the session's -b regex) for
-        every commit, in ``order`` (default: alternating with the round number)."""
+    def round(self, keys=None, order=None, bench=None):
+        """Run one round over ``keys`` (default: ``bench``, else the session's
+        -b regex) for every commit, in ``order`` (default: alternating with
+        the round number)."""
         self.rounds += 1
         if order is None:
             order = self.commits if self.rounds % 2 else self.commits[::-1]
-        bench = case_regex(keys) if keys is not None else self.bench
+        bench = case_regex(keys) if keys is not None else (bench or self.bench)
         hashfile = os.path.join(self.folder, f"round{self.rounds}.hashes")
         with open(hashfile, "w") as f:
             f.write("\n".join(order) + "\n")
@@ -275,6 +305,8 @@ class Session:
                 for key in ran.get(bench, []):
                     round_cost[key] = max(round_cost.get(key, 0.0), seconds / len(ran[bench]))
         self.cost.update(round_cost)
+        if not os.environ.get("MLX_ASV_INJECT"):
+            save_costs(round_cost)  # this machine's costs, for the next session's plan
         self.save()
         return time.time() - started
 
