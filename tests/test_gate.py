@@ -354,3 +354,9 @@ def test_gate_follows_the_plan_from_known_costs(monkeypatch, tmp_path):
     mid = g.results["ops.M.time_op('mid', 'mlx_cpu')"]
     assert (mid.n_base, mid.n_cand) == (1, 1) and mid.verdict == vd.SAME
     assert all(g.results[k].n_base >= 2 for k in cases(20))
+
+
+def test_case_costs_split_a_benchmarks_duration_by_its_calls():
+    costs = protocol.case_costs(100.0, {"giant": [37.0], "small": [0.1, 0.1, 0.1]})
+    assert costs["giant"] == pytest.approx(74.0 + (100 - 74.4) / 2)
+    assert costs["small"] == pytest.approx(0.4 + (100 - 74.4) / 2)

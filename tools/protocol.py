@@ -187,6 +187,18 @@ def read_durations(results_dir, commit, since=None):
 COSTS = os.path.join(ROOT, ".asv", "costs.json")
 
 
+def case_costs(seconds, samples):
+    """Seconds a process of each case took: asv records one duration for all
+    the cases of a benchmark, so each case gets its own calls (its samples and
+    the warm-up call its build makes) and an equal share of the rest (process
+    start, set-up)."""
+    if not samples:
+        return {}
+    calls = {k: sum(s) + min(s) for k, s in samples.items() if s}
+    rest = max(0.0, seconds - sum(calls.values())) / len(samples)
+    return {k: calls.get(k, 0.0) + rest for k in samples}
+
+
 def load_costs(path=COSTS):
     """{case key: seconds one process takes on this machine}, from earlier sessions."""
     try:
@@ -302,8 +314,8 @@ class Session:
                 self.data.setdefault(key, {}).setdefault(commit, []).append(samples)
                 ran.setdefault(key.split("(")[0], []).append(key)
             for bench, seconds in read_durations(self.results_dir, commit, since=started).items():
-                for key in ran.get(bench, []):
-                    round_cost[key] = max(round_cost.get(key, 0.0), seconds / len(ran[bench]))
+                for key, cost in case_costs(seconds, {k: got[k] for k in ran.get(bench, [])}).items():
+                    round_cost[key] = max(round_cost.get(key, 0.0), cost)
         self.cost.update(round_cost)
         if not os.environ.get("MLX_ASV_INJECT"):
             save_costs(round_cost)  # this machine's costs, for the next session's plan
