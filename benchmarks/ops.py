@@ -27,7 +27,9 @@ families set asv's ``rounds``/``number``/``repeat``/``warmup_time``/
 ``min_run_count`` (and ``timeout`` for MatMul and Linear), never a smaller
 shape, to bound the time of a run. On this project's 2-core Linux VM, MLX
 0.32.4, ``mlx_cpu`` + ``torch_cpu`` took 304 s, then 300 s (README,
-"Measured here"; before ``Compile`` was added), with::
+"Measured here"; measured before ``Compile`` was added and before the slow
+families' samples went from 5 or 4 s to 3 or 2 s: stale until measured
+again) with::
 
     MLX_ASV_BACKENDS=mlx_cpu,torch_cpu asv run --launch-method forkserver -b "^ops\\.[^(]*\\(.*'(mlx_cpu|torch_cpu)'\\)$" v0.32.4^!
 """
