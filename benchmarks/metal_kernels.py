@@ -42,7 +42,7 @@ seed 003, are in ``fused_ops.py``.
 Cost of the default run on a 2-core CPU: the asv attributes below keep each
 case to about 3-10 samples (``repeat``) of one call (``number``); the pure-MLX
 QR of a single 1024x1024, 2000x500 or 4000x1000 matrix takes seconds per
-call on such a CPU (2.2 s measured for 1024x1024), so ``ours_mlx_cpu`` skips
+call on such a CPU, so ``ours_mlx_cpu`` skips
 those three with a reason (``PURE_MLX_CPU_QR_BUDGET``). No seed shape is
 shrunk.
 """

@@ -67,20 +67,24 @@ padding with spaces does with a BPE vocabulary that has no merges of spaces;
 WordPiece and XLM-R's normalizer drop them.)
 
 Budget (2-core Linux CPU, this project's machine): MLX's Linux CPU wheel
-multiplies with the reference BLAS it bundles, and ``nn.Linear`` (``x @ W.T``)
-runs there at ~4.3 GFLOP/s on these shapes (``x @ W`` at ~7.9; torch at
-~150), so one mlx_cpu forward takes 0.5-17 s at batch 1 and 10 s to 9.4
-minutes at batch 16/32. Measured end to end on MLX 0.32.4 (asv,
-forkserver): the 48 mlx_cpu cases in 61 minutes (57.8 of them in timed
-calls), the 48 torch_cpu cases in 5 min 51 s. Each case is therefore
-sampled by time, not count: ``number = 1``; a warm-up of at least one call
+multiplies with the reference BLAS it bundles, far slower than torch's. Measured
+end to end on MLX 0.32.4 with::
+
+    MLX_ASV_BACKENDS=mlx_cpu asv run --launch-method forkserver --record-samples -b "^models\\.Inference[^(]*\\(.*'mlx_cpu'\\)$" v0.32.4^!
+
+the 48 mlx_cpu cases took 61 minutes (57.8 of them in timed calls; one
+forward from 0.54 s, bert-base 50 characters x 1, to 562 s, bert-large 500 x
+32: ``python reporting/report.py -b Inference --backends mlx_cpu`` lists
+them), and the same command with ``torch_cpu`` 5 min 51 s (README,
+"Measured here"). Each case is therefore sampled by time, not count:
+``number = 1``; a warm-up of at least one call
 (``warmup_time``); then samples until ``repeat[2]`` seconds have passed (at
 most ``repeat[1]`` samples). With ``min_run_count = 1``, a case whose single
 call outlasts ``warmup_time + repeat[2]`` keeps that one call as its only
 sample (asv_runner returns the warm-up call; the build-time warm-up has
-taken the one-time costs out of it): 35 of the 48 mlx_cpu cases, so their
-results carry no spread. ``asv run --quick`` (one call per case) saves
-little, since the time is in the long mlx_cpu calls. ``rounds = 1``: one
+taken the one-time costs out of it): most mlx_cpu cases (the run above's
+results show which: one sample), so their results carry no spread.
+``asv run --quick`` (one call per case) saves little, since the time is in the long mlx_cpu calls. ``rounds = 1``: one
 process per case, so each model is built once per case. ``timeout`` (per
 case, 2400 s) leaves room for the slowest mlx_cpu case (bert-large, 500
 characters x 32: 562 s) on a busy machine. Narrow a run with

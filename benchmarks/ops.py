@@ -21,12 +21,17 @@ older releases) or chosen by ``mlx_version()`` where an older equivalent
 exists; never by catching an exception.
 
 Timing on a 2-core CPU: some seed shapes take a second or more per call on
-``mlx_cpu`` or ``torch_cpu`` (MLX's CPU matmul up to ~35 s), and inputs of
-up to 1.3e8 floats take seconds to make in every asv process. Such families
-set asv's ``rounds``/``number``/``repeat``/``warmup_time``/``min_run_count``
-(and ``timeout`` for MatMul and Linear), never a smaller shape, so that the
-whole file runs in ~13 minutes per release on ``mlx_cpu`` + ``torch_cpu``
-(measured per case on MLX 0.32.4; older releases are slower).
+``mlx_cpu`` or ``torch_cpu`` (MLX's Linux CPU matmul is the slowest), and
+inputs of up to 1.3e8 floats take seconds to make in every asv process. Such
+families set asv's ``rounds``/``number``/``repeat``/``warmup_time``/
+``min_run_count`` (and ``timeout`` for MatMul and Linear), never a smaller
+shape, to bound the time of a run. On this project's 2-core Linux VM, MLX
+0.32.4, ``mlx_cpu`` + ``torch_cpu`` took 304 s, then 300 s (README,
+"Measured here"; measured before ``Compile`` was added and before the slow
+families' samples went from 5 or 4 s to 3 or 2 s: stale until measured
+again) with::
+
+    MLX_ASV_BACKENDS=mlx_cpu,torch_cpu asv run --launch-method forkserver -b "^ops\\.[^(]*\\(.*'(mlx_cpu|torch_cpu)'\\)$" v0.32.4^!
 """
 
 import abc

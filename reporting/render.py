@@ -148,6 +148,7 @@ def markdown(report, plot_links=()):
         f"- **MLX** {h['mlx']} (ledger commit `{h['commit'][:8]}`, tag {h['release']}); "
         f"**torch** {h['torch'] or 'not recorded'}; Python {h['python']}",
         f"- **asv environment**: {', '.join(f'`{e}`' for e in h['env_names']) or 'n/a'}",
+        *(f"  - `{e}`: {settings_text(s)}" for e, s in h["env_settings"].items() if e),
         f"- **Releases with results**: {', '.join(report.res.releases())}; "
         f"in the release table: {', '.join(report.releases)}",
         "",
@@ -209,6 +210,19 @@ def markdown(report, plot_links=()):
     if report.skipped_benches:
         out += [f"Not in these tables (not timings): {', '.join(report.skipped_benches)}.", ""]
     return "\n".join(out)
+
+
+def settings_text(settings):
+    """An environment's settings for the header: flavour and TF32, or why there are none."""
+    flavour, tf32 = settings.get("MLX_ASV_FLAVOR"), settings.get("MLX_ENABLE_TF32")
+    if flavour is None and tf32 is None:
+        return ("flavour and MLX_ENABLE_TF32 not recorded (measured before asv.conf.json's matrix "
+                "had them: the flavour detected at install, TF32 as the caller's environment had it)")
+    flavour = "not recorded" if flavour is None else (
+        "auto (detected at install: cuda13 with an NVIDIA driver, cpu on Linux, metal on macOS)"
+        if flavour == "auto" else flavour)
+    tf32 = "not recorded" if tf32 is None else tf32 + {"0": " (TF32 off)", "1": " (MLX's default: TF32 on, CUDA only)"}.get(tf32, "")
+    return f"flavour {flavour}; MLX_ENABLE_TF32 {tf32}"
 
 
 def noise_verdict(noise, threshold):

@@ -4,7 +4,10 @@
 Reads asv's ``results/`` (results/<machine>/*.json, benchmarks.json) and the
 release ledger (commit -> MLX release tag), and prints Markdown:
 
-1. a header: machine (CPU, GPU, OS), MLX and torch versions, asv settings;
+1. a header: machine (CPU, GPU, OS), MLX and torch versions, asv settings,
+   and per asv environment the install flavour and MLX_ENABLE_TF32 (asv.conf.json's
+   matrix records them; results from under several settings are refused unless
+   ``--settings`` picks one);
 2. the detailed table of one release in the seed tables' shape: a row per
    ``Op / case``, a column per backend (ms), speedup columns;
 3. the average table: one row per op family, over the cases that all the
@@ -31,6 +34,7 @@ Usage:
     python reporting/report.py --releases v0.32.2..v0.32.4 --plots docs/plots
     python reporting/report.py --format csv --table detailed
     python reporting/report.py --format json > report.json
+    python reporting/report.py --settings MLX_ENABLE_TF32=0   # the results of a config variant
 
 Bad selections (unknown machine or backend, a release without results, a
 regex that matches nothing) end with one line on stderr and exit code 2.
@@ -51,7 +55,8 @@ if ROOT not in sys.path:
 from benchmarks.common import BACKENDS  # noqa: E402 - numpy only; the frameworks load lazily
 from reporting import render, stats  # noqa: E402
 from reporting.sessions import Sessions, calibration_mde  # noqa: E402
-from reporting.results import (ReportError, Results, families, version_key as _version_key)  # noqa: E402
+from reporting.results import (ReportError, Results, SETTING_VARS, families, parse_settings,  # noqa: E402
+                               version_key as _version_key)
 
 # Speedup columns, "A over B", shown where both backends have results.
 SPEEDUP_PAIRS = (
@@ -127,6 +132,13 @@ class Report:
         self.mde = mde or {}
         # Same-run evidence (reporting/sessions.py); None: cross-run only.
         self.sessions = sessions
+        mixed = results.mixed_settings()
+        if mixed:
+            # The tables would compare TF32 with non-TF32 (or two flavours) as if a release did it.
+            listed = "; ".join(f"{env}: {', '.join(f'{k}={v}' for k, v in s.items())}" for env, s in mixed)
+            raise ReportError(f"machine {results.machine!r} has results under different settings ({listed}); "
+                              f"choose one with --settings, e.g. --settings MLX_ENABLE_TF32="
+                              f"{mixed[0][1]['MLX_ENABLE_TF32']}")
         available = results.releases()
         if not available:
             raise ReportError("no releases with results")
@@ -334,6 +346,9 @@ class Report:
             "release": self.release, "mlx": self.release.lstrip("v"), "commit": info["commit"],
             "torch": torch, "python": info.get("python"),
             "requirements": req, "env_names": sorted(e for e in info["env_names"] if e),
+            # per environment: the install flavour and MLX_ENABLE_TF32 (None: not recorded)
+            "env_settings": {e: self.res.env_settings.get(e, dict.fromkeys(SETTING_VARS))
+                             for e in sorted(info["env_names"])},
             "settings": settings,
         }
 
@@ -349,6 +364,9 @@ def main(argv=None):
                     help="releases of the release table: all, v0.32.2,v0.32.4 or v0.30.0..v0.32.4 (inclusive)")
     ap.add_argument("--bench", "-b", help="regex on benchmark name, family or 'Family / case'")
     ap.add_argument("--backends", help="comma-separated backends (default: all with results)")
+    ap.add_argument("--settings", metavar="VAR=VALUE[,...]",
+                    help="only results recorded with these matrix settings, e.g. MLX_ENABLE_TF32=0 "
+                         "(needed where a machine has results under several)")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                     help="flag changes of at least this fraction (default 0.10)")
     ap.add_argument("--format", choices=("md", "csv", "json"), default="md")
@@ -361,7 +379,8 @@ def main(argv=None):
     try:
         if not args.threshold > 0:
             raise ReportError(f"--threshold must be a positive fraction, e.g. 0.1 (got {args.threshold})")
-        res = Results(args.results, machine=args.machine, ledger_dir=args.ledger)
+        res = Results(args.results, machine=args.machine, ledger_dir=args.ledger,
+                      settings=parse_settings(args.settings))
         report = Report(res, release=args.release, releases=args.releases, bench=args.bench,
                         backends=args.backends, threshold=args.threshold,
                         sessions=None if args.cross_run_only else Sessions(),

@@ -7,6 +7,11 @@ case, backend). Where several results files hold a result for the same key
 newest run wins, whatever the order the files are read in: a run's time is the
 benchmark's ``started_at`` in the file (asv records it per benchmark), or the
 file's ``date`` where a benchmark has none.
+
+The settings that change the numbers are in asv.conf.json's matrix, so asv
+records them in each results file's ``env_vars`` (and its environment name):
+:attr:`Results.env_settings` keeps them per environment; results written
+before the matrix had them have none (``None``: not recorded).
 """
 
 from __future__ import annotations
@@ -23,6 +28,25 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+
+# asv.conf.json's matrix variables that change the numbers: the install flavour
+# (tools/install.py) and MLX's TF32 switch for its CUDA backend.
+SETTING_VARS = ("MLX_ASV_FLAVOR", "MLX_ENABLE_TF32")
+
+
+def parse_settings(spec):
+    """'MLX_ENABLE_TF32=0,MLX_ASV_FLAVOR=cuda' -> {var: value}; None for no selection."""
+    if not spec:
+        return None
+    chosen = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        var, sep, value = part.partition("=")
+        if not sep or var not in SETTING_VARS:
+            raise ReportError(f"bad --settings {part!r}: expected VAR=VALUE with VAR one of "
+                              f"{', '.join(SETTING_VARS)}")
+        chosen[var] = value
+    return chosen
 
 
 class ReportError(Exception):
@@ -103,8 +127,10 @@ def run_time(row_started_at, file_date):
 class Results:
     """The asv results of one machine, keyed by (release, benchmark, case, backend)."""
 
-    def __init__(self, results_dir, machine=None, ledger_dir=None, tags=None):
+    def __init__(self, results_dir, machine=None, ledger_dir=None, tags=None, settings=None):
         self.results_dir = results_dir
+        # {var: value}: read only the results files recorded with these settings
+        self.settings = settings
         names = machines(results_dir)
         if not names:
             raise ReportError(f"no asv results in {results_dir} (no <machine>/machine.json)")
@@ -125,9 +151,13 @@ class Results:
         self.points = {}  # (release, bench, case, backend) -> dict
         self.release_info = {}  # release -> {commit, date, env_names, requirements, python}
         self.bench_meta = {}  # bench -> {param_names, cases (ordered), backends}
+        self.env_settings = {}  # env name -> {setting var: value, None if not recorded}
         for path in sorted(files_of[machine]):
             self._load(read_json(path), os.path.basename(path))
         if not self.release_info:
+            if self.settings:
+                raise ReportError(f"machine {machine!r} has no results recorded with "
+                                  f"{', '.join(f'{k}={v}' for k, v in self.settings.items())}")
             raise ReportError(f"machine {machine!r} has no results files in {results_dir}/{machine}")
 
     def _result_files(self, machine):
@@ -138,6 +168,10 @@ class Results:
     def _load(self, data, source=""):
         if data.get("version") != 2 or "commit_hash" not in data:
             return
+        env_vars = data.get("env_vars") or {}
+        if self.settings and any(env_vars.get(k) != v for k, v in self.settings.items()):
+            return
+        self.env_settings[data.get("env_name", "")] = {k: env_vars.get(k) for k in SETTING_VARS}
         commit = data["commit_hash"]
         release = self.tags.get(commit, commit[:8])
         columns = data.get("result_columns") or []
@@ -198,6 +232,14 @@ class Results:
                 }
 
     # ------------------------------------------------------------------
+
+    def mixed_settings(self):
+        """The environments, with their settings, if the results loaded were
+        recorded under more than one setting (e.g. TF32 on and off), else []."""
+        recorded = {env: s for env, s in self.env_settings.items() if any(v is not None for v in s.values())}
+        if len({tuple(sorted(s.items())) for s in recorded.values()}) <= 1:
+            return []
+        return sorted(recorded.items())
 
     def releases(self):
         """Releases with results, in ledger (version) order."""

@@ -38,6 +38,9 @@ def test_requirement_table(flavor, version, req, dists):
         ("Windows", {}, "plain"),
         ("Linux", {"MLX_ASV_FLAVOR": "cuda"}, "cuda"),
         ("Darwin", {"MLX_ASV_FLAVOR": "CPU"}, "cpu"),
+        # asv.conf.json's matrix sets MLX_ASV_FLAVOR=auto: detect
+        ("Darwin", {"MLX_ASV_FLAVOR": "auto"}, "metal"),
+        ("Windows", {"MLX_ASV_FLAVOR": "AUTO"}, "plain"),
     ],
 )
 def test_detect_flavor(system, env, expected):
@@ -49,6 +52,17 @@ def test_detect_flavor_linux_follows_the_nvidia_driver(monkeypatch):
     assert install.detect_flavor(system="Linux", environ={}) == "cuda13"
     monkeypatch.setattr(install.os.path, "exists", lambda p: False)
     assert install.detect_flavor(system="Linux", environ={}) == "cpu"
+    assert install.detect_flavor(system="Linux", environ={"MLX_ASV_FLAVOR": "auto"}) == "cpu"
+
+
+def test_auto_installs_the_detected_flavour(monkeypatch):
+    """Finding 3: "auto" (the matrix value) is never passed on as a flavour: the
+    detected one is what gets installed."""
+    monkeypatch.setenv("MLX_ASV_FLAVOR", "auto")
+    monkeypatch.setattr(install, "detect_flavor", lambda: "cpu")
+    monkeypatch.setattr(install, "check_wheels", lambda *a, **k: None)
+    assert install.install("0.32.4", dry_run=True, log=lambda m: None) == "mlx[cpu]==0.32.4"
+    assert install.install("0.32.4", flavor="auto", dry_run=True, log=lambda m: None) == "mlx[cpu]==0.32.4"
 
 
 def test_bad_flavor_names_the_choices():
@@ -137,3 +151,104 @@ def test_switching_between_bundled_and_split_wheels(tmp_path):
         got = subprocess.run([py, "-c", "import mlx.core as mx; print(mx.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
         assert got == version
+
+
+# --------------------------------------------------------------------------
+# Finding 9: a CUDA flavour for a release without CUDA wheels fails, not falls back
+# --------------------------------------------------------------------------
+
+
+class FakePip:
+    """Stands in for pip and for the import check: no network, no install.
+
+    ``index`` answers as pip does offline (exit 1: availability unknown), so only
+    the release check can stop a CUDA flavour; ``installs`` are what pip then
+    leaves installed."""
+
+    def __init__(self, installs, version):
+        self.installed = set()
+        self.installs = installs
+        self.version = version
+        self.calls = []
+
+    def pip(self, *args, capture=True):
+        self.calls.append(args[0])
+        out, rc = "", 0
+        if args[0] == "index":
+            return subprocess.CompletedProcess(args, 1, "", "ERROR: network is unreachable")
+        if args[0] == "install":
+            self.installed = set(self.installs)
+        elif args[0] == "uninstall":
+            self.installed -= set(args[2:])
+        elif args[0] == "list":
+            out = "".join(f"{d}==0\n" for d in sorted(self.installed))
+        return subprocess.CompletedProcess(args, rc, out, "")
+
+    def run(self, cmd, **kw):  # the import check: MLX imports, at the right version
+        return subprocess.CompletedProcess(cmd, 0, self.version + "\n", "")
+
+
+@pytest.mark.parametrize("flavor,version,first", [
+    ("cuda13", "0.21.1", "0.30.1"),
+    ("cuda13", "0.30.0", "0.30.1"),
+    ("cuda", "0.26.5", "0.27.1"),
+    ("cuda", "0.2.0", "0.27.1"),
+])
+def test_cuda_flavour_before_its_first_release_fails_before_installing(monkeypatch, flavor, version, first):
+    fake = FakePip(["mlx"], version)  # what pip would do: drop the extra, install a CPU-only MLX
+    monkeypatch.setattr(install, "_pip", fake.pip)
+    monkeypatch.setattr(install.subprocess, "run", fake.run)
+    with pytest.raises(install.InstallError) as err:
+        install.install(version, flavor=flavor, log=lambda m: None)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"MLX {version}: flavour {flavor} ")
+    assert f"before MLX {first}" in msg
+    assert "install" not in fake.calls and "uninstall" not in fake.calls
+
+
+@pytest.mark.parametrize("flavor,version", [("cuda13", "0.30.1"), ("cuda", "0.27.1"), ("cuda", "0.30.1")])
+def test_first_cuda_release_passes_the_release_check(flavor, version):
+    install.check_flavor_release(version, flavor)
+
+
+@pytest.mark.parametrize("flavor,version,companion", [
+    ("cuda13", "0.32.4", "mlx-cuda-13"),
+    ("cuda", "0.29.0", "mlx-cuda"),
+    ("cuda", "0.32.4", "mlx-cuda-12"),
+])
+def test_cuda_install_without_its_companion_fails(monkeypatch, flavor, version, companion):
+    fake = FakePip(["mlx"], version)
+    monkeypatch.setattr(install, "_pip", fake.pip)
+    monkeypatch.setattr(install.subprocess, "run", fake.run)
+    with pytest.raises(install.InstallError) as err:
+        install.install(version, flavor=flavor, log=lambda m: None)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"MLX {version}: installed ") and f"but not {companion}" in msg
+    # with the companion installed, the same install succeeds
+    fake = FakePip(["mlx", companion], version)
+    monkeypatch.setattr(install, "_pip", fake.pip)
+    monkeypatch.setattr(install.subprocess, "run", fake.run)
+    assert install.install(version, flavor=flavor, log=lambda m: None).startswith("mlx[cuda")
+
+
+def test_cpu_flavour_needs_no_companion(monkeypatch):
+    fake = FakePip(["mlx"], "0.21.1")
+    monkeypatch.setattr(install, "_pip", fake.pip)
+    monkeypatch.setattr(install.subprocess, "run", fake.run)
+    assert install.install("0.21.1", flavor="cpu", log=lambda m: None) == "mlx==0.21.1"
+
+
+def test_cuda_refusal_is_one_line_from_the_command_line(tmp_path):
+    """As asv calls it: one line on stderr, exit 1, the reason in the failure log;
+    no network needed (the refusal comes before any pip call)."""
+    (tmp_path / "MLX_VERSION").write_text("0.21.1\n")
+    log = tmp_path / "failures.tsv"
+    proc = subprocess.run(
+        [sys.executable, install.__file__, "--build-dir", str(tmp_path), "--flavor", "cuda13",
+         "--failure-log", str(log)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "flavour cuda13 has no wheels before MLX 0.30.1" in lines[0]
+    assert "0.21.1" in log.read_text()

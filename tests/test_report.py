@@ -110,10 +110,10 @@ def benchmarks_json(cases=CASES):
     return out
 
 
-def results_file(commit, rows, date, env=ENV):
+def results_file(commit, rows, date, env=ENV, env_vars=None):
     return {"commit_hash": commit, "env_name": env, "date": date,
             "params": dict(MACHINE, python="3.11", **REQS), "python": "3.11",
-            "requirements": REQS, "env_vars": {}, "result_columns": COLUMNS,
+            "requirements": REQS, "env_vars": env_vars or {}, "result_columns": COLUMNS,
             "results": rows, "durations": {}, "version": 2}
 
 
@@ -446,6 +446,70 @@ def test_header_names_machine_versions_and_settings(project, capsys):
                  "GPU: not recorded in machine.json; results on mlx_gpu", "rounds=1", "1x10", ENV):
         assert text in head, text
     assert "## Detailed benchmark, MLX v0.2.0" in out
+
+
+# Finding 3: the settings that change the numbers, recorded by asv.conf.json's matrix
+SETTINGS_ON = {"MLX_ASV_FLAVOR": "auto", "MLX_ENABLE_TF32": "1"}
+SETTINGS_OFF = {"MLX_ASV_FLAVOR": "auto", "MLX_ENABLE_TF32": "0"}
+
+
+def env_name(env_vars):
+    return ENV + "".join(f"-{k}{v}" for k, v in sorted(env_vars.items()))
+
+
+def settings_results(tmp_path, variants):
+    """One release (v1.0.0), one results file per (env_vars, ms of SumAll on mlx_cpu)."""
+    bench, case = "ops.SumAll.time_op", "dim=1000000"
+    cases, commit = {bench: [case]}, "e" * 40
+    mdir = write_results(tmp_path / "results", [], cases=cases)
+    for i, (env_vars, ms) in enumerate(variants):
+        row = result_row(bench, 0, cases, {(bench, case, "mlx_cpu"): [ms]}, started_at=T0 + i)
+        env = env_name(env_vars) if env_vars else ENV
+        (mdir / f"{commit[:8]}-{env}.json").write_text(
+            json.dumps(results_file(commit, {bench: row}, T0 + i, env=env, env_vars=env_vars)))
+    return ["--results", str(tmp_path / "results")], {commit: "v1.0.0"}
+
+
+def run_tags(args, tags, capsys, monkeypatch):
+    monkeypatch.setattr(results, "ledger_tags", lambda ledger_dir=None: tags)
+    rc = report.main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_header_shows_flavour_and_tf32_per_environment(tmp_path, capsys, monkeypatch):
+    args, tags = settings_results(tmp_path, [(SETTINGS_ON, 3.0)])
+    rc, out, _ = run_tags(args, tags, capsys, monkeypatch)
+    assert rc == 0
+    head = out.split("## Detailed")[0]
+    assert f"`{env_name(SETTINGS_ON)}`: flavour auto (detected at install" in head
+    assert "MLX_ENABLE_TF32 1 (MLX's default: TF32 on, CUDA only)" in head
+    rc, out, _ = run_tags(args + ["--format", "json"], tags, capsys, monkeypatch)
+    assert json.loads(out)["header"]["env_settings"] == {env_name(SETTINGS_ON): SETTINGS_ON}
+
+
+def test_header_of_results_from_before_the_matrix_says_not_recorded(project, capsys):
+    rc, out, _ = run(project, capsys=capsys)
+    head = out.split("## Detailed")[0]
+    assert f"`{ENV}`: flavour and MLX_ENABLE_TF32 not recorded" in head
+
+
+def test_results_under_two_tf32_settings_are_not_mixed(tmp_path, capsys, monkeypatch):
+    """TF32 on and off for one release: the newest-wins rule would mix them in the
+    tables; the report refuses in one line and --settings picks one."""
+    args, tags = settings_results(tmp_path, [(SETTINGS_ON, 3.0), (SETTINGS_OFF, 9.0), ({}, 5.0)])
+    rc, out, err = run_tags(args, tags, capsys, monkeypatch)
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert "results under different settings" in err and "--settings MLX_ENABLE_TF32=" in err
+    for setting, ms in (("MLX_ENABLE_TF32=0", "9.00"), ("MLX_ENABLE_TF32=1", "3.00")):
+        rc, out, _ = run_tags(args + ["--settings", setting], tags, capsys, monkeypatch)
+        assert rc == 0
+        assert table_rows(out, "Detailed")[1][:2] == ["SumAll / dim=1000000", ms]
+        assert f"MLX_ENABLE_TF32 {setting[-1]}" in out.split("## Detailed")[0]
+    rc, _, err = run_tags(args + ["--settings", "MLX_ENABLE_TF32=7"], tags, capsys, monkeypatch)
+    assert rc == 2 and "no results recorded with MLX_ENABLE_TF32=7" in err
+    rc, _, err = run_tags(args + ["--settings", "TF32=0"], tags, capsys, monkeypatch)
+    assert rc == 2 and "bad --settings 'TF32=0'" in err
 
 
 def test_selection_options(project, capsys):

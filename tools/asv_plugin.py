@@ -14,7 +14,18 @@ directory. It makes sure that:
    status 2, naming the unknown release, the newest one the ledger knows and
    the fix. Other names (HEAD, hashes, branches, ALL, HASHFILE:...) are left
    to asv;
-3. no corrupt results file stops a run: asv aborts ``asv run`` for a release
+3. a setting that changes the numbers is not silently replaced: asv.conf.json's
+   matrix sets ``MLX_ASV_FLAVOR`` (``env``) and ``MLX_ENABLE_TF32``
+   (``env_nobuild``), and asv applies a matrix value *over* the caller's
+   environment (asv/environment.py: ``environ.update(self.build_env_vars)``
+   for the install; asv/runner.py: ``env_vars.update(self.env.env_vars)``
+   for the benchmarks). So a command that installs or runs benchmarks
+   (run, continuous, find, profile, setup, check) in a matrix environment
+   while the environment sets one of these to another value stops with one
+   line and status 2, naming the variant config that measures with it
+   (tools/config_variant.py). asv's ``existing`` environment (``-E
+   existing:...``) ignores the matrix, so the check does not apply there;
+4. no corrupt results file stops a run: asv aborts ``asv run`` for a release
    whose results file it cannot parse. Such a file is moved, whole, to
    ``results/corrupt/`` (nothing is deleted) with a one-line notice, and the
    release is measured again.
@@ -25,6 +36,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,6 +44,10 @@ import sys
 from tools import ledger
 
 CONF = "asv.conf.json"
+# The matrix's settings that change the numbers (asv.conf.json).
+SETTINGS = ("MLX_ASV_FLAVOR", "MLX_ENABLE_TF32")
+# asv's commands that install the project or run benchmarks in its environments.
+MATRIX_COMMANDS = ("Run", "Continuous", "Find", "Profile", "Setup", "Check")
 # results files already read: path -> [size, mtime]. No ".json" suffix: asv
 # would take it for a results file and warn that it has no machine.json.
 SEEN = ".checked-files"
@@ -99,19 +115,93 @@ RELEASE_LIKE = re.compile(r"v\d+(\.\d+)*|\d+\.\d+(\.\d+)+")
 REV_SUFFIX = re.compile(r"(\^[!@]|\^\{[^}]*\}|[~^]\d*)+$")
 
 
-def revision_args(argv):
-    """The revision and range arguments of the asv command line ``argv``
-    (without the program name), read with asv's own parser; [] if it is not
-    an asv command line."""
+def parse_asv_args(argv):
+    """The asv command line ``argv`` (without the program name) read with asv's
+    own parser, or None if it is not an asv command line."""
     try:
         from asv import commands
 
         parser, _ = commands.make_argparser()
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            args = parser.parse_args(argv)
+            return parser.parse_args(argv)
     except (Exception, SystemExit):  # noqa: BLE001 - not ours to judge: asv parsed it already
+        return None
+
+
+def revision_args(argv):
+    """The revision and range arguments of the asv command line ``argv``
+    (without the program name), read with asv's own parser; [] if it is not
+    an asv command line."""
+    args = parse_asv_args(argv)
+    if args is None:
         return []
     return [v for v in (getattr(args, d, None) for d in REVISION_ARGS) if isinstance(v, str)]
+
+
+def config_in_use(args, cwd=None):
+    """The config file asv loaded: ``--config`` (asv has made its folder the
+    cwd, so a relative path is read from there by its name), else asv.conf.json."""
+    cwd = cwd or os.getcwd()
+    config = getattr(args, "config", None)
+    if not config:
+        return os.path.join(cwd, CONF)
+    return config if os.path.isabs(config) else os.path.join(cwd, os.path.basename(config))
+
+
+def overridden_settings(matrix, environ):
+    """[(VAR, the environment's value, the matrix's values)] for each setting
+    the caller's environment gives a value that the matrix would replace."""
+    found = []
+    for kind in ("env", "env_nobuild"):
+        for var, values in (matrix.get(kind) or {}).items():
+            values = [str(v) for v in (values if isinstance(values, list) else [values])]
+            if var in SETTINGS and var in environ and set(values) != {environ[var]}:
+                found.append((var, environ[var], values))
+    return found
+
+
+def setting_override_message(argv, environ=os.environ, cwd=None):
+    """None, or the one line saying that the asv command line ``argv`` would run
+    with a matrix value in place of the environment's setting, and what to do."""
+    args = parse_asv_args(argv)
+    if args is None or getattr(getattr(args, "func", None), "__self__", type).__name__ not in MATRIX_COMMANDS:
+        return None
+    specs = getattr(args, "env_spec", None) or []
+    if specs and all(s.startswith("existing") for s in specs):
+        return None  # asv's existing environment ignores the matrix
+    path = config_in_use(args, cwd)
+    try:
+        from asv.util import load_json
+
+        conf = load_json(path, js_comments=True)
+    except Exception:  # noqa: BLE001 - asv itself reports an unreadable config
+        return None
+    found = overridden_settings(conf.get("matrix") or {}, environ)
+    if not found:
+        return None
+    from tools import config_variant
+
+    name = os.path.basename(path)
+    asked = {var: value for var, value, _ in found}
+    said = ", ".join(f"{var}={value}" for var, value in asked.items())
+    matrix = ", ".join(f"{var}={'|'.join(values)}" for var, _, values in found)
+    command = args.func.__self__.__name__.lower()
+    pairs = " ".join(shlex.quote(f"{var}={value}") for var, value in asked.items())
+    return (
+        f"mlx-asv: your environment sets {said}, but {name}'s matrix sets {matrix} and asv would "
+        f"use the matrix's value without a word; to measure with yours, write a config variant and "
+        f"run asv with it: python tools/config_variant.py {pairs} && asv --config "
+        f"{shlex.quote(config_variant.variant_name(asked))} {command} ... (its results get an "
+        f"environment name of their own); else unset {', '.join(asked)}."
+    )
+
+
+def check_settings(argv, environ=os.environ, cwd=None, log=None):
+    """Stop (SystemExit 2) with one line if the matrix would override a setting of ``environ``."""
+    message = setting_override_message(argv, environ, cwd)
+    if message is not None:
+        (log or (lambda m: print(m, file=sys.stderr)))(message)
+        raise SystemExit(2)
 
 
 def release_names(spec):
@@ -176,6 +266,7 @@ def setup():
     def warn(msg):
         print(msg, file=sys.stderr)
 
+    check_settings(sys.argv[1:], log=warn)
     try:
         ledger.ensure(log=warn)
     except ledger.LedgerError as e:

@@ -12,7 +12,13 @@ Which distribution (the "flavour"):
   (CUDA 12; ``mlx-cuda`` 0.27.1-0.30.0, ``mlx-cuda-12`` from 0.30.1).
 
 The flavour is detected (an NVIDIA driver means CUDA) unless MLX_ASV_FLAVOR
-says: ``cpu``, ``cuda13``, ``cuda`` (CUDA 12), ``metal`` or ``plain``.
+says: ``cpu``, ``cuda13``, ``cuda`` (CUDA 12), ``metal`` or ``plain``;
+``auto`` (asv.conf.json's matrix value) or unset means detect.
+
+A CUDA flavour for a release that has no CUDA wheels fails with one line
+before anything is installed (``mlx[cuda13]==0.21.1`` would otherwise install
+a CPU-only MLX: pip drops an extra the release does not define), and so does
+an install after which the CUDA companion distribution is missing.
 
 A release with no wheel for this platform fails within seconds with one line
 that names the version, the platform and the nearest versions that have one;
@@ -35,6 +41,10 @@ import sys
 
 FLAVOR_ENV = "MLX_ASV_FLAVOR"
 FLAVORS = ("cpu", "cuda13", "cuda", "metal", "plain")
+# The matrix value of MLX_ASV_FLAVOR (asv.conf.json) that means "detect".
+AUTO = "auto"
+# The first release with wheels of each CUDA flavour's companion distribution.
+FIRST_RELEASE = {"cuda13": "0.30.1", "cuda": "0.27.1"}
 VERSION_FILE = "MLX_VERSION"
 # A candidate's ledger commit (tools/ledger.py --candidate) also holds this
 # file, and its wheels when it is a build rather than a release's twin.
@@ -53,13 +63,14 @@ def vkey(version):
 
 
 def detect_flavor(system=None, environ=None):
-    """The flavour for this machine: MLX_ASV_FLAVOR, else by OS and NVIDIA driver."""
+    """The flavour for this machine: MLX_ASV_FLAVOR, else (unset or ``auto``)
+    by OS and NVIDIA driver."""
     environ = os.environ if environ is None else environ
     system = system or platform.system()
     chosen = environ.get(FLAVOR_ENV, "").strip().lower()
-    if chosen:
+    if chosen and chosen != AUTO:
         if chosen not in FLAVORS:
-            raise InstallError(f"{FLAVOR_ENV}={chosen!r} is not one of {', '.join(FLAVORS)}")
+            raise InstallError(f"{FLAVOR_ENV}={chosen!r} is not one of {', '.join(FLAVORS + (AUTO,))}")
         return chosen
     if system == "Darwin":
         return "metal"
@@ -89,6 +100,25 @@ def requirement(version, flavor):
     if flavor == "metal":
         return f"mlx=={version}", ["mlx"]
     return f"mlx=={version}", ["mlx"]
+
+
+def check_flavor_release(version, flavor):
+    """Raise InstallError (one line) if ``flavor`` has no wheels for release ``version``
+    at all: asked only of the version, so it holds where the registry can't be asked."""
+    first = FIRST_RELEASE.get(flavor)
+    if first and vkey(version) < vkey(first):
+        req = requirement(version, flavor)[0]
+        raise InstallError(
+            f"MLX {version}: flavour {flavor} has no wheels before MLX {first} (the first release with "
+            f"{requirement(first, flavor)[1][1]}); {req} would install a CPU-only MLX. "
+            f"Benchmark {first} or newer, or another flavour ({FLAVOR_ENV})")
+
+
+def companion(version, flavor):
+    """The distribution that carries a CUDA flavour's backend, or None."""
+    if flavor not in FIRST_RELEASE:
+        return None
+    return requirement(version, flavor)[1][1]
 
 
 def platform_label(flavor):
@@ -166,8 +196,9 @@ def installed_mlx_distributions():
 
 
 def install(version, flavor=None, dry_run=False, log=print):
-    flavor = flavor or detect_flavor()
+    flavor = detect_flavor() if flavor in (None, AUTO) else flavor
     req, distributions = requirement(version, flavor)
+    check_flavor_release(version, flavor)
     check_wheels(version, flavor, distributions)
     if dry_run:
         log(f"would install {req}")
@@ -184,6 +215,10 @@ def install(version, flavor=None, dry_run=False, log=print):
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise InstallError(f"MLX {version}: pip could not install {req}: {tail}")
+    needed = companion(version, flavor)
+    if needed and needed not in installed_mlx_distributions():
+        raise InstallError(f"MLX {version}: installed {req} but not {needed}, its CUDA backend "
+                           f"(pip dropped the extra?): mlx_gpu would be n/a; refusing")
     check = subprocess.run(
         [sys.executable, "-c", "import mlx.core as mx; print(mx.__version__)"],
         capture_output=True,
@@ -294,7 +329,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--version", help="MLX release, e.g. 0.32.4 (default: $ASV_BUILD_DIR/MLX_VERSION)")
     ap.add_argument("--build-dir", help="ledger checkout holding MLX_VERSION")
-    ap.add_argument("--flavor", choices=FLAVORS, help=f"override detection (or set {FLAVOR_ENV})")
+    ap.add_argument("--flavor", choices=FLAVORS + (AUTO,),
+                    help=f"override detection (or set {FLAVOR_ENV}; {AUTO}: detect)")
     ap.add_argument("--dry-run", action="store_true", help="check wheels, print the requirement")
     ap.add_argument("--failure-log", help="append a failed release's reason to this TSV file")
     args = ap.parse_args(argv)

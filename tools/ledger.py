@@ -2,7 +2,7 @@
 """Build and update the release ledger: the git repository asv benchmarks.
 
 asv benchmarks commits of a repository. MLX releases ship wheels, so instead
-of MLX's own history (hours of builds per version) asv is pointed at a small
+of MLX's own history (a source build per version) asv is pointed at a small
 local repository, ``ledger/``, with one commit per MLX release, in version
 order on branch ``main``:
 
