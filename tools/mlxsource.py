@@ -123,6 +123,8 @@ def mirror(url, environ=None, log=print):
 
 def local_repo(source, environ=None, log=print):
     """The local git repository for ``source`` (a path, or a URL: mirrored)."""
+    if shutil.which("git") is None:
+        raise SourceError("building MLX from source needs git; install git")
     if is_url(source):
         return mirror(source, environ, log)
     path = os.path.abspath(os.path.expanduser(source))
@@ -559,3 +561,7 @@ def _build(repo, sha, plan, tools, blas, environ, root, log):
         json.dump(info, f, indent=1)
     log(f"mlx source: built {os.path.basename(wheel)} in {seconds:.0f} s")
     return wheel, info
+
+
+def version_key(version):
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
