@@ -64,18 +64,22 @@ def test_no_slowdown_between_the_ends_names_nothing():
     assert result.steps == []
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_noise_stops_the_bisection_but_never_misleads_it(seed):
-    """Processes that scatter by 25% and a 10% step: the search may stop
-    undecided, with the interval it got to, but never names a wrong commit."""
-    m = FakeMachine(64, step=23, factor=1.10, sd=0.25, seed=seed)
-    result = bs.bisect(m.commits, m.measure, rounds=2, max_rounds=4, log=lambda s: None)
-    if result.culprit is None:
-        assert result.reason
-        assert result.good <= 23 - 1 or not result.steps  # the interval still holds the culprit
-        assert result.bad >= 23 or not result.steps
-    else:
-        assert result.culprit == 23
+def test_noise_stops_the_bisection_but_never_misleads_it():
+    """Processes that scatter by 5% and a 15% step, at most 4 rounds a step:
+    some runs stop undecided, with the interval they got to, others name the
+    commit; none names a wrong commit, and every interval holds the culprit."""
+    named = stopped = 0
+    for seed in range(12):
+        m = FakeMachine(64, step=23, factor=1.15, sd=0.05, seed=seed)
+        result = bs.bisect(m.commits, m.measure, rounds=2, max_rounds=4, log=lambda s: None)
+        assert result.good <= 22 and result.bad >= 23
+        if result.culprit is None:
+            assert result.reason
+            stopped += 1
+        else:
+            assert result.culprit == 23
+            named += 1
+    assert named and stopped  # both outcomes occur at this noise level
 
 
 def test_an_undecided_step_is_measured_again_not_guessed():
@@ -112,9 +116,9 @@ def test_votes():
     assert bs._vote(v(vd.SLOWER, 1.2, 1.4), v(vd.SLOWER, 1.1, 1.3)) == bs.BOTH
     assert bs._vote(v(vd.SAME, 0.97, 1.03), v(vd.SAME, 0.97, 1.03)) == bs.NEITHER
     assert bs._vote(v(vd.UNDECIDED, 0.9, 1.3), v(vd.UNDECIDED, 0.9, 1.3)) == bs.OPEN
-    # slower on the left, the right side undecided but clearly smaller: still left
+    # slower on the left, the right side undecided: the step is on the left
     assert bs._vote(v(vd.SLOWER, 1.3, 1.5), v(vd.UNDECIDED, 0.9, 1.15)) == bs.LEFT
-    assert bs._vote(v(vd.SLOWER, 1.1, 1.5), v(vd.UNDECIDED, 0.9, 1.2)) == bs.OPEN
+    assert bs._vote(v(vd.UNDECIDED, 0.9, 1.2), v(vd.SAME, 0.95, 1.05)) == bs.OPEN
 
 
 def test_ledger_chain_of_releases(tmp_path, monkeypatch):

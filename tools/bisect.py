@@ -79,11 +79,12 @@ def _vote(left, right):
     ls, rs = left.verdict == vd.SLOWER, right.verdict == vd.SLOWER
     if ls and rs:
         return BOTH
+    # One side confirmed slower (its 99.9% interval clears 2%) and the other not:
+    # the step is on that side, as git bisect assumes one step between the ends.
     if ls:
-        # the midpoint is slower than the low end, and the high end is not slower than the midpoint
-        return LEFT if right.verdict in (vd.SAME, vd.FASTER) or right.hi < left.lo else OPEN
+        return LEFT
     if rs:
-        return RIGHT if left.verdict in (vd.SAME, vd.FASTER) or left.hi < right.lo else OPEN
+        return RIGHT
     if left.verdict == vd.SAME and right.verdict == vd.SAME:
         return NEITHER
     return OPEN
