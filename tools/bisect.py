@@ -223,6 +223,7 @@ def asv_measure(folder, bench, log):
     def measure(triple, keys, rounds):
         key = tuple(triple)
         if key not in sessions:
+            prebuild(triple, log)
             sub = os.path.join(folder, f"step{len(sessions) + 1}-" + "-".join(c[:8] for c in triple))
             sessions[key] = protocol.Session(sub, list(triple), bench, log=log)
         s = sessions[key]
@@ -231,6 +232,25 @@ def asv_measure(folder, bench, log):
         return s.data
 
     return measure
+
+
+def prebuild(commits, log, repo=ledger.DEFAULT_REPO):
+    """Build the wheels of the source commits among ``commits`` before asv
+    runs: a cold MLX build takes longer than asv's install_timeout (900 s);
+    asv's install then takes the cached wheel in seconds."""
+    from tools import install, mlxsource
+
+    for c in commits:
+        about = ledger.read_source_text(ledger._git(repo, "show", f"{c}:{ledger.SOURCE_FILE}", check=False))
+        if not about.get("commit"):
+            continue
+        try:
+            source = install.source_repo_for(about, ledger_dir=repo)
+            mlxsource.build_wheel(mlxsource.local_repo(source, log=log), about["commit"], log=log)
+        except (install.InstallError, mlxsource.SourceError) as e:
+            from tools import protocol
+
+            raise protocol.ProtocolError(str(e)) from None
 
 
 def ledger_chain(good, bad, source=None, releases=False, name=None, repo=ledger.DEFAULT_REPO, log=print):
