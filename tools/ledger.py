@@ -23,7 +23,7 @@ its last row are added from the package registry when it can be reached.
 Source mode (MLX's own commits, built by tools/install.py; see tools/mlxsource.py):
 branch ``source/NAME`` holds MLX's first-parent commits from release A to B,
 parented on the ledger's A, so ``asv run v0.21.1..source/NAME``, ``asv find``,
-``tools/gate.py`` and ``tools/bisect.py`` work on them while ``main`` stays
+``tools/gate.py`` and ``tools/mlxbisect.py`` work on them while ``main`` stays
 the releases; a pull request's head becomes a candidate built from source.
 
 Usage:

@@ -1,11 +1,11 @@
-"""tools/bisect.py's search, with a fake measuring function (no builds, no asv)."""
+"""tools/mlxbisect.py's search, with a fake measuring function (no builds, no asv)."""
 
 import math
 import random
 
 import pytest
 
-from tools import bisect as bs
+from tools import mlxbisect as bs
 
 KEYS = [f"ops.Softmax.time_op('case{i}', 'mlx_cpu')" for i in range(6)]
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Which MLX commit made it slower? Bisection over MLX's commits (or releases) with the gate's verdicts.
 
-    python tools/bisect.py v0.21.1 v0.25.2 -b '^ops\\.Softmax\\..*mlx_cpu' --source ~/mlx
-    python tools/bisect.py v0.21.1 v0.25.2 -b '^ops\\.Softmax\\.'          # the ledger's source (ledger.py --source)
-    python tools/bisect.py v0.29.0 v0.32.4 -b '^ops\\.Sigmoid\\.' --releases   # releases only: wheels, no builds
+    python tools/mlxbisect.py v0.21.1 v0.25.2 -b '^ops\\.Softmax\\..*mlx_cpu' --source ~/mlx
+    python tools/mlxbisect.py v0.21.1 v0.25.2 -b '^ops\\.Softmax\\.'          # the ledger's source (ledger.py --source)
+    python tools/mlxbisect.py v0.29.0 v0.32.4 -b '^ops\\.Sigmoid\\.' --releases   # releases only: wheels, no builds
 
 GOOD and BAD are MLX release tags. With a source (``--source``, $MLX_ASV_SOURCE
 or ``python tools/ledger.py --source``), MLX's first-parent commits from GOOD
@@ -23,6 +23,9 @@ confidence of the verdicts (99.9% intervals, a change must clear 2%). The
 first step also checks that BAD is slower than GOOD at all, and picks the
 cases that are: the bisection follows those; a case whose slowdown lies on
 the other side of a step is reported apart (it has another culprit).
+
+(Not ``tools/bisect.py``: run as a script, that name would shadow Python's own
+``bisect`` module, which ``random`` imports.)
 
 Exit status: 0 when a commit is named, 3 when none can be (no slowdown between
 the ends, or undecided within --max-rounds), 2 on bad input (one line).
