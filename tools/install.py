@@ -22,17 +22,32 @@ an install after which the CUDA companion distribution is missing.
 
 A release with no wheel for this platform fails within seconds with one line
 that names the version, the platform and the nearest versions that have one;
-asv records that release as failed and goes on with the others.
+asv records that release as failed and goes on with the others. Unless an MLX
+source repository is configured ($MLX_ASV_SOURCE, or ``python tools/ledger.py
+--source REPO``): then the release is built from its tag (tools/mlxsource.py;
+the wheel is cached per commit, so only the first install builds).
+
+A ledger commit from MLX source (it holds MLX_SOURCE: a ``source/...`` branch
+or a candidate from ``--source``) is built the same way from its MLX commit.
+
+What was installed, a registry wheel or a source build (with its commit and
+BLAS), is written into the installed package (``mlx/_mlx_asv_build.json``,
+read back with ``installed_build()``) and, beside the failure log, into
+``results/install-builds.tsv`` (one row per ledger commit and platform), so
+that results of the same release from a wheel and from a build can be told
+apart.
 
 Usage:
     python tools/install.py                     # version from $ASV_BUILD_DIR/MLX_VERSION
     python tools/install.py --version 0.32.4
     python tools/install.py --version 0.22.0 --dry-run
+    python tools/install.py --build-only --source ~/mlx --commit v0.22.0 --wheel-dir dist   # a wheel, not installed
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -52,6 +67,13 @@ CANDIDATE_FILE = "MLX_CANDIDATE"
 # Every MLX distribution that may be installed: all are removed before a
 # release is installed, so no stale backend library stays.
 MLX_DISTRIBUTIONS = ("mlx", "mlx-cpu", "mlx-metal", "mlx-cuda", "mlx-cuda-12", "mlx-cuda-13")
+# A ledger commit built from MLX source holds this file (tools/ledger.py).
+SOURCE_FILE = "MLX_SOURCE"
+# Written into the installed package: how this MLX was made (wheel or source).
+BUILD_MARKER = "_mlx_asv_build.json"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 
 class InstallError(Exception):
@@ -195,11 +217,21 @@ def installed_mlx_distributions():
     return names
 
 
-def install(version, flavor=None, dry_run=False, log=print):
+def install(version, flavor=None, dry_run=False, log=print, source=None, lookup=available_versions):
+    """Install release ``version`` from the registry's wheels; where it has
+    none and ``source`` (an MLX repository) is given, build it from its tag."""
     flavor = detect_flavor() if flavor in (None, AUTO) else flavor
     req, distributions = requirement(version, flavor)
     check_flavor_release(version, flavor)
-    check_wheels(version, flavor, distributions)
+    try:
+        check_wheels(version, flavor, distributions, lookup=lookup)
+    except InstallError as e:
+        if not source or flavor not in ("cpu", "metal", "plain"):
+            raise
+        log(f"{e}: building it from {source} (tag v{version})")
+        if dry_run:
+            return f"source v{version}"
+        return install_source(version, source, f"v{version}", log=log)
     if dry_run:
         log(f"would install {req}")
         return req
@@ -208,10 +240,12 @@ def install(version, flavor=None, dry_run=False, log=print):
     # so upgrading in place lets pip's removal of the old `mlx` delete the
     # library that the new companion wheel just installed (seen: 0.26.3 ->
     # 0.26.5 left no libmlx.so). Wheels come from pip's cache: this is cheap.
-    installed = sorted(installed_mlx_distributions())
-    if installed:
-        _pip("uninstall", "-y", *installed)
+    remove_mlx()
     proc = _pip("install", "--only-binary=:all:", "--no-input", req)
+    if proc.returncode != 0 and source and flavor in ("cpu", "metal", "plain") and re.search(
+            r"No matching distribution|Could not find a version", proc.stderr):
+        log(f"MLX {version}: pip found no wheel: building it from {source} (tag v{version})")
+        return install_source(version, source, f"v{version}", log=log)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise InstallError(f"MLX {version}: pip could not install {req}: {tail}")
@@ -229,7 +263,131 @@ def install(version, flavor=None, dry_run=False, log=print):
         why = check.stderr.strip().splitlines()[-1] if check.stderr.strip() else got
         raise InstallError(f"MLX {version}: installed {req} but import gives: {why}")
     log(f"installed {req} (mlx.core {got}) for {platform_label(flavor)}")
+    write_build_marker({"kind": "wheel", "version": version, "requirement": req, "flavor": flavor})
     return req
+
+
+def install_source(version, source, ref, log=print, environ=None):
+    """Build MLX commit ``ref`` of repository ``source`` into a wheel (cached
+    by commit) and install it; its version must be ``version``."""
+    from tools import mlxsource
+
+    try:
+        repo = mlxsource.local_repo(source, environ=environ, log=log)
+        wheel, info = mlxsource.build_wheel(repo, ref, environ=environ, log=log)
+    except mlxsource.SourceError as e:
+        raise InstallError(str(e)) from None
+    if info.get("version") != version:
+        raise InstallError(f"MLX {version}: the source at {ref} says {info.get('version')}; "
+                           f"the ledger commit and the MLX commit disagree")
+    remove_mlx()
+    proc = _pip("install", "--no-deps", "--no-input", "--force-reinstall", wheel)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise InstallError(f"MLX {version}: pip could not install the built wheel {wheel}: {tail}")
+    got = _import_version()
+    if got != version:
+        raise InstallError(f"MLX {version}: installed the wheel built from {info['commit'][:10]} "
+                           f"but import gives {got}")
+    write_build_marker(dict(info, kind="source"))
+    log(f"installed MLX {version} built from {info['commit'][:10]} (wheel {os.path.basename(wheel)})")
+    return wheel
+
+
+def _package_dir():
+    proc = subprocess.run([sys.executable, "-c", "import os, mlx.core; print(os.path.dirname(mlx.core.__file__))"],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def write_build_marker(info, folder=None):
+    """Keep how the installed MLX was made inside its package folder."""
+    folder = folder or _package_dir()
+    if not folder:
+        return None
+    path = os.path.join(folder, BUILD_MARKER)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+    return path
+
+
+def installed_build(folder=None):
+    """How the installed MLX was made: {'kind': 'wheel'|'source', ...}, or
+    None where tools/install.py did not install it. A benchmark can read the
+    same file: <dirname(mlx.core.__file__)>/_mlx_asv_build.json."""
+    folder = folder or _package_dir()
+    try:
+        with open(os.path.join(folder or "", BUILD_MARKER), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def remove_mlx():
+    folder = _package_dir()
+    if folder and os.path.exists(os.path.join(folder, BUILD_MARKER)):
+        os.remove(os.path.join(folder, BUILD_MARKER))
+    installed = sorted(installed_mlx_distributions())
+    if installed:
+        _pip("uninstall", "-y", *installed)
+
+
+def read_source(build_dir):
+    """The ledger commit's MLX_SOURCE ({field: value}), or None."""
+    try:
+        with open(os.path.join(build_dir, SOURCE_FILE), encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None
+    about = {}
+    for line in text.splitlines():
+        field, _, value = line.partition(" ")
+        if field:
+            about[field] = value
+    return about
+
+
+def source_repo_for(about, ledger_dir=None, environ=None):
+    """Where to build an MLX_SOURCE commit from: $MLX_ASV_SOURCE, the ledger's
+    configured source, or the repository MLX_SOURCE names (the first that is
+    a local repository holding the commit; else the first URL)."""
+    from tools import ledger, mlxsource
+
+    environ = os.environ if environ is None else environ
+    choices = [ledger.configured_source(ledger_dir or ledger.DEFAULT_REPO, environ), about.get("repo")]
+    choices = [c for c in choices if c]
+    for c in choices:
+        if not mlxsource.is_url(c) and os.path.isdir(c) and subprocess.run(
+                ["git", "-C", c, "cat-file", "-e", f"{about.get('commit')}^{{commit}}"],
+                capture_output=True).returncode == 0:
+            return c
+    urls = [c for c in choices if mlxsource.is_url(c)]
+    if urls:
+        return urls[0]
+    raise InstallError(f"MLX commit {about.get('commit', '?')[:10]}: no repository here holds it "
+                       f"(tried {', '.join(choices) or 'none'}); set MLX_ASV_SOURCE to an MLX clone")
+
+
+def record_build(log_path, build_dir, version, info):
+    """One row per (ledger commit, platform) in install-builds.tsv beside the failure log."""
+    if not log_path:
+        return
+    path = os.path.join(os.path.dirname(os.path.abspath(log_path)), "install-builds.tsv")
+    commit = subprocess.run(["git", "-C", build_dir or ".", "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() if build_dir else ""
+    key = f"{commit or '-'}\t{version}\t{platform_label(detect_flavor_quiet())}"
+    detail = (f"source {info.get('commit', '?')} blas={info.get('blas', '?')}" if info.get("kind") == "source"
+              else f"wheel {info.get('requirement', '')}")
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = [r for r in f.read().splitlines() if r and not r.startswith(key + "\t")]
+    except OSError:
+        pass
+    rows.append(f"{key}\t{detail}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
 
 
 def read_candidate(build_dir):
@@ -257,9 +415,7 @@ def install_wheels(version, build_dir, wheels, log=print):
     if missing:
         raise InstallError(f"candidate wheel {os.path.basename(missing[0])} is missing from the ledger commit; "
                            f"add the candidate again (python tools/ledger.py --candidate ...)")
-    installed = sorted(installed_mlx_distributions())
-    if installed:
-        _pip("uninstall", "-y", *installed)
+    remove_mlx()
     proc = _pip("install", "--no-deps", "--no-input", *paths)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -268,6 +424,7 @@ def install_wheels(version, build_dir, wheels, log=print):
     if got != version.split("+")[0] and not got.startswith(version.split("+")[0]):
         raise InstallError(f"MLX candidate {version}: installed its wheels but import gives {got}")
     log(f"installed candidate wheels {', '.join(wheels)} (mlx.core {got})")
+    write_build_marker({"kind": "wheel", "version": version, "requirement": "candidate " + " ".join(wheels)})
 
 
 def _import_version():
@@ -325,6 +482,27 @@ def read_version(args):
         ) from None
 
 
+def build_only(args):
+    """--build-only: the wheel of one MLX commit, for a candidate (CI builds a pull request's head)."""
+    import shutil
+
+    from tools import ledger, mlxsource
+
+    source = args.source or ledger.configured_source()
+    if not source or not args.commit:
+        raise InstallError("--build-only needs --source REPO (or MLX_ASV_SOURCE) and --commit REF")
+    try:
+        repo = mlxsource.local_repo(source)
+        wheel, _ = mlxsource.build_wheel(repo, args.commit)
+    except mlxsource.SourceError as e:
+        raise InstallError(str(e)) from None
+    if args.wheel_dir:
+        os.makedirs(args.wheel_dir, exist_ok=True)
+        wheel = shutil.copy2(wheel, args.wheel_dir)
+    print(wheel)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--version", help="MLX release, e.g. 0.32.4 (default: $ASV_BUILD_DIR/MLX_VERSION)")
@@ -333,17 +511,35 @@ def main(argv=None):
                     help=f"override detection (or set {FLAVOR_ENV}; {AUTO}: detect)")
     ap.add_argument("--dry-run", action="store_true", help="check wheels, print the requirement")
     ap.add_argument("--failure-log", help="append a failed release's reason to this TSV file")
+    ap.add_argument("--source", help="an MLX repository to build from where there is no wheel "
+                                     "(default: $MLX_ASV_SOURCE, else python tools/ledger.py --source's)")
+    ap.add_argument("--build-only", action="store_true",
+                    help="with --source and --commit: build the wheel (cached), print its path, install nothing")
+    ap.add_argument("--commit", help="with --build-only: the MLX commit or tag to build")
+    ap.add_argument("--wheel-dir", help="with --build-only: copy the wheel here")
     args = ap.parse_args(argv)
     version = None
+    from tools import ledger
+
     try:
+        if args.build_only:
+            return build_only(args)
         version = read_version(args)
         build_dir = args.build_dir or os.environ.get("ASV_BUILD_DIR")
         candidate = read_candidate(build_dir) if build_dir and not args.version else None
-        if candidate and candidate["wheel"]:
+        source = read_source(build_dir) if build_dir and not args.version else None
+        if source:
+            # MLX's own commit (a source/ branch, or a candidate built from source)
+            repo = args.source or source_repo_for(source)
+            install_source(version, repo, source["commit"])
+        elif candidate and candidate["wheel"]:
             install_wheels(version, build_dir, candidate["wheel"])
         else:
             # A release, or a release's twin (same wheels, another commit).
-            install(version, flavor=args.flavor, dry_run=args.dry_run)
+            install(version, flavor=args.flavor, dry_run=args.dry_run,
+                    source=args.source or ledger.configured_source())
+        if not args.dry_run:
+            record_build(args.failure_log, build_dir, version, installed_build() or {})
     except InstallError as e:
         print(f"install.py: {e}", file=sys.stderr)
         if version:

@@ -20,10 +20,19 @@ from different machines line up).
 The table is ``tools/mlx_releases.tsv`` (works offline). Releases newer than
 its last row are added from the package registry when it can be reached.
 
+Source mode (MLX's own commits, built by tools/install.py; see tools/mlxsource.py):
+branch ``source/NAME`` holds MLX's first-parent commits from release A to B,
+parented on the ledger's A, so ``asv run v0.21.1..source/NAME``, ``asv find``,
+``tools/gate.py`` and ``tools/mlxbisect.py`` work on them while ``main`` stays
+the releases; a pull request's head becomes a candidate built from source.
+
 Usage:
     python tools/ledger.py              # build or update (registry if reachable)
     python tools/ledger.py --offline    # from the shipped table only
     python tools/ledger.py --list       # print version, date, ledger hash
+    python tools/ledger.py --source ~/mlx                          # build releases without wheels from it
+    python tools/ledger.py --source ~/mlx --commits v0.21.1..v0.25.2   # branch source/v0.21.1-v0.25.2
+    python tools/ledger.py --candidate pr-123 --base v0.32.4 --source ~/mlx --commit pull/123/head
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # run as a script: tools.mlxsource is imported for source mode
+    sys.path.insert(0, ROOT)
 DEFAULT_REPO = os.path.join(ROOT, "ledger")
 DEFAULT_TABLE = os.path.join(ROOT, "tools", "mlx_releases.tsv")
 BRANCH = "main"
@@ -237,7 +248,7 @@ def wheel_version(filename):
     return m.group(1).replace("_", "-").lower(), m.group(2)
 
 
-def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=print):
+def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=print, _source=None):
     """Add a candidate: a commit on branch ``candidate/NAME`` whose parent is
     the ledger commit of release ``base`` (so ``asv run BASE..candidate/NAME``
     and ``asv continuous BASE candidate/NAME`` work, and ``main`` stays the
@@ -256,10 +267,17 @@ def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=pr
     if not parent:
         raise LedgerError(f"release {base_tag} is not in the ledger (newest: {newest_tag(repo)}); "
                           f"python tools/ledger.py --list shows them")
-    if bool(wheels) == bool(same_as):
-        raise LedgerError("a candidate is either --wheel FILE [--wheel FILE ...] or --same-as RELEASE")
+    if _source is None and bool(wheels) == bool(same_as):
+        raise LedgerError("a candidate is either --wheel FILE [--wheel FILE ...], --same-as RELEASE "
+                          "or --source REPO --commit REF")
     files = {}
-    if same_as:
+    dated = None
+    if _source is not None:
+        label, mcommit, version = _source
+        about = f"name {name}\nbase {base_tag}\nkind source\ncommit {mcommit.sha}\n"
+        files[SOURCE_FILE] = source_text(label, mcommit, version).encode()
+        dated = _who(mcommit.date).split("> ", 1)[1]
+    elif same_as:
         twin = same_as.lstrip("v")
         if not _git(repo, "rev-parse", "-q", "--verify", f"refs/tags/v{twin}", check=False).strip():
             raise LedgerError(f"release v{twin} is not in the ledger (newest: {newest_tag(repo)})")
@@ -300,6 +318,8 @@ def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=pr
     cenv = dict(env, GIT_AUTHOR_NAME=who, GIT_AUTHOR_EMAIL=email.rstrip(">"),
                 GIT_COMMITTER_NAME=who, GIT_COMMITTER_EMAIL=email.rstrip(">"))
     cenv.pop("GIT_INDEX_FILE")
+    if dated:  # a source candidate: the MLX commit's date, so its hash is the same everywhere
+        cenv.update(GIT_AUTHOR_DATE=dated, GIT_COMMITTER_DATE=dated)
     commit = subprocess.run(["git", "commit-tree", tree, "-p", parent, "-m", f"MLX candidate {name} (base {base_tag})"],
                             env=cenv, capture_output=True, check=True).stdout.decode().strip()
     _git(repo, "update-ref", f"refs/heads/{CANDIDATE_PREFIX}{name}", commit)
@@ -324,6 +344,159 @@ def remove_candidate(name, repo=DEFAULT_REPO):
     if not _git(repo, "rev-parse", "-q", "--verify", ref, check=False).strip():
         raise LedgerError(f"no candidate {name!r} (python tools/ledger.py --list shows them)")
     _git(repo, "update-ref", "-d", ref)
+
+
+# --------------------------------------------------------------------------
+# Source mode: MLX's own commits, built from source by tools/install.py
+# --------------------------------------------------------------------------
+
+SOURCE_FILE = "MLX_SOURCE"
+SOURCE_PREFIX = "source/"
+# In the ledger's git directory: the MLX repository that tools/install.py
+# builds from when a commit has no wheel (a release without one, 0.22.0-0.25.1
+# on Linux); MLX_ASV_SOURCE in the environment overrides it.
+SOURCE_CONFIG = "mlx-asv-source"
+
+
+def source_text(label, commit, version):
+    """MLX_SOURCE: where the commit comes from and what it is."""
+    return (f"repo {label}\ncommit {commit.sha}\nversion {version}\n"
+            f"date {commit.date.isoformat()}\ntitle {commit.title}\n")
+
+
+def read_source_text(text):
+    about = {}
+    for line in (text or "").splitlines():
+        field, _, value = line.partition(" ")
+        if field:
+            about[field] = value
+    return about
+
+
+def set_source(source, repo=DEFAULT_REPO):
+    """Remember ``source`` (a local MLX repository or URL) for install.py's source builds."""
+    from tools import mlxsource
+
+    value = source if mlxsource.is_url(source) else os.path.abspath(os.path.expanduser(source))
+    with open(os.path.join(repo, SOURCE_CONFIG), "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+    return value
+
+
+def configured_source(repo=DEFAULT_REPO, environ=None):
+    """The MLX repository source builds use: $MLX_ASV_SOURCE, else the ledger's setting, else None."""
+    environ = os.environ if environ is None else environ
+    if environ.get("MLX_ASV_SOURCE"):
+        return environ["MLX_ASV_SOURCE"]
+    try:
+        with open(os.path.join(repo, SOURCE_CONFIG), encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _who(date):
+    name, email = IDENTITY.split(" <")
+    stamp = int(date.timestamp())
+    minutes = int(date.utcoffset().total_seconds() // 60)
+    tz = f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+    return f"{name} <{email} {stamp} {tz}"
+
+
+def _data(text):
+    raw = text.encode()
+    return [f"data {len(raw)}", text]
+
+
+def source_range_name(start, end):
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{start}-{end}").strip("-")
+
+
+def add_source_range(source, start, end, name=None, repo=DEFAULT_REPO, record_as=None, log=print):
+    """Add MLX's commits ``start`` (a release tag the ledger has) .. ``end``
+    as branch ``source/NAME``: one ledger commit per MLX commit, in MLX's
+    first-parent order, the first (MLX's ``start`` itself, so that both ends
+    of a bisection are built alike) parented on the ledger commit of release
+    ``start``. Each holds MLX_VERSION (the version MLX's source says there)
+    and MLX_SOURCE (repo, commit, version, date, title); it is dated on the
+    MLX commit's committer date, by the ledger's fixed identity, so the hashes
+    depend only on MLX's commits and ``record_as`` (default: ``source`` as
+    given; name the same URL on every machine for the same hashes).
+    Returns [(ledger commit, MLX sha, version)].
+    """
+    from tools import mlxsource
+
+    try:
+        mrepo = mlxsource.local_repo(source, log=log)
+        tag = start if start.startswith("v") else "v" + start
+        parent = _git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False).strip()
+        if not parent:
+            raise LedgerError(f"a source range starts at a release of the ledger: {tag} is not one "
+                              f"(newest: {newest_tag(repo)})")
+        shas = mlxsource.first_parent_range(mrepo, tag if mlxsource.git(
+            mrepo, "rev-parse", "-q", "--verify", tag, check=False).strip() else start, end)
+        commits = mlxsource.commit_info(mrepo, shas)
+        versions = [mlxsource.version_from_source(mlxsource.read_files(mrepo, s, ("setup.py", "mlx/version.h")))
+                    for s in shas]
+    except mlxsource.SourceError as e:
+        raise LedgerError(str(e)) from None
+    name = name or source_range_name(start, end)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise LedgerError(f"source range name {name!r}: use letters, digits, '.', '_' and '-'")
+    label = record_as or (source if mlxsource.is_url(source) else os.path.abspath(source))
+    tmp = "refs/ledger/source-import"
+    lines = []
+    for i, (c, version) in enumerate(zip(commits, versions), 1):
+        who = _who(c.date)
+        lines += [f"commit {tmp}", f"mark :{i}", f"author {who}", f"committer {who}",
+                  *_data(f"MLX {c.sha[:10]} {c.title}\n"),
+                  f"from {parent}" if i == 1 else f"from :{i - 1}", "deleteall",
+                  f"M 100644 inline {VERSION_FILE}", *_data(version + "\n"),
+                  f"M 100644 inline {SOURCE_FILE}", *_data(source_text(label, c, version)), ""]
+    _git(repo, "fast-import", "--quiet", "--force", input="\n".join(lines) + "\n")
+    hashes = _git(repo, "rev-list", "--first-parent", "--reverse", f"{parent}..{tmp}").split()
+    _git(repo, "update-ref", f"refs/heads/{SOURCE_PREFIX}{name}", hashes[-1])
+    _git(repo, "update-ref", "-d", tmp)
+    if not configured_source(repo, environ={}):
+        set_source(source, repo)
+    log(f"ledger: {SOURCE_PREFIX}{name}: {len(hashes)} MLX commits {shas[0][:10]} ({tag}) .. "
+        f"{shas[-1][:10]} ({end}), on {tag}")
+    return list(zip(hashes, shas, versions))
+
+
+def source_branches(repo=DEFAULT_REPO):
+    """[(branch, tip, number of MLX commits)] of the ledger's source ranges."""
+    out = []
+    refs = _git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)",
+                f"refs/heads/{SOURCE_PREFIX}", check=False)
+    for line in refs.splitlines():
+        branch, tip = line.split()
+        n = len(_git(repo, "rev-list", tip, "--not", BRANCH, check=False).split())
+        out.append((branch, tip, n))
+    return out
+
+
+def source_commits(branch, repo=DEFAULT_REPO):
+    """[(ledger commit, MLX_SOURCE fields)] of a source branch, oldest first."""
+    hashes = _git(repo, "rev-list", "--reverse", branch, "--not", BRANCH).split()
+    return [(h, read_source_text(_git(repo, "show", f"{h}:{SOURCE_FILE}"))) for h in hashes]
+
+
+def add_source_candidate(name, base, source, ref, repo=DEFAULT_REPO, record_as=None, log=print):
+    """A candidate built from MLX source (a pull request's head ``ref``):
+    branch ``candidate/NAME`` on release ``base``, holding MLX_VERSION,
+    MLX_CANDIDATE (kind source) and MLX_SOURCE; dated on the MLX commit."""
+    from tools import mlxsource
+
+    try:
+        mrepo = mlxsource.local_repo(source, log=log)
+        sha = mlxsource.resolve(mrepo, ref)
+        c = mlxsource.commit_info(mrepo, [sha])[0]
+        version = mlxsource.version_from_source(mlxsource.read_files(mrepo, sha, ("setup.py", "mlx/version.h")))
+    except mlxsource.SourceError as e:
+        raise LedgerError(str(e)) from None
+    label = record_as or (source if mlxsource.is_url(source) else os.path.abspath(source))
+    return add_candidate(name, base, repo=repo, log=log, _source=(label, c, version))
 
 
 def desired_releases(table=DEFAULT_TABLE, online=True, timeout=10.0):
@@ -372,15 +545,49 @@ def main(argv=None):
                     help="a candidate's wheel file (repeat for companion wheels, e.g. mlx_cpu)")
     ap.add_argument("--same-as", help="a candidate that installs this release (A/A comparisons)")
     ap.add_argument("--remove-candidate", metavar="NAME", help="delete branch candidate/NAME")
+    ap.add_argument("--source", metavar="REPO",
+                    help="an MLX git repository (clone, git directory or URL): remembered for building "
+                         "releases without wheels; with --commits, or a candidate's --commit, read from it")
+    ap.add_argument("--commits", metavar="A..B",
+                    help="with --source: MLX's first-parent commits from release A to B as branch source/NAME")
+    ap.add_argument("--name", help="the source branch's name (default: A-B)")
+    ap.add_argument("--commit", metavar="REF", help="with --candidate and --source: the MLX commit to build")
+    ap.add_argument("--record-as", metavar="URL",
+                    help="the repository named in MLX_SOURCE (default --source; one URL everywhere = same hashes)")
+    ap.add_argument("--remove-source", metavar="NAME", help="delete branch source/NAME")
     args = ap.parse_args(argv)
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     try:
         result = ensure(args.repo, args.table, online=False if args.offline else None if (
-            args.candidate or args.remove_candidate) else True, log=log)
+            args.candidate or args.remove_candidate or args.source or args.remove_source) else True, log=log)
+        if (args.commits or args.commit) and not args.source:
+            raise LedgerError("--commits and --commit read MLX's history: name it with --source REPO")
         if args.candidate:
             if not args.base:
                 raise LedgerError("--candidate needs --base RELEASE (the release it starts from)")
+            if args.source:
+                if not args.commit:
+                    raise LedgerError("a candidate from --source needs --commit REF (e.g. a pull request's head)")
+                add_source_candidate(args.candidate, args.base, args.source, args.commit, repo=args.repo,
+                                     record_as=args.record_as, log=log)
+                return 0
             add_candidate(args.candidate, args.base, args.wheel, args.same_as, repo=args.repo, log=log)
+            return 0
+        if args.remove_source:
+            ref = f"refs/heads/{SOURCE_PREFIX}{args.remove_source}"
+            if not _git(args.repo, "rev-parse", "-q", "--verify", ref, check=False).strip():
+                raise LedgerError(f"no source branch {args.remove_source!r} (python tools/ledger.py --list)")
+            _git(args.repo, "update-ref", "-d", ref)
+            return 0
+        if args.source:
+            if args.commits:
+                if ".." not in args.commits:
+                    raise LedgerError("--commits takes a range A..B (A a release of the ledger)")
+                start, end = args.commits.split("..", 1)
+                add_source_range(args.source, start, end, name=args.name, repo=args.repo,
+                                 record_as=args.record_as, log=log)
+            used = set_source(args.source, repo=args.repo)
+            log(f"ledger: MLX commits without wheels are built from {used}")
             return 0
         if args.remove_candidate:
             remove_candidate(args.remove_candidate, repo=args.repo)
@@ -394,6 +601,8 @@ def main(argv=None):
         for branch, commit, about in candidates(args.repo):
             kind = dict(line.split(" ", 1) for line in about.splitlines() if " " in line)
             print(f"{branch}\t{kind.get('kind', '?')} on {kind.get('base', '?')}\t{commit}")
+        for branch, tip, n in source_branches(args.repo):
+            print(f"{branch}\t{n} MLX commits from source\t{tip}")
     else:
         print(f"ledger: {len(result)} releases, {result[0][0].tag} .. {result[-1][0].tag} in {args.repo}")
     return 0
