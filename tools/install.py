@@ -378,14 +378,20 @@ def record_build(log_path, build_dir, version, info):
     key = f"{commit or '-'}\t{version}\t{platform_label(detect_flavor_quiet())}"
     detail = (f"source {info.get('commit', '?')} blas={info.get('blas', '?')}" if info.get("kind") == "source"
               else f"wheel {info.get('requirement', '')}")
+    replace_row(path, key, detail)
+
+
+def replace_row(path, key, value):
+    """Write ``key<TAB>value`` into the TSV file ``path``, replacing the row
+    of the same key (a later attempt replaces an earlier one)."""
     rows = []
     try:
         with open(path, encoding="utf-8") as f:
             rows = [r for r in f.read().splitlines() if r and not r.startswith(key + "\t")]
     except OSError:
         pass
-    rows.append(f"{key}\t{detail}")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rows.append(f"{key}\t{value}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(rows) + "\n")
 
@@ -446,17 +452,7 @@ def record_failure(log_path, version, message):
     """
     if not log_path:
         return
-    key = f"{version}\t{platform_label(detect_flavor_quiet())}"
-    rows = []
-    try:
-        with open(log_path, encoding="utf-8") as f:
-            rows = [r for r in f.read().splitlines() if r and not r.startswith(key + "\t")]
-    except OSError:
-        pass
-    rows.append(f"{key}\t{message}")
-    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-    with open(log_path, "w", encoding="utf-8") as f:
-        f.write("\n".join(rows) + "\n")
+    replace_row(log_path, f"{version}\t{platform_label(detect_flavor_quiet())}", message)
 
 
 def detect_flavor_quiet():

@@ -329,14 +329,15 @@ def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=pr
 
 def candidates(repo=DEFAULT_REPO):
     """[(branch, commit, MLX_CANDIDATE text)] of the ledger's candidates."""
-    out = []
-    refs = _git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)",
-                f"refs/heads/{CANDIDATE_PREFIX}", check=False)
-    for line in refs.splitlines():
-        branch, commit = line.split()
-        about = _git(repo, "show", f"{commit}:{CANDIDATE_FILE}", check=False)
-        out.append((branch, commit, about))
-    return out
+    return [(branch, commit, _git(repo, "show", f"{commit}:{CANDIDATE_FILE}", check=False))
+            for branch, commit in _branches(CANDIDATE_PREFIX, repo)]
+
+
+def _branches(prefix, repo):
+    """[(branch, commit)] of the ledger's branches under ``prefix`` (candidate/, source/)."""
+    refs = _git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{prefix}",
+                check=False)
+    return [tuple(line.split()) for line in refs.splitlines()]
 
 
 def remove_candidate(name, repo=DEFAULT_REPO):
@@ -466,14 +467,8 @@ def add_source_range(source, start, end, name=None, repo=DEFAULT_REPO, record_as
 
 def source_branches(repo=DEFAULT_REPO):
     """[(branch, tip, number of MLX commits)] of the ledger's source ranges."""
-    out = []
-    refs = _git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)",
-                f"refs/heads/{SOURCE_PREFIX}", check=False)
-    for line in refs.splitlines():
-        branch, tip = line.split()
-        n = len(_git(repo, "rev-list", tip, "--not", BRANCH, check=False).split())
-        out.append((branch, tip, n))
-    return out
+    return [(branch, tip, len(_git(repo, "rev-list", tip, "--not", BRANCH, check=False).split()))
+            for branch, tip in _branches(SOURCE_PREFIX, repo)]
 
 
 def source_commits(branch, repo=DEFAULT_REPO):
