@@ -506,6 +506,24 @@ def check_mlx_release(environ=None):
         raise RuntimeError(error)
 
 
+class KernelTiming:
+    """asv attributes of the kernel suites (metal_kernels.py, fused_ops.py)."""
+
+    # A case that hangs (or a huge one on a slow CPU) fails after 5 min
+    # instead of blocking the run; seed-sized CPU cases take < 1 s per call.
+    timeout = 300
+    # 3 to 10 samples, and no new sample after 5 s: a ~1 s CPU case costs
+    # ~3 s, a 100 us GPU case gets its 10 samples at once.
+    repeat = (3, 10, 5.0)
+    # One call per sample: asv_runner >= 0.3 runs setup before every sample
+    # anyway, and seed-sized calls are long enough to time one at a time.
+    number = 1
+    # One pass instead of asv's default two halves the run; 0.1 s of warmup
+    # (the callables are also warmed up once when they are built).
+    rounds = 1
+    warmup_time = 0.1
+
+
 # --------------------------------------------------------------------------
 # Injected slowdowns, for tools/calibrate.py only
 # --------------------------------------------------------------------------

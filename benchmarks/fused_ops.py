@@ -24,27 +24,18 @@ import inspect
 
 import numpy as np
 
-from .common import Case, CaseTable, mlx, normal, require_mlx, shape_label, torch
+from .common import Case, CaseTable, KernelTiming, mlx, normal, require_mlx, shape_label, torch
 
 FUSED_BACKENDS = ("mlx_cpu", "mlx_gpu", "torch_cpu", "torch_cuda", "torch_mps")
 EPS = 1e-5
 
 
-class FusedTable(CaseTable):
+class FusedTable(KernelTiming, CaseTable):
     """A table of fused-op cases timed on every backend of ``FUSED_BACKENDS``."""
 
     backends = FUSED_BACKENDS
     param_names = ["case", "backend"]
     rtol, atol = 1e-4, 1e-4  # parity tolerances of the tests
-
-    # asv settings (as metal_kernels' _Timing): a hung case fails after 5 min;
-    # 3 to 10 single-call samples, no new sample after 5 s; one round; 0.1 s
-    # of warm-up (the callables are also called once when they are built).
-    timeout = 300
-    repeat = (3, 10, 5.0)
-    number = 1
-    rounds = 1
-    warmup_time = 0.1
 
 
 def _warm(call):

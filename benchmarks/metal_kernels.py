@@ -58,6 +58,7 @@ from .lib import linalg_kernels as lk
 from .common import (
     Case,
     CaseTable,
+    KernelTiming,
     backend,
     cached,
     check_mlx_release,
@@ -86,24 +87,6 @@ PURE_MLX_CPU_QR_BUDGET = 512**3
 
 # First MLX releases with each mx.linalg function (from MLX's git tags).
 MLX_LINALG_SINCE = {"qr": "0.1.0", "cholesky": "0.14.0", "solve": "0.23.0", "solve_triangular": "0.23.0"}
-
-
-class _Timing:
-    """asv attributes shared by the classes of this module."""
-
-    # A case that hangs (or a huge one on a slow CPU) fails after 5 min
-    # instead of blocking the run; seed-sized CPU cases take < 1 s per call.
-    timeout = 300
-    # 3 to 10 samples, and no new sample after 5 s: a ~1 s CPU case costs
-    # ~3 s, a 100 us GPU case gets its 10 samples at once.
-    repeat = (3, 10, 5.0)
-    # One call per sample: asv_runner >= 0.3 runs setup before every sample
-    # anyway, and seed-sized calls are long enough to time one at a time.
-    number = 1
-    # One pass instead of asv's default two halves the run; 0.1 s of warmup
-    # (the callables are also warmed up once when they are built).
-    rounds = 1
-    warmup_time = 0.1
 
 
 def _to_numpy(value):
@@ -278,7 +261,7 @@ class Prepared:
         return _to_numpy(self.fn())
 
 
-class LinalgTable(_Timing, CaseTable):
+class LinalgTable(KernelTiming, CaseTable):
     """A table of linalg cases timed on every implementation."""
 
     backends = IMPLEMENTATIONS
