@@ -360,3 +360,15 @@ def test_case_costs_split_a_benchmarks_duration_by_its_calls():
     costs = protocol.case_costs(100.0, {"giant": [37.0], "small": [0.1, 0.1, 0.1]})
     assert costs["giant"] == pytest.approx(74.0 + (100 - 74.4) / 2)
     assert costs["small"] == pytest.approx(0.4 + (100 - 74.4) / 2)
+
+
+def test_asv_rule_matches_asv_continuous():
+    from tools import calibrate
+
+    same = [0.010, 0.0101, 0.0099, 0.0100, 0.0102, 0.0098, 0.0100, 0.0101]
+    slow = [x * 1.3 for x in same]
+    assert calibrate.asv_rule(same, slow) == vd.SLOWER
+    assert calibrate.asv_rule(slow, same) == vd.FASTER
+    assert calibrate.asv_rule(same, [x * 1.05 for x in same]) is None  # under the factor
+    # one sample a side: asv falls back to the factor alone
+    assert calibrate.asv_rule([1.0], [1.2]) == vd.SLOWER

@@ -177,6 +177,42 @@ def localize_run(args, backends, log):
     return out
 
 
+def asv_rule(base, cand, factor=1.1):
+    """What `asv continuous` (factor 1.1) says of one process a side: 'slower',
+    'faster' or None, with asv's own statistics (median, Mann-Whitney where
+    the samples allow it, else non-overlapping 99% intervals)."""
+    from asv import _stats
+    from asv_runner.statistics import compute_stats
+
+    a, sa = compute_stats(base, 1)
+    b, sb = compute_stats(cand, 1)
+    if a is None or b is None:
+        return None
+    different = sa.get("repeat", 0) == 1 or sb.get("repeat", 0) == 1 or _stats.is_different(base, cand, sa, sb)
+    if different and b > a * factor:
+        return vd.SLOWER
+    if different and a > b * factor:
+        return vd.FASTER
+    return None
+
+
+def asv_rule_on_run(run, folder=FOLDER):
+    """asv continuous's flags on a gate run's first round: {case key: flag}."""
+    try:
+        with open(os.path.join(folder, run["run"], "rounds.json"), encoding="utf-8") as f:
+            data = json.load(f)["data"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    base, twin = protocol.resolve_quiet(run), run["twin"]
+    out = {}
+    for c in run["cases"]:
+        sides = data.get(c["key"], {})
+        first = [runs[0] for runs in (sides.get(base), sides.get(twin)) if runs]
+        if len(first) == 2:
+            out[c["key"]] = asv_rule(*first)
+    return out
+
+
 def load_runs(folder=FOLDER):
     runs = []
     for path in sorted(glob.glob(os.path.join(folder, "*", "calibration.json"))):
@@ -207,6 +243,17 @@ def summarize(runs):
                   "- gate run times: " + ", ".join("%.1f" % (r["seconds"] / 60) for r in gates) + " min"]
         for c in alarms:
             lines.append(f"  - {c['verdict']}: {c['key']} ratio {c['ratio']:.3f} ({c['lo']:.3f}-{c['hi']:.3f})")
+        # asv's own rule on the same measurements: the first round, one process a side
+        flagged = total = runs_flagged = 0
+        for r in gates:
+            flags = asv_rule_on_run(r)
+            aa_keys = [c["key"] for c in r["cases"] if c["factor"] == 1.0 and c["key"] in flags]
+            hits = sum(1 for k in aa_keys if flags[k])
+            flagged, total, runs_flagged = flagged + hits, total + len(aa_keys), runs_flagged + bool(hits)
+        if total:
+            lines.append(f"- asv continuous's rule (factor 1.1; Mann-Whitney p < 0.002, else 99% intervals) on "
+                         f"the same A/A comparisons, each side's first process: {flagged} of {total} flagged "
+                         f"({100 * flagged / total:.1f}%), in {runs_flagged} of {len(gates)} runs")
         inj = [c for r in gates for c in r["cases"] if c["factor"] != 1.0]
         if inj:
             factors = sorted({c["factor"] for c in inj})

@@ -103,6 +103,14 @@ def resolve(name, repo=ledger.DEFAULT_REPO):
     return out
 
 
+def resolve_quiet(run):
+    """The base commit of a calibration run's record (its release, resolved in the ledger)."""
+    try:
+        return resolve(run["release"])
+    except ProtocolError:
+        return None
+
+
 def describe(commit, repo=ledger.DEFAULT_REPO):
     """The name people know a ledger commit by: its tag, its candidate branch, or the hash."""
     names = ledger._git(repo, "for-each-ref", "--points-at", commit, "--format=%(refname:short)",
