@@ -236,21 +236,39 @@ def moderate(variance, dof, prior):
 
 
 def priors(cases):
-    """{group: prior} from the within-side variances of ``cases``
-    (each a list of observation groups, with its group name)."""
-    by_group = {}
-    everything = []
+    """{group: prior} from the within-side variances of ``cases`` (each a
+    list of observation groups, with its group name).
+
+    A group name may be refined with '|' (``mlx_cpu|-3``: a backend and the
+    decade of the case's time): a refined group with too few cases to fit a
+    prior of its own takes its backend's, and that one the whole run's. The
+    noise of a case depends on both (sub-millisecond calls scatter most), so
+    the finer prior keeps a quiet case's interval narrow."""
+    fits = {}
+    members = {}
     for obs_groups, group in cases:
-        v, d = _pooled(obs_groups)
-        by_group.setdefault(group, []).append((v, d))
-        everything.append((v, d))
+        vd_ = _pooled(obs_groups)
+        for name in _ancestors(group):
+            members.setdefault(name, []).append(vd_)
+    for name, vds in members.items():
+        usable = [(v, d) for v, d in vds if d > 0 and v is not None]
+        if len(usable) >= 5:
+            fits[name] = fit_prior(*zip(*usable))
+    overall = fits.get("", (math.nan, 0.0))
     fitted = {}
-    overall = fit_prior([v for v, _ in everything], [d for _, d in everything])
-    for group, vd in by_group.items():
-        usable = [(v, d) for v, d in vd if d > 0 and v is not None]
-        # Too few cases in a group to fit its own prior: use the run's.
-        fitted[group] = fit_prior(*zip(*usable)) if len(usable) >= 5 else overall
+    for _, group in cases:
+        fitted[group] = next((fits[n] for n in _ancestors(group) if n in fits), overall)
     return fitted
+
+
+def _ancestors(group):
+    """'mlx_cpu|-3' -> ['mlx_cpu|-3', 'mlx_cpu', '']: the finest group first."""
+    parts = group.split("|") if group else []
+    return ["|".join(parts[:i]) for i in range(len(parts), 0, -1)] + [""]
+
+
+def _prior_of(prior, group):
+    return next((prior[n] for n in _ancestors(group) if n in prior), None) or next(iter(prior.values()))
 
 
 def decide(comparisons, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WITHIN, prior=None):
@@ -274,7 +292,7 @@ def decide(comparisons, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WIT
                                0, math.nan, None, *samples, c.group))
             continue
         v, d = _pooled([yb, yc])
-        var, dof = moderate(v, d, prior.get(c.group) or next(iter(prior.values())))
+        var, dof = moderate(v, d, _prior_of(prior, c.group))
         delta = sum(yc) / nc - sum(yb) / nb
         if not (var >= 0) or (dof == 0):
             out.append(Verdict(c.key, UNDECIDED, math.exp(delta), math.nan, math.nan, math.nan, nb, nc,
@@ -358,7 +376,7 @@ def locate_steps(series, alpha=ALPHA, min_effect=MIN_EFFECT, priors_by_group=Non
     for key, (group, points) in obs.items():
         points = [(rel, o) for rel, o in points if o]
         v, d = _pooled([o for _, o in points])
-        var, dof = moderate(v, d, priors_by_group.get(group) or next(iter(priors_by_group.values())))
+        var, dof = moderate(v, d, _prior_of(priors_by_group, group))
         steps = []
         if var and var > 0 and dof:
             _segment(key, points, 0, len(points), math.sqrt(var), dof, alpha, margin, steps)

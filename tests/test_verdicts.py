@@ -146,3 +146,16 @@ def test_locate_steps_finds_the_release_that_made_a_step():
     assert right >= 19
     assert extra <= 1
     assert all(s.verdict == vd.SLOWER and s.ratio > 1.1 for i in range(20) for s in found[f"c{i}"])
+
+
+def test_a_refined_group_without_enough_cases_takes_its_backends_prior():
+    rng = random.Random(10)
+    quiet = [(list(map(vd.process_observations, (processes(rng, 0.01, 2, 0.01), processes(rng, 0.01, 2, 0.01)))),
+              "mlx_cpu|-2") for _ in range(40)]
+    noisy = [(list(map(vd.process_observations, (processes(rng, 1e-4, 2, 0.3), processes(rng, 1e-4, 2, 0.3)))),
+              "mlx_cpu|-4") for _ in range(40)]
+    lonely = [([[0.0, 0.01], [0.0, 0.01]], "mlx_cpu|0")]
+    fitted = vd.priors(quiet + noisy + lonely)
+    assert fitted["mlx_cpu|-2"][0] < fitted["mlx_cpu|-4"][0] / 50  # each decade its own noise
+    # one case in its decade: the backend's prior, fitted on all 81
+    assert fitted["mlx_cpu|0"] == vd.priors(quiet + noisy + [(lonely[0][0], "mlx_cpu")])["mlx_cpu"]

@@ -80,7 +80,7 @@ class Gate:
 
     def __init__(self, base, cand, bench, folder, budget_s=DEFAULT_BUDGET_MIN * 60, long_s=DEFAULT_LONG,
                  alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_within=vd.SAME_WITHIN,
-                 env_nobuild=None, log=print, max_stages=4):
+                 env_nobuild=None, log=print, max_stages=3):
         self.base, self.cand = base, cand
         self.alpha, self.min_effect, self.same_within = alpha, min_effect, same_within
         self.budget_s, self.long_s = budget_s, long_s
@@ -89,6 +89,7 @@ class Gate:
         self.session = protocol.Session(folder, [base, cand], bench, env_nobuild=env_nobuild, log=log)
         self.stages = []  # per stage: {key: (first process index, count) per side}
         self.over_budget = {}  # cases the budget left out: {key: seconds a process}
+        self._groups = {}
         self.prior = None
         self.started = None
 
@@ -193,11 +194,22 @@ class Gate:
             if stage is not None:
                 (b0, b1), (c0, c1) = stage[k]
                 b, c = b[b0:b1], c[c0:c1]
-            out.append(vd.Comparison(k, b, c, protocol.group_of(k)))
+            out.append(vd.Comparison(k, b, c, self._group(k)))
         return out
 
+    def _group(self, key):
+        """The prior group of a case: its backend and the decade of its time."""
+        if key not in self._groups:
+            obs = vd.process_observations(self.session.data.get(key, {}).get(self.base, []))
+            decade = math.floor(min(obs) / math.log(10)) if obs else "?"
+            self._groups[key] = f"{protocol.group_of(key)}|{decade}"
+        return self._groups[key]
+
     def _decide(self, keys, stage=None):
-        return {v.key: v for v in vd.decide(self._comparisons(keys, stage), alpha=self.alpha,
+        # Every look at the pooled data may end a case, so each look is made at
+        # alpha / max_stages (Bonferroni over the looks): the chance that any of
+        # them raises a false alarm stays under alpha.
+        return {v.key: v for v in vd.decide(self._comparisons(keys, stage), alpha=self.alpha / self.max_stages,
                                             min_effect=self.min_effect, same_within=self.same_within,
                                             prior=self.prior)}
 
@@ -246,10 +258,10 @@ class Gate:
                 results[k] = final[k]
             else:
                 v = pooled[k]
-                unconfirmed = [h.verdict for h in history[k] if h.verdict in (vd.SLOWER, vd.FASTER)]
+                unconfirmed = [v.verdict] if v.verdict in (vd.SLOWER, vd.FASTER) else []
                 v.verdict = vd.UNDECIDED
                 if v.rounds_needed is None and not math.isnan(v.sd):
-                    q = vd._t_quantile(1 - self.alpha / 2, v.dof)
+                    q = vd._t_quantile(1 - self.alpha / self.max_stages / 2, v.dof)
                     v.rounds_needed = vd.rounds_to_decide(math.log(v.ratio), v.sd, q,
                                                           math.log1p(self.min_effect), math.log1p(self.same_within))
                 v.note = f"unconfirmed {unconfirmed[-1]}" if unconfirmed else ""
@@ -260,14 +272,22 @@ class Gate:
         return results
 
     def _final(self, history, pooled):
-        """A verdict once it is decided, else None."""
-        last = history[-1].verdict
-        if len(history) >= 2 and last in (vd.SLOWER, vd.FASTER) and history[-2].verdict == last:
-            v = pooled
-            v.verdict = last
-            v.note = f"confirmed in {len(history)} stages"
-            return v
-        if pooled.verdict == vd.SAME and last not in (vd.SLOWER, vd.FASTER):
+        """A verdict once it is decided, else None.
+
+        A change (slower, faster) is final once the pooled rounds show it and
+        fresh rounds have been measured since the first stage, pointing the
+        same way on their own (their ratio on the same side of 1): a change
+        seen once is measured again before it counts. "Same" is final as soon
+        as the pooled rounds show it."""
+        if pooled.verdict in (vd.SLOWER, vd.FASTER):
+            if len(history) < 2:
+                return None
+            fresh = history[-1].ratio
+            if (fresh > 1) == (pooled.verdict == vd.SLOWER):
+                pooled.note = f"confirmed by fresh rounds ({len(history)} stages)"
+                return pooled
+            return None
+        if pooled.verdict == vd.SAME:
             pooled.note = ""
             return pooled
         return None
