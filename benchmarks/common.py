@@ -65,16 +65,54 @@ def torch():
     return _torch
 
 
-# In asv's forkserver (launch method "forkserver", which the main job uses on
-# Linux), import both frameworks once, in the server: each of the hundreds of
-# per-case processes forked from it then starts without ~1-2 s of imports.
-# Forking after these imports is safe with the CPU builds (tested here), not
-# with MLX's CUDA build: a child forked after importing it crashed on an H200.
-# So forkserver is for Linux CPU only. Under asv's default "spawn", imports
-# stay lazy: a skipped backend's process does not pay for the other framework.
+def mlx_cuda_build_installed():
+    """True where the installed MLX is a CUDA build, told without importing MLX.
+
+    The CUDA builds ship their library in a companion distribution
+    (``mlx-cuda-13``, ``mlx-cuda-12``, or ``mlx-cuda`` up to 0.30.0); its
+    metadata is enough, so nothing of MLX is loaded.
+    """
+    from importlib import metadata
+
+    for dist in ("mlx-cuda-13", "mlx-cuda-12", "mlx-cuda"):
+        try:
+            metadata.distribution(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        return True
+    return False
+
+
+def nvidia_driver_present():
+    """True where this machine has an NVIDIA driver loaded (Linux)."""
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
+def server_imports():
+    """The frameworks asv's forkserver imports before it forks the per-case processes.
+
+    Each of the hundreds of per-case processes forked from the server then
+    starts without the imports it already holds (``import torch`` ~1 s on a
+    2-core CPU box, ~4 s on the H200 machine). Forking is safe after
+    ``import torch``, which does not initialize CUDA, and after importing
+    MLX's CPU builds (tested here). It is not safe after MLX's CUDA build has
+    initialized CUDA: a child forked from such a process crashed on an H200.
+    So where MLX is a CUDA build, or an NVIDIA driver is loaded, the server
+    imports torch (and NumPy) but not MLX, and each forked child imports MLX
+    itself (~0.6 s there) and initializes CUDA after the fork; elsewhere (a
+    Linux box without a GPU) it imports both.
+    """
+    if mlx_cuda_build_installed() or nvidia_driver_present():
+        return ("torch",)
+    return ("mlx", "torch")
+
+
+# In asv's forkserver (launch method "forkserver"), import what server_imports()
+# names once, in the server. Under asv's default "spawn", imports stay lazy: a
+# skipped backend's process does not pay for the other framework.
 if len(sys.argv) > 1 and sys.argv[1] == "run_server":
-    mlx()
-    torch()
+    for _name in server_imports():
+        {"mlx": mlx, "torch": torch}[_name]()
 
 
 def parse_version(text):
