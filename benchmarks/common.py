@@ -107,11 +107,60 @@ def server_imports():
     return ("mlx", "torch")
 
 
+class _DeferMLXImport:
+    """A meta path finder for asv's forkserver on a CUDA machine: ``import mlx``
+    fails there (ImportError) and is done again in each forked child.
+
+    asv's discovery imports every module under ``benchmarks/``, and one of them
+    (``lib/transformer_mlx.py``) imports MLX at module level, falling back to
+    None on ImportError. Importing MLX's CUDA build initializes CUDA (measured
+    on an H200 with MLX 0.30.6: a child forked after a bare ``import
+    mlx.core`` died of SIGSEGV; after ``import torch`` it ran), so the server
+    must not import it. The finder records the modules whose import asked for
+    MLX; after the fork the child removes the finder and drops those modules,
+    which its own code then imports afresh, with MLX (``_after_fork_in_child``).
+    """
+
+    def __init__(self):
+        self.asked_by = set()
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "mlx" and not name.startswith("mlx."):
+            return None
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module and not module.startswith(("importlib", "_frozen_importlib")) and module != __name__:
+                self.asked_by.add(module)
+                break
+            frame = frame.f_back
+        raise ImportError(
+            f"{name} is not imported in asv's forkserver where MLX is a CUDA build: "
+            "each forked case process imports it (benchmarks/common.py)"
+        )
+
+    def after_fork_in_child(self):
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for name in self.asked_by:
+            sys.modules.pop(name, None)
+            package, _, attr = name.rpartition(".")
+            if package in sys.modules and getattr(sys.modules[package], attr, None) is not None:
+                delattr(sys.modules[package], attr)
+        mlx.cache_clear()
+
+
 # In asv's forkserver (launch method "forkserver"), import what server_imports()
-# names once, in the server. Under asv's default "spawn", imports stay lazy: a
+# names once, in the server; where MLX stays out of it, defer every import of
+# MLX to the forked children. Under asv's default "spawn", imports stay lazy: a
 # skipped backend's process does not pay for the other framework.
 if len(sys.argv) > 1 and sys.argv[1] == "run_server":
-    for _name in server_imports():
+    _SERVER_IMPORTS = server_imports()
+    if "mlx" not in _SERVER_IMPORTS:
+        _DEFER_MLX = _DeferMLXImport()
+        sys.meta_path.insert(0, _DEFER_MLX)
+        os.register_at_fork(after_in_child=_DEFER_MLX.after_fork_in_child)
+    for _name in _SERVER_IMPORTS:
         {"mlx": mlx, "torch": torch}[_name]()
 
 

@@ -63,3 +63,31 @@ def test_run_server_argv_imports_what_server_imports_names():
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_cuda_server_defers_mlx_to_the_forked_child():
+    # A stand-in for asv's server on a CUDA machine: MLX imports fail in the
+    # server (transformer_mlx falls back to None), and a forked child imports
+    # MLX and a fresh transformer_mlx.
+    code = r"""
+import os, sys
+_exists = os.path.exists
+os.path.exists = lambda p: p == '/proc/driver/nvidia/version' or _exists(p)  # an NVIDIA driver, as far as common knows
+sys.argv = ['asv_runner', 'run_server']
+from benchmarks import common
+os.path.exists = _exists
+from benchmarks.lib import transformer_mlx
+assert transformer_mlx.mx is None and 'mlx.core' not in sys.modules, 'server imported MLX'
+assert common.mlx() is None
+pid = os.fork()
+if pid == 0:
+    ok = common.mlx() is not None
+    from benchmarks.lib import transformer_mlx as t2
+    ok = ok and t2.mx is not None and 'mlx.core' in sys.modules
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
