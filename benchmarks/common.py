@@ -65,16 +65,103 @@ def torch():
     return _torch
 
 
-# In asv's forkserver (launch method "forkserver", which the main job uses on
-# Linux), import both frameworks once, in the server: each of the hundreds of
-# per-case processes forked from it then starts without ~1-2 s of imports.
-# Forking after these imports is safe with the CPU builds (tested here), not
-# with MLX's CUDA build: a child forked after importing it crashed on an H200.
-# So forkserver is for Linux CPU only. Under asv's default "spawn", imports
-# stay lazy: a skipped backend's process does not pay for the other framework.
+def mlx_cuda_build_installed():
+    """True where the installed MLX is a CUDA build, told without importing MLX.
+
+    The CUDA builds ship their library in a companion distribution
+    (``mlx-cuda-13``, ``mlx-cuda-12``, or ``mlx-cuda`` up to 0.30.0); its
+    metadata is enough, so nothing of MLX is loaded.
+    """
+    from importlib import metadata
+
+    for dist in ("mlx-cuda-13", "mlx-cuda-12", "mlx-cuda"):
+        try:
+            metadata.distribution(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        return True
+    return False
+
+
+def nvidia_driver_present():
+    """True where this machine has an NVIDIA driver loaded (Linux)."""
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
+def server_imports():
+    """The frameworks asv's forkserver imports before it forks the per-case processes.
+
+    Each of the hundreds of per-case processes forked from the server then
+    starts without the imports it already holds (``import torch`` ~1 s on a
+    2-core CPU box, ~4 s on the H200 machine). Forking is safe after
+    ``import torch``, which does not initialize CUDA, and after importing
+    MLX's CPU builds (tested here). It is not safe after MLX's CUDA build has
+    initialized CUDA: a child forked from such a process crashed on an H200.
+    So where MLX is a CUDA build, or an NVIDIA driver is loaded, the server
+    imports torch (and NumPy) but not MLX, and each forked child imports MLX
+    itself (~0.6 s there) and initializes CUDA after the fork; elsewhere (a
+    Linux box without a GPU) it imports both.
+    """
+    if mlx_cuda_build_installed() or nvidia_driver_present():
+        return ("torch",)
+    return ("mlx", "torch")
+
+
+class _DeferMLXImport:
+    """A meta path finder for asv's forkserver on a CUDA machine: ``import mlx``
+    fails there (ImportError) and is done again in each forked child.
+
+    asv's discovery imports every module under ``benchmarks/``, and one of them
+    (``lib/transformer_mlx.py``) imports MLX at module level, falling back to
+    None on ImportError. Importing MLX's CUDA build initializes CUDA (measured
+    on an H200 with MLX 0.30.6: a child forked after a bare ``import
+    mlx.core`` died of SIGSEGV; after ``import torch`` it ran), so the server
+    must not import it. The finder records the modules whose import asked for
+    MLX; after the fork the child removes the finder and drops those modules,
+    which its own code then imports afresh, with MLX (``_after_fork_in_child``).
+    """
+
+    def __init__(self):
+        self.asked_by = set()
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "mlx" and not name.startswith("mlx."):
+            return None
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module and not module.startswith(("importlib", "_frozen_importlib")) and module != __name__:
+                self.asked_by.add(module)
+                break
+            frame = frame.f_back
+        raise ImportError(
+            f"{name} is not imported in asv's forkserver where MLX is a CUDA build: "
+            "each forked case process imports it (benchmarks/common.py)"
+        )
+
+    def after_fork_in_child(self):
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for name in self.asked_by:
+            sys.modules.pop(name, None)
+            package, _, attr = name.rpartition(".")
+            if package in sys.modules and getattr(sys.modules[package], attr, None) is not None:
+                delattr(sys.modules[package], attr)
+        mlx.cache_clear()
+
+
+# In asv's forkserver (launch method "forkserver"), import what server_imports()
+# names once, in the server; where MLX stays out of it, defer every import of
+# MLX to the forked children. Under asv's default "spawn", imports stay lazy: a
+# skipped backend's process does not pay for the other framework.
 if len(sys.argv) > 1 and sys.argv[1] == "run_server":
-    mlx()
-    torch()
+    _SERVER_IMPORTS = server_imports()
+    if "mlx" not in _SERVER_IMPORTS:
+        _DEFER_MLX = _DeferMLXImport()
+        sys.meta_path.insert(0, _DEFER_MLX)
+        os.register_at_fork(after_in_child=_DEFER_MLX.after_fork_in_child)
+    for _name in _SERVER_IMPORTS:
+        {"mlx": mlx, "torch": torch}[_name]()
 
 
 def parse_version(text):

@@ -6,8 +6,18 @@
 #
 #   gpu/gpu_asv.sh MACHINE_NAME BENCH_REGEX [OUT_DIR]
 #
-# Environment: MLX_ASV_BACKENDS (default mlx_gpu,torch_cuda), PYTHON (python3),
-# LAUNCH (asv's --launch-method: spawn, the default, or forkserver).
+# Environment: MLX_ASV_BACKENDS (default mlx_gpu,mlx_gpu_compile,torch_cuda),
+# PYTHON (python3), LAUNCH (asv's --launch-method: forkserver, the default, or
+# spawn), ROUNDS (asv's rounds for every benchmark, default 1; empty keeps each
+# benchmark's own).
+#
+# forkserver: asv's server imports torch and NumPy once and forks a process per
+# case; it does not import MLX where MLX is a CUDA build (benchmarks/common.py,
+# server_imports), so each child imports MLX and initializes CUDA after the
+# fork. A process per case as with spawn, without ~4 s of `import torch` each.
+# Samples are recorded (--record-samples) and every case runs in one process
+# per run (ROUNDS=1), as tools/protocol.py measures: a comparison gets its
+# processes from more runs (rounds), not from one.
 # Results go to results/MACHINE_NAME/ and, if OUT_DIR is given, are copied there
 # with the log.
 #
@@ -22,7 +32,7 @@ out=${3:-}
 py=${PYTHON:-python3}
 fail() { echo "gpu_asv: $*" >&2; exit 1; }
 cd "$(dirname "$0")/.."
-export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,torch_cuda}
+export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,mlx_gpu_compile,torch_cuda}
 # asv drops PYTHONPATH from the benchmark processes unless ASV_PYTHONPATH says it.
 [ -n "${PYTHONPATH:-}" ] && export ASV_PYTHONPATH=${ASV_PYTHONPATH:-$PYTHONPATH}
 version=$($py -c 'import mlx.core as mx; print(mx.__version__)') || fail "MLX does not import"
@@ -32,8 +42,10 @@ commit=$($py tools/ledger.py --offline --list | awk -v t="v$version" '$1==t {pri
 $py -m asv machine --yes --machine "$machine" >/dev/null || fail "asv machine --machine $machine failed"
 log=${out:+$out/asv-$machine.log}
 if [ -n "$out" ]; then mkdir -p "$out" || fail "cannot make $out"; fi
+rounds=${ROUNDS-1}
 $py -m asv run -E "existing:$(command -v $py)" --set-commit-hash "$commit" --machine "$machine" \
-    --launch-method "${LAUNCH:-spawn}" --show-stderr -b "$bench" 2>&1 | tee ${log:-/dev/null}
+    --launch-method "${LAUNCH:-forkserver}" --record-samples ${rounds:+-a rounds=$rounds} \
+    --show-stderr -b "$bench" 2>&1 | tee ${log:-/dev/null}
 status=("${PIPESTATUS[@]}")
 rc=${status[0]}
 if [ "${status[1]}" != 0 ]; then

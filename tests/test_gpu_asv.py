@@ -52,6 +52,18 @@ def test_success_exits_0_and_files_under_the_installed_release(stub, tmp_path):
     assert proc.returncode == 0, proc.stderr
     asv_run = [c for c in calls if c.startswith("-m asv run ")]
     assert len(asv_run) == 1 and "--set-commit-hash deadbeef" in asv_run[0]
+    # forkserver (the server holds torch, not MLX's CUDA build), samples recorded, one round
+    assert "--launch-method forkserver" in asv_run[0]
+    assert "--record-samples" in asv_run[0] and "-a rounds=1" in asv_run[0]
+
+
+def test_spawn_and_benchmark_rounds_on_request(stub, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAUNCH", "spawn")
+    monkeypatch.setenv("ROUNDS", "")
+    proc, calls = run(stub, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    asv_run = [c for c in calls if c.startswith("-m asv run ")][0]
+    assert "--launch-method spawn" in asv_run and "rounds" not in asv_run
 
 
 @pytest.mark.parametrize("rc", [1, 2])
