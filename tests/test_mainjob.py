@@ -84,3 +84,18 @@ def test_sessions_use_the_newest_session_with_both_commits(tmp_path):
     (cal / "rounds.json").write_text(json.dumps({"commits": [A, "c" * 40], "rounds": 2,
                                                  "data": synthetic(lambda k: 2.0)}))
     assert Sessions(root=str(tmp_path)).verdicts(A, "c" * 40) == ({}, None)
+
+
+def test_reference_results_are_published_beside_the_machines_own(tmp_path):
+    ref = tmp_path / "results-reference"
+    (ref / "h200").mkdir(parents=True)
+    (ref / "h200" / "machine.json").write_text("{}")
+    (ref / "h200" / "a78e78eb-existing.json").write_text('{"new": 1}')
+    (ref / "h200-probes").mkdir()  # not a machine folder: no machine.json
+    res = tmp_path / "results"
+    (res / "h200").mkdir(parents=True)
+    (res / "h200" / "a78e78eb-existing.json").write_text('{"mine": 1}')
+    assert mainjob.copy_reference_results(str(ref), str(res)) == ["h200"]
+    assert (res / "h200" / "machine.json").exists()
+    assert json.loads((res / "h200" / "a78e78eb-existing.json").read_text()) == {"mine": 1}  # kept
+    assert not (res / "h200-probes").exists()

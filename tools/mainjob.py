@@ -14,9 +14,10 @@ Run by ``python3 tools/quickstart.py main`` (after set-up); by hand:
    ``results/`` (so the site shows them), rounds alternating in order, each
    process's samples kept in ``.asv/main/<releases>/rounds.json``. An
    interrupted job resumes there: finished rounds are not measured again.
-3. ``asv publish``, local copies of the site's JavaScript, and the regressions
-   page cut down to the steps a same-run verdict confirms
-   (reporting/regressions.py).
+3. ``asv publish`` (with the reference result sets of ``results-reference/``,
+   e.g. the H200's CUDA history, copied into ``results/`` first), local
+   copies of the site's JavaScript, and the regressions page cut down to the
+   steps a same-run verdict confirms (reporting/regressions.py).
 4. The summary: per pair of adjacent releases, how many cases are slower,
    faster, same or undecided (reporting/verdicts.py), the slower and faster
    ones listed with their intervals, and where the site is.
@@ -72,6 +73,29 @@ def newest_releases(n):
     return [(rel.tag, commit) for rel, commit in built[-n:]]
 
 
+def copy_reference_results(reference=None, results=None):
+    """Copy the reference result sets kept in the repository
+    (``results-reference/<machine>/``, e.g. the H200's CUDA history) into
+    ``results/``, so that asv publish shows them beside this machine's own.
+    A file already in results/ is left as it is. Returns the machines copied."""
+    import shutil
+
+    reference = reference or os.path.join(ROOT, "results-reference")
+    results = results or os.path.join(ROOT, "results")
+    copied = []
+    for machine in sorted(os.listdir(reference)) if os.path.isdir(reference) else []:
+        src = os.path.join(reference, machine)
+        if not os.path.isfile(os.path.join(src, "machine.json")):
+            continue
+        dst = os.path.join(results, machine)
+        os.makedirs(dst, exist_ok=True)
+        for name in os.listdir(src):
+            if name.endswith(".json") and not os.path.exists(os.path.join(dst, name)):
+                shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
+        copied.append(machine)
+    return copied
+
+
 def summary(session, releases):
     """The verdicts between adjacent releases, as lines of text."""
     lines = []
@@ -125,6 +149,9 @@ def main():
             failed = True
             break
         log(f"round {session.rounds} of {rounds} took {took / 60:.1f} min")
+    copied = copy_reference_results()
+    if copied:
+        log(f"reference results published beside this machine's: {', '.join(copied)} (results-reference/)")
     asv = protocol.asv_executable()
     if subprocess.run([asv, "publish"], cwd=ROOT).returncode != 0:
         sys.exit("main job: asv publish failed")
