@@ -306,7 +306,9 @@ class Gate:
                            processes=[v.n_base, v.n_cand], samples=[v.samples_base, v.samples_cand],
                            rounds_needed=v.rounds_needed, note=getattr(v, "note", ""),
                            base_s=self._median(k, self.base), cand_s=self._median(k, self.cand),
-                           mde=v.minimum_detectable_effect(alpha=self.alpha, min_effect=self.min_effect))
+                           sd=v.sd, dof=v.dof,
+                           mde=v.minimum_detectable_effect(alpha=self.alpha / self.max_stages,
+                                                           min_effect=self.min_effect))
                       for k, v in sorted(self.results.items())],
         }
 
