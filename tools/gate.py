@@ -22,13 +22,14 @@ Steps:
    decided, with a wider interval. With no costs known yet, the first round
    measures every case and the second the cheapest the budget affords;
 2. verdicts on those rounds: slower, faster, same, undecided;
-3. sequential confirmation, while the budget lasts: the cases that are not
-   "same" are measured again, two more rounds a side (the cheapest first, as
-   many as fit). A change counts only
-   when the fresh rounds, on their own, give the same verdict as the ones
-   before them (two independent measurements agree); "same" is decided on all
-   rounds together. What is still open when the budget ends is undecided,
-   with the rounds a side that would decide it.
+3. sequential confirmation, while the budget lasts (three looks at most):
+   the cases that are not "same" are measured again, two more rounds a side
+   (the cheapest first, as many as fit). Each look decides on all rounds so
+   far, at alpha / 3 (Bonferroni over the looks, so that looking again does
+   not raise the false-alarm rate); a change counts only once fresh rounds
+   have been measured after the look that first saw it and point the same
+   way on their own; "same" counts at once. What is still open when the
+   budget ends is undecided, with the rounds a side that would decide it.
 
 Exit status: 1 if a slowdown is confirmed, 0 otherwise (faster, same and
 undecided cases are listed), 2 on bad input (one line).
