@@ -22,13 +22,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SESSION_GLOBS = (os.path.join(".asv", "main", "*", "rounds.json"), os.path.join(".asv", "gate", "*", "rounds.json"))
 
 
-def group_of(key):
-    for b in ("mlx_cpu", "mlx_gpu_compile", "mlx_gpu", "torch_cpu", "torch_cuda", "torch_mps"):
-        if f"'{b}'" in key:
-            return b
-    return ""
-
-
 class Sessions:
     def __init__(self, root=ROOT):
         self.sessions = []
@@ -53,7 +46,9 @@ class Sessions:
             commits = data.get("commits", [])
             if commit_a not in commits or commit_b not in commits:
                 continue
-            comps = [vd.Comparison(k, v.get(commit_a, []), v.get(commit_b, []), group_of(k))
+            from tools.protocol import prior_group  # the gate's grouping of the cases
+
+            comps = [vd.Comparison(k, v.get(commit_a, []), v.get(commit_b, []), prior_group(k, v.get(commit_a)))
                      for k, v in sorted(data.get("data", {}).items()) if v.get(commit_a) and v.get(commit_b)]
             if comps:
                 found = ({v.key: v for v in vd.decide(comps)}, os.path.dirname(path))

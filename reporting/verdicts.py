@@ -261,6 +261,13 @@ def priors(cases):
     return fitted
 
 
+def prior_group(backend, base_runs):
+    """'mlx_cpu|-2': a case's backend and the decade of its base time (10-100 ms
+    here), the group its prior is fitted in (see :func:`priors`)."""
+    obs = process_observations(base_runs or [])
+    return f"{backend}|{math.floor(min(obs) / math.log(10)) if obs else '?'}"
+
+
 def _ancestors(group):
     """'mlx_cpu|-3' -> ['mlx_cpu|-3', 'mlx_cpu', '']: the finest group first."""
     parts = group.split("|") if group else []

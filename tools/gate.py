@@ -201,9 +201,7 @@ class Gate:
     def _group(self, key):
         """The prior group of a case: its backend and the decade of its time."""
         if key not in self._groups:
-            obs = vd.process_observations(self.session.data.get(key, {}).get(self.base, []))
-            decade = math.floor(min(obs) / math.log(10)) if obs else "?"
-            self._groups[key] = f"{protocol.group_of(key)}|{decade}"
+            self._groups[key] = protocol.prior_group(key, self.session.data.get(key, {}).get(self.base, []))
         return self._groups[key]
 
     def _decide(self, keys, stage=None):

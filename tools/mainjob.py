@@ -100,7 +100,7 @@ def summary(session, releases):
     """The verdicts between adjacent releases, as lines of text."""
     lines = []
     for (tag_a, a), (tag_b, b) in zip(releases, releases[1:]):
-        comps = [vd.Comparison(k, v.get(a, []), v.get(b, []), protocol.group_of(k))
+        comps = [vd.Comparison(k, v.get(a, []), v.get(b, []), protocol.prior_group(k, v.get(a)))
                  for k, v in sorted(session.data.items()) if v.get(a) and v.get(b)]
         if not comps:
             lines.append(f"{tag_a} -> {tag_b}: no case measured on both")

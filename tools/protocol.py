@@ -160,6 +160,14 @@ def _results_of(results_dir, commit, since=None):
                 yield data
 
 
+def prior_group(key, base_runs):
+    """The verdicts' prior group of a case: its backend and the decade of its
+    time on the base side ('mlx_cpu|-2': 10-100 ms), see verdicts.priors."""
+    from reporting import verdicts as vd
+
+    return vd.prior_group(group_of(key), base_runs)
+
+
 def read_samples(results_dir, commit, since=None):
     """{case key: samples} of one commit from asv's results files."""
     found = {}
