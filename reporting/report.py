@@ -372,6 +372,9 @@ def main(argv=None):
     ap.add_argument("--format", choices=("md", "csv", "json"), default="md")
     ap.add_argument("--table", choices=("long", "detailed", "average"), default="long",
                     help="with --format csv: which table")
+    ap.add_argument("--evidence", default=ROOT, metavar="DIR",
+                    help="the project whose .asv/ holds the sessions (main job, gate) and the calibration "
+                         "(default: this one)")
     ap.add_argument("--cross-run-only", action="store_true",
                     help="ignore the same-run sessions of the main job and the gate (.asv/main, .asv/gate)")
     ap.add_argument("--plots", metavar="DIR", help="write one PNG and one SVG per op family to DIR and link them")
@@ -383,8 +386,8 @@ def main(argv=None):
                       settings=parse_settings(args.settings))
         report = Report(res, release=args.release, releases=args.releases, bench=args.bench,
                         backends=args.backends, threshold=args.threshold,
-                        sessions=None if args.cross_run_only else Sessions(),
-                        mde=calibration_mde())
+                        sessions=None if args.cross_run_only else Sessions(root=args.evidence),
+                        mde=calibration_mde(root=args.evidence))
         report.detailed()  # validates that the selection has data
         links = []
         if args.plots:

@@ -138,7 +138,9 @@ def project(tmp_path_factory):
 
 
 def run(project, *args, capsys):
-    rc = report.main(["--results", str(project / "results"), "--ledger", str(project / "ledger"), *args])
+    # --evidence: no sessions or calibration of this checkout's own .asv/ in the tables
+    rc = report.main(["--results", str(project / "results"), "--ledger", str(project / "ledger"),
+                      "--evidence", str(project), *args])
     out, err = capsys.readouterr()
     return rc, out, err
 
