@@ -1,9 +1,27 @@
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+
+# Three releases, v0.1.0 to v0.3.0: a ledger built in a second, for tests that add branches to one.
+SMALL_TABLE = "tag\tdate\n" + "".join(f"v0.{i}.0\t2025-0{i}-01T00:00:00+00:00\n" for i in range(1, 4))
+
+
+@pytest.fixture
+def small_ledger(tmp_path):
+    """A ledger of SMALL_TABLE's releases in tmp_path/ledger (its path)."""
+    from tools import ledger
+
+    table = tmp_path / "releases.tsv"
+    table.write_text(SMALL_TABLE)
+    repo = str(tmp_path / "ledger")
+    ledger.build(ledger.read_table(str(table)), repo=repo, log=lambda m: None)
+    return repo
 
 
 def pytest_configure(config):

@@ -14,16 +14,7 @@ from reporting import verdicts as vd
 from tools import gate, install, ledger, protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TABLE = "tag\tdate\n" + "".join(f"v0.{i}.0\t2025-0{i}-01T00:00:00+00:00\n" for i in range(1, 4))
-
-
-@pytest.fixture
-def small_ledger(tmp_path):
-    table = tmp_path / "releases.tsv"
-    table.write_text(TABLE)
-    repo = str(tmp_path / "ledger")
-    ledger.build(ledger.read_table(str(table)), repo=repo, log=lambda m: None)
-    return repo
+from conftest import SMALL_TABLE as TABLE
 
 
 @pytest.fixture(autouse=True)
@@ -104,6 +95,14 @@ def calibration_env(tmp_path, commit="c0ffee", run_id="calib-1", in_matrix=True)
     return env, key
 
 
+def in_benchmark_process(monkeypatch, env, key=None):
+    """As asv's benchmark process sees it: ``env`` exported; ASV_COMMIT names no
+    ledger commit here, and the release check is not what these tests test."""
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(common, "check_mlx_release", lambda *a, **k: None)
+
+
 def test_injection_only_in_calibration_runs(tmp_path):
     env, key = calibration_env(tmp_path)
     assert common.injection_plan(env) == {key: 1.2}
@@ -122,11 +121,7 @@ def test_the_project_config_never_sets_the_switch():
 
 
 def test_a_normal_asv_run_is_never_stretched(tmp_path, monkeypatch):
-    env, _ = calibration_env(tmp_path, in_matrix=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    # ASV_COMMIT names no ledger commit here: the release check is not what this tests
-    monkeypatch.setattr(common, "check_mlx_release", lambda *a, **k: None)
+    in_benchmark_process(monkeypatch, *calibration_env(tmp_path, in_matrix=False))
     bench = ops.ReLU()
     bench.setup("dim=128x16x1024", "mlx_cpu")
     assert bench.fn is ops.ReLU.callable("dim=128x16x1024", "mlx_cpu")
@@ -251,10 +246,7 @@ def test_gate_cli_names_an_unknown_release(tmp_path):
 
 
 def test_a_calibration_run_is_stretched(tmp_path, monkeypatch):
-    env, key = calibration_env(tmp_path, in_matrix=True)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setattr(common, "check_mlx_release", lambda *a, **k: None)
+    in_benchmark_process(monkeypatch, *calibration_env(tmp_path, in_matrix=True))
     bench = ops.ReLU()
     bench.setup("dim=64x128x1024", "mlx_cpu")  # the planned case: stretched
     assert bench.fn is not ops.ReLU.callable("dim=64x128x1024", "mlx_cpu")

@@ -20,7 +20,7 @@ from tools import install, ledger, mlxsource
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MLX_GIT = os.environ.get("MLX_ASV_TEST_MLX_GIT", "/work/.mirror/ml-explore+mlx/repo")
-TABLE = "tag\tdate\n" + "".join(f"v0.{i}.0\t2025-0{i}-01T00:00:00+00:00\n" for i in range(1, 4))
+from conftest import SMALL_TABLE as TABLE
 
 SETUP_PY = '''import os
 from setuptools import setup
@@ -76,15 +76,6 @@ def fake_mlx(tmp_path_factory):
         _commit(repo, "0.2.0", "after the release (#5)", "2025-02-05T00:00:00+00:00"),
     ]
     return str(repo), shas
-
-
-@pytest.fixture
-def small_ledger(tmp_path):
-    table = tmp_path / "releases.tsv"
-    table.write_text(TABLE)
-    repo = str(tmp_path / "ledger")
-    ledger.build(ledger.read_table(str(table)), repo=repo, log=lambda m: None)
-    return repo
 
 
 def lgit(repo, *args):
