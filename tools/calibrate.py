@@ -161,7 +161,8 @@ def localize_run(args, backends, log):
     finally:
         for i in range(1, 4):
             ledger.remove_candidate(f"{run_id}-{i}")
-    series = {k: (protocol.group_of(k), [(c[:8], session.data.get(k, {}).get(c, [])) for c in history])
+    series = {k: (protocol.prior_group(k, session.data.get(k, {}).get(release_commit)),
+                  [(c[:8], session.data.get(k, {}).get(c, [])) for c in history])
               for k, _ in cases}
     steps = vd.locate_steps(series)
     names = [c[:8] for c in history]
