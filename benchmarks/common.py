@@ -22,6 +22,7 @@ import abc
 import collections
 import functools
 import json
+import math
 import os
 import re
 import subprocess
@@ -360,15 +361,94 @@ def rng(*key):
 def normal(key, shape, dtype=np.float32):
     # float32 straight from the generator: half the time of float64 + astype
     # for the 10^8-element seed inputs.
-    return rng(key, "normal", tuple(shape)).standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+    return cached_input(
+        ("normal", key, tuple(shape), np.dtype(dtype).str), shape, dtype,
+        lambda: rng(key, "normal", tuple(shape)).standard_normal(shape, dtype=np.float32).astype(dtype, copy=False))
 
 
 def uniform(key, shape, low=0.0, high=1.0, dtype=np.float32):
-    return rng(key, "uniform", tuple(shape)).uniform(low, high, size=shape).astype(dtype)
+    return cached_input(
+        ("uniform", key, tuple(shape), low, high, np.dtype(dtype).str), shape, dtype,
+        lambda: rng(key, "uniform", tuple(shape)).uniform(low, high, size=shape).astype(dtype))
 
 
 def integers(key, shape, high, dtype=np.int32):
-    return rng(key, "integers", tuple(shape), high).integers(0, high, size=shape).astype(dtype)
+    return cached_input(
+        ("integers", key, tuple(shape), high, np.dtype(dtype).str), shape, dtype,
+        lambda: rng(key, "integers", tuple(shape), high).integers(0, high, size=shape).astype(dtype))
+
+
+# Inputs kept on disk between processes. asv makes a case's inputs again in
+# every process (a process per case per round), and the seed's largest
+# inputs (1.3e8 normal floats) take 1.7-3 s to generate here but ~0.1-0.4 s
+# to read back from the page cache: most of what a process of such a case
+# costs. The data is the generator's, bit for bit: the file name hashes the
+# generator's arguments, SEED and NumPy's version (whose streams may change).
+INPUT_CACHE_ENV = "MLX_ASV_INPUT_CACHE"
+# Smaller inputs are quicker to make than to read.
+INPUT_CACHE_MIN_BYTES = 4 << 20
+
+
+def input_cache_dir():
+    """The folder of cached inputs: $MLX_ASV_INPUT_CACHE, or
+    ``$XDG_CACHE_HOME/mlx-asv/inputs`` (``~/.cache``); None if the variable
+    is ``off``."""
+    folder = os.environ.get(INPUT_CACHE_ENV, "")
+    if folder.lower() == "off":
+        return None
+    if folder:
+        return folder
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mlx-asv", "inputs")
+
+
+def input_cache_path(what):
+    """The cache file of the input the generator's arguments ``what`` make."""
+    import hashlib
+
+    digest = hashlib.sha256(repr((SEED, np.__version__, what)).encode()).hexdigest()[:32]
+    return os.path.join(input_cache_dir() or "", f"{digest}.npy")
+
+
+def cached_input(what, shape, dtype, make):
+    """``make()``, read from the input cache when it was made before.
+
+    A file that can't be read, or holds another shape or type, is made again
+    and replaced, with one line on stderr; a cache that can't be written
+    (read-only, disk full) costs only the time: the input is made each time.
+    """
+    folder = input_cache_dir()
+    if folder is None or math.prod(shape) * np.dtype(dtype).itemsize < INPUT_CACHE_MIN_BYTES:
+        return make()
+    path = input_cache_path(what)
+    problem = None
+    try:
+        arr = np.load(path, allow_pickle=False)
+        if arr.shape == tuple(shape) and arr.dtype == np.dtype(dtype):
+            return arr
+        problem = f"holds {arr.dtype}{list(arr.shape)}, not {np.dtype(dtype)}{list(shape)}"
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # not made yet
+    except (OSError, ValueError, EOFError) as e:
+        problem = f"is unreadable ({type(e).__name__}: {e})"
+    if problem:
+        print(f"mlx-asv: input cache file {path} {problem}: made it again "
+              f"({INPUT_CACHE_ENV}=off turns the cache off)", file=sys.stderr)
+    arr = make()
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+        os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+    except OSError as e:
+        print(f"mlx-asv: could not write the input cache {folder} ({e}); inputs are made in every "
+              f"process (set {INPUT_CACHE_ENV} to a writable folder, or to off)", file=sys.stderr)
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+    return arr
 
 
 # --------------------------------------------------------------------------

@@ -26,3 +26,20 @@ def small_ledger(tmp_path):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: full-size checks (seconds each); run by default, deselect with -m 'not slow'")
+
+
+# The input cache (benchmarks/common.py) of this test session: a folder of
+# its own, so tests neither read a stale user cache nor fill it. Set before
+# any asv run the tests start, which passes it to the benchmark processes.
+_SESSION_INPUT_CACHE = None
+if not os.environ.get("MLX_ASV_INPUT_CACHE"):
+    import tempfile
+
+    _SESSION_INPUT_CACHE = os.environ["MLX_ASV_INPUT_CACHE"] = tempfile.mkdtemp(prefix="mlx-asv-inputs-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SESSION_INPUT_CACHE:
+        import shutil
+
+        shutil.rmtree(_SESSION_INPUT_CACHE, ignore_errors=True)

@@ -58,6 +58,110 @@ def test_inputs_are_deterministic_and_keyed():
     assert i.min() >= 0 and i.max() < 7 and i.dtype == np.int32
 
 
+@pytest.fixture
+def input_cache(tmp_path, monkeypatch):
+    """An input cache folder of the test's own, caching inputs of any size."""
+    folder = tmp_path / "inputs"
+    monkeypatch.setenv(common.INPUT_CACHE_ENV, str(folder))
+    monkeypatch.setattr(common, "INPUT_CACHE_MIN_BYTES", 0)
+    return folder
+
+
+def _uncached(monkeypatch, fn, *args, **kwargs):
+    with monkeypatch.context() as m:
+        m.setenv(common.INPUT_CACHE_ENV, "off")
+        return fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("make, args, kwargs", [
+    (common.normal, (("k", 1), (30, 40)), {}),
+    (common.normal, (("k", 1), (30, 40)), {"dtype": np.float16}),
+    (common.uniform, ("u", (50,)), {"low": -2.0, "high": 3.0}),
+    (common.integers, ("idx", (7, 9), 1000), {}),
+    (common.integers, ("idx", (7, 9), 1000), {"dtype": np.int64}),
+])
+def test_cached_inputs_are_the_generators_bit_for_bit(input_cache, monkeypatch, make, args, kwargs):
+    want = _uncached(monkeypatch, make, *args, **kwargs)
+    first = make(*args, **kwargs)  # made, and written to the cache
+    assert len(list(input_cache.iterdir())) == 1
+    # the second call reads the file: the generator is not asked again
+    monkeypatch.setattr(common, "rng", lambda *key: pytest.fail("generated again, not read from the cache"))
+    second = make(*args, **kwargs)
+    for got in (first, second):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+def test_cache_keys_tell_inputs_apart(input_cache, monkeypatch):
+    a = common.normal(("k", 1), (4, 5))
+    b = common.normal(("k", 2), (4, 5))
+    c = common.uniform(("k", 1), (4, 5))
+    d = common.integers(("k", 1), (4, 5), 10)
+    e = common.integers(("k", 1), (4, 5), 11)
+    assert len(list(input_cache.iterdir())) == 5
+    assert not np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(d, e)
+    # the seed and NumPy's version are part of the name: another stream, another file
+    path = common.input_cache_path(("normal", ("k", 1), (4, 5), "<f4"))
+    monkeypatch.setattr(common.np, "__version__", "0.0.0")
+    assert common.input_cache_path(("normal", ("k", 1), (4, 5), "<f4")) != path
+    monkeypatch.undo()
+    monkeypatch.setattr(common, "SEED", common.SEED + 1)
+    assert common.input_cache_path(("normal", ("k", 1), (4, 5), "<f4")) != path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "other shape", "empty"])
+def test_a_damaged_cache_file_is_made_again_with_one_line(input_cache, monkeypatch, capsys, damage):
+    want = _uncached(monkeypatch, common.normal, ("k", 1), (30, 40))
+    common.normal(("k", 1), (30, 40))
+    (path,) = list(input_cache.iterdir())
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "garbage":
+        path.write_bytes(b"not an npy file at all")
+    elif damage == "other shape":
+        np.save(path, np.zeros((2, 2), np.float32))
+    else:
+        path.write_bytes(b"")
+    capsys.readouterr()
+    got = common.normal(("k", 1), (30, 40))
+    np.testing.assert_array_equal(got, want)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and "made it again" in err[0] and "=off" in err[0]
+    # and the file was replaced: the next call reads it without a word
+    np.testing.assert_array_equal(np.load(path), want)
+    common.normal(("k", 1), (30, 40))
+    assert capsys.readouterr().err == ""
+
+
+def test_an_unwritable_cache_costs_only_time(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(common.INPUT_CACHE_ENV, str(blocker / "inputs"))
+    monkeypatch.setattr(common, "INPUT_CACHE_MIN_BYTES", 0)
+    want = _uncached(monkeypatch, common.normal, ("k", 1), (30, 40))
+    np.testing.assert_array_equal(common.normal(("k", 1), (30, 40)), want)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not write the input cache" in err[0]
+    assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_cache_off_and_small_inputs_write_nothing(tmp_path, monkeypatch):
+    folder = tmp_path / "inputs"
+    monkeypatch.setenv(common.INPUT_CACHE_ENV, str(folder))
+    common.normal(("k", 1), (30, 40))  # 4.8 kB: under INPUT_CACHE_MIN_BYTES
+    assert not folder.exists()
+    monkeypatch.setattr(common, "INPUT_CACHE_MIN_BYTES", 0)
+    monkeypatch.setenv(common.INPUT_CACHE_ENV, "off")
+    common.normal(("k", 1), (30, 40))
+    assert common.input_cache_dir() is None and not folder.exists()
+
+
+def test_default_cache_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv(common.INPUT_CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert common.input_cache_dir() == str(tmp_path / "mlx-asv" / "inputs")
+
+
 def test_same_data_reaches_both_frameworks():
     x = common.normal("same", (5, 6))
     m = common.Backend("mlx_cpu").array(x)
