@@ -364,3 +364,19 @@ def test_asv_rule_matches_asv_continuous():
     assert calibrate.asv_rule(same, [x * 1.05 for x in same]) is None  # under the factor
     # one sample a side: asv falls back to the factor alone
     assert calibrate.asv_rule([1.0], [1.2]) == vd.SLOWER
+
+
+def test_confirmation_measures_changed_cases_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(protocol, "Session", lambda *a, **k: FakeSession(str(tmp_path), ["b", "c"], "x", {}))
+    g = gate.Gate("b", "c", "x", str(tmp_path), log=lambda m: None)
+    g.session.cost = {"dear-slower": 9.0, "cheap-undecided": 0.1, "near": 1.0, "far": 0.5, "hopeless": 0.2}
+
+    def verdict(key, what, needed=None):
+        return vd.Verdict(key, what, 1.1, 0.9, 1.3, 0.01, 2, 2, 10, 0.03, needed)
+
+    open_cases = [verdict("cheap-undecided", vd.UNDECIDED, 6), verdict("far", vd.UNDECIDED, 30),
+                  verdict("hopeless", vd.UNDECIDED, None), verdict("near", vd.UNDECIDED, 2),
+                  verdict("dear-slower", vd.SLOWER)]
+    order = [v.key for v in sorted(open_cases, key=lambda v: g._priority(v, v.key))]
+    # a change first, however dear; then the undecided by rounds needed x cost
+    assert order == ["dear-slower", "cheap-undecided", "near", "hopeless", "far"]

@@ -23,8 +23,10 @@ Steps:
    measures every case and the second the cheapest the budget affords;
 2. verdicts on those rounds: slower, faster, same, undecided;
 3. sequential confirmation, while the budget lasts (three looks at most):
-   the cases that are not "same" are measured again, two more rounds a side
-   (the cheapest first, as many as fit). Each look decides on all rounds so
+   the cases that are not "same" are measured again, two more rounds a side,
+   as many as fit: first those the pooled rounds call changed, cheapest
+   first, then the undecided ones that are nearest to a decision per second
+   of measuring. Each look decides on all rounds so
    far, at alpha / 3 (Bonferroni over the looks, so that looking again does
    not raise the false-alarm rate); a change counts only once fresh rounds
    have been measured after the look that first saw it and point the same
@@ -235,9 +237,12 @@ class Gate:
             if not open_keys or len(self.stages) >= self.max_stages:
                 break
             left = self._left()
-            # the cheapest open cases first: as many as two more rounds fit
+            # As many open cases as two more rounds fit: first those the pooled
+            # rounds call changed (a change must be confirmed before it counts,
+            # and a slowdown decides the exit status), then the undecided ones
+            # nearest to a decision per second of measuring, cheapest first.
             fits, cost = [], 2 * ROUND_OVERHEAD
-            for k in sorted(open_keys, key=self._cost):
+            for k in sorted(open_keys, key=lambda k: self._priority(pooled[k], k)):
                 if cost + 4 * self._cost(k) <= left:
                     fits.append(k)
                     cost += 4 * self._cost(k)
@@ -269,6 +274,13 @@ class Gate:
         self.history = history
         self.seconds = time.time() - self.started
         return results
+
+    def _priority(self, verdict, key):
+        """Sort key of an open case for the next confirmation stage."""
+        if verdict.verdict in (vd.SLOWER, vd.FASTER):
+            return (0, self._cost(key))
+        needed = verdict.rounds_needed or vd.MAX_ROUNDS * 2
+        return (1, needed * self._cost(key))
 
     def _final(self, history, pooled):
         """A verdict once it is decided, else None.
