@@ -380,3 +380,24 @@ def test_confirmation_measures_changed_cases_first(tmp_path, monkeypatch):
     order = [v.key for v in sorted(open_cases, key=lambda v: g._priority(v, v.key))]
     # a change first, however dear; then the undecided by rounds needed x cost
     assert order == ["dear-slower", "cheap-undecided", "near", "hopeless", "far"]
+
+
+@pytest.mark.parametrize("project_results, repeat", [(False, "repeat=1,5,1.0"), (True, None)])
+def test_comparisons_take_few_samples_a_process(tmp_path, monkeypatch, project_results, repeat):
+    """Comparison sessions ask asv for few samples a process (their unit is the
+    process); the main job's results, which the site shows, keep each class's."""
+    seen = []
+
+    def fake_run(cmd, **kw):
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, stdout="asv: stopped here\n")
+
+    monkeypatch.setattr(protocol.subprocess, "run", fake_run)
+    session = protocol.Session(str(tmp_path / "run"), ["a" * 40, "b" * 40], "^ops\\.ReLU\\.",
+                               project_results=project_results)
+    with pytest.raises(protocol.ProtocolError, match="asv run failed"):
+        session.round()
+    (cmd,) = [c for c in seen if "run" in c and "--bench" in c]
+    given = [cmd[i + 1] for i, c in enumerate(cmd) if c == "-a"]
+    assert "rounds=1" in given
+    assert [g for g in given if g.startswith("repeat=")] == ([repeat] if repeat else [])

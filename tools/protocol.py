@@ -11,6 +11,13 @@ Every comparison this suite makes a verdict on (``tools/gate.py``,
   (``-a rounds=1``), because asv merges the samples of all rounds into one
   list and the verdicts need to know which samples came from which process;
 - samples recorded (``--record-samples``), each process's list kept apart;
+- few samples a process (``-a repeat=1,5,1.0``: up to 5, or 1 s, at least
+  one), because the verdicts' unit is the process: the fastest sample of a
+  process scatters from process to process of one build by a median of 2.6%
+  here, while more samples in one process only sharpen that process's own
+  minimum (their spread inside a process, ~2% at 10-100 ms, shrinks the
+  minimum's by a few tenths of a percent from 5 samples to 10). The time
+  goes to more processes instead;
 - results in a results directory of the run's own (``.asv/<tool>/<run>/``),
   through an asv config derived from ``asv.conf.json`` (same benchmarks,
   ledger and environments), so nothing here mixes with ``results/``.
@@ -39,6 +46,10 @@ from tools import ledger  # noqa: E402
 
 CONF = os.path.join(ROOT, "asv.conf.json")
 BACKENDS = ("mlx_cpu", "mlx_gpu", "mlx_gpu_compile", "torch_cpu", "torch_cuda", "torch_mps")
+
+
+# asv's `repeat` in comparison sessions: (at least, at most, seconds); see above.
+PROTOCOL_REPEAT = (1, 5, 1.0)
 
 
 class ProtocolError(Exception):
@@ -248,7 +259,7 @@ class Session:
     """
 
     def __init__(self, folder, commits, bench, env_nobuild=None, launch_method="auto",
-                 log=print, quiet=True, environ=None, project_results=False):
+                 log=print, quiet=True, environ=None, project_results=False, repeat="auto"):
         self.folder = os.path.abspath(folder)
         self.commits = list(commits)
         self.bench = bench
@@ -262,6 +273,9 @@ class Session:
         self.results_dir = (os.path.join(ROOT, load_conf().get("results_dir", "results")) if project_results
                             else os.path.join(self.folder, "results"))
         self.launch_method = default_launch_method() if launch_method == "auto" else launch_method
+        # The main job's results are the site's: they keep each class's own
+        # asv settings; comparisons take PROTOCOL_REPEAT.
+        self.repeat = (None if project_results else PROTOCOL_REPEAT) if repeat == "auto" else repeat
         self.path = os.path.join(self.folder, "rounds.json")
         self.data = {}
         # seconds one process of a case takes, set-up included (the last round's
@@ -295,6 +309,8 @@ class Session:
             f.write("\n".join(order) + "\n")
         cmd = [asv_executable(), "--config", self.config, "run", f"HASHFILE:{hashfile}",
                "--record-samples", "-a", "rounds=1", "--bench", bench]
+        if self.repeat:
+            cmd += ["-a", "repeat=" + ",".join(str(x) for x in self.repeat)]
         if self.launch_method:
             cmd += ["--launch-method", self.launch_method]
         started = time.time()
