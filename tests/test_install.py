@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from conftest import make_venv
 from tools import install
 
 # (flavour, version) -> (requirement, distributions whose wheels must exist)
@@ -139,9 +140,7 @@ def test_real_release_without_wheel_fails_fast_with_one_line(tmp_path):
 def test_switching_between_bundled_and_split_wheels(tmp_path):
     """0.26.3 bundles its library in `mlx`; 0.26.5 moved it to `mlx-cpu`. An in-place
     upgrade once let pip delete the new library: each switch must leave MLX importable."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = str(venv / "bin" / "python")
+    py = make_venv(tmp_path / "venv")
     for version in ("0.26.3", "0.26.5", "0.26.3"):
         proc = subprocess.run([py, install.__file__, "--version", version, "--flavor", "cpu"],
                               capture_output=True, text=True)
