@@ -255,6 +255,8 @@ def test_install_builds_a_source_commit_once_then_uses_the_cache(tmp_path, small
     out = proc.stdout + proc.stderr
     assert "from the wheel cache" in out and "building" not in out
     assert os.path.getmtime(folder / wheels[0]) == mtime
+    # and that wheel, the same file, is installed already: kept, not installed again
+    assert f"kept MLX 0.1.0 built from {shas[1][:10]}" in out
 
 
 def test_a_release_without_a_wheel_is_built_from_its_tag(tmp_path, fake_mlx, target_venv, monkeypatch):
