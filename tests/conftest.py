@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 
 import pytest
@@ -22,6 +23,22 @@ def small_ledger(tmp_path):
     repo = str(tmp_path / "ledger")
     ledger.build(ledger.read_table(str(table)), repo=repo, log=lambda m: None)
     return repo
+
+
+def make_venv(folder):
+    """A fresh virtual environment with pip in ``folder``; its python's path.
+
+    virtualenv (asv makes its environments with it) seeds pip from its cache
+    in about a second; the standard library's venv runs ensurepip, 7 s here."""
+    try:
+        import virtualenv  # noqa: F401
+    except ImportError:
+        import venv
+
+        venv.EnvBuilder(with_pip=True).create(str(folder))
+    else:
+        subprocess.run([sys.executable, "-m", "virtualenv", "-q", str(folder)], check=True)
+    return os.path.join(str(folder), "Scripts" if os.name == "nt" else "bin", "python")
 
 
 def pytest_configure(config):

@@ -64,7 +64,10 @@ def tiny_run(tmp_path_factory):
             return real_build(name, be, small)
 
         mp.setattr(models, "build", counting_build)
-        rc, text = _main(["--backends", "mlx_cpu,torch_cpu,mlx_gpu", *TINY, "--json", path], mp)
+        # two timed calls a backend are enough for a median and an IQR (the defaults, 5 calls
+        # and 0.5 s, took ~16 forward passes of ~0.3 s here)
+        rc, text = _main(["--backends", "mlx_cpu,torch_cpu,mlx_gpu", *TINY, "--min-calls", "2", "--min-time", "0",
+                          "--json", path], mp)
     mi.encoder.cache_clear()
     with open(path, encoding="utf-8") as f:
         data = json.load(f)

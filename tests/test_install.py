@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from conftest import make_venv
 from tools import install
 
 # (flavour, version) -> (requirement, distributions whose wheels must exist)
@@ -139,9 +140,7 @@ def test_real_release_without_wheel_fails_fast_with_one_line(tmp_path):
 def test_switching_between_bundled_and_split_wheels(tmp_path):
     """0.26.3 bundles its library in `mlx`; 0.26.5 moved it to `mlx-cpu`. An in-place
     upgrade once let pip delete the new library: each switch must leave MLX importable."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = str(venv / "bin" / "python")
+    py = make_venv(tmp_path / "venv")
     for version in ("0.26.3", "0.26.5", "0.26.3"):
         proc = subprocess.run([py, install.__file__, "--version", version, "--flavor", "cpu"],
                               capture_output=True, text=True)
@@ -256,3 +255,85 @@ def test_cuda_refusal_is_one_line_from_the_command_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "flavour cuda13 has no wheels before MLX 0.30.1" in lines[0]
     assert "0.21.1" in log.read_text()
+
+
+# --------------------------------------------------------------------------
+# Installing what is already installed changes nothing: kept, not reinstalled
+# --------------------------------------------------------------------------
+
+
+class Installed:
+    """An environment's MLX as install.py sees it: its package folder (where
+    the build marker goes), the version mlx.core imports at (``after`` once pip
+    installed something), the distributions pip lists, and pip's calls."""
+
+    def __init__(self, monkeypatch, folder, version, after=None, dists=("mlx", "mlx-cpu")):
+        self.version, self.after, self.dists, self.calls = version, after or version, set(dists), []
+        monkeypatch.setattr(install, "_package_dir", lambda: str(folder))
+        monkeypatch.setattr(install, "_import_version", lambda: self.version)
+        monkeypatch.setattr(install, "check_wheels", lambda *a, **k: None)
+        monkeypatch.setattr(install, "_pip", self.pip)
+        monkeypatch.setattr(install.subprocess, "run", self.run)
+
+    def pip(self, *args, capture=True):
+        self.calls.append(args[0])
+        if args[0] == "install":
+            self.version = self.after
+        out = "".join(f"{d}==0\n" for d in sorted(self.dists)) if args[0] == "list" else ""
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+    def run(self, cmd, **kw):  # install()'s own import check
+        return subprocess.CompletedProcess(cmd, 0, self.version + "\n", "")
+
+
+def test_a_release_already_installed_is_kept(tmp_path, monkeypatch):
+    env = Installed(monkeypatch, tmp_path, "0.32.4")
+    install.write_build_marker({"kind": "wheel", "version": "0.32.4", "requirement": "mlx[cpu]==0.32.4",
+                                "flavor": "cpu"}, folder=str(tmp_path))
+    logs = []
+    assert install.install("0.32.4", flavor="cpu", log=logs.append) == "mlx[cpu]==0.32.4"
+    assert "install" not in env.calls and "uninstall" not in env.calls
+    assert logs and logs[0].startswith("kept mlx[cpu]==0.32.4")
+
+
+@pytest.mark.parametrize("marker,imports,why", [
+    (None, "0.32.4", "no marker: not installed by install.py"),
+    ({"kind": "wheel", "version": "0.32.3", "requirement": "mlx[cpu]==0.32.3", "flavor": "cpu"}, "0.32.3",
+     "another release"),
+    ({"kind": "wheel", "version": "0.32.4", "requirement": "mlx[cpu]==0.32.4", "flavor": "cpu"}, "0.32.3",
+     "pip changed MLX after the marker was written"),
+    ({"kind": "wheel", "version": "0.32.4", "requirement": "candidate mlx-0.32.4-cp311-cp311-linux_x86_64.whl",
+      "sha256": ["0" * 64]}, "0.32.4", "a candidate's wheel of the same version"),
+    ({"kind": "source", "version": "0.32.4", "commit": "c" * 40}, "0.32.4", "a source build of the same version"),
+])
+def test_anything_else_is_installed_again(tmp_path, monkeypatch, marker, imports, why):
+    env = Installed(monkeypatch, tmp_path, imports, after="0.32.4")
+    if marker:
+        install.write_build_marker(marker, folder=str(tmp_path))
+    install.install("0.32.4", flavor="cpu", log=lambda m: None)
+    assert "uninstall" in env.calls and "install" in env.calls, why
+    assert install.installed_build(str(tmp_path))["requirement"] == "mlx[cpu]==0.32.4"
+
+
+def test_a_cuda_release_without_its_companion_is_installed_again(tmp_path, monkeypatch):
+    env = Installed(monkeypatch, tmp_path, "0.32.4", dists=("mlx",))
+    install.write_build_marker({"kind": "wheel", "version": "0.32.4", "requirement": "mlx[cuda13]==0.32.4",
+                                "flavor": "cuda13"}, folder=str(tmp_path))
+    with pytest.raises(install.InstallError, match="but not mlx-cuda-13"):
+        install.install("0.32.4", flavor="cuda13", log=lambda m: None)
+    assert "install" in env.calls
+
+
+def test_a_candidate_wheel_is_kept_only_while_its_file_is_the_same(tmp_path, monkeypatch):
+    build = tmp_path / "build"
+    build.mkdir()
+    name = "mlx-0.2.1.dev1-py3-none-any.whl"
+    (build / name).write_bytes(b"first build")
+    env = Installed(monkeypatch, tmp_path, "0.2.1.dev1")
+    install.install_wheels("0.2.1.dev1", str(build), [name], log=lambda m: None)
+    assert env.calls.count("install") == 1
+    install.install_wheels("0.2.1.dev1", str(build), [name], log=lambda m: None)
+    assert env.calls.count("install") == 1  # the same file: kept
+    (build / name).write_bytes(b"second build, same name")
+    install.install_wheels("0.2.1.dev1", str(build), [name], log=lambda m: None)
+    assert env.calls.count("install") == 2  # another file of the same name: installed

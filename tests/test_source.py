@@ -20,7 +20,7 @@ from tools import install, ledger, mlxsource
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MLX_GIT = os.environ.get("MLX_ASV_TEST_MLX_GIT", "/work/.mirror/ml-explore+mlx/repo")
-from conftest import SMALL_TABLE as TABLE
+from conftest import SMALL_TABLE as TABLE, make_venv
 
 SETUP_PY = '''import os
 from setuptools import setup
@@ -199,9 +199,7 @@ def test_cli_adds_and_lists_a_source_range(tmp_path, fake_mlx):
 @pytest.fixture(scope="module")
 def target_venv(tmp_path_factory):
     """A venv of its own to install the stand-in into (never the project's .venv)."""
-    folder = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(with_pip=True).create(str(folder))
-    return str(folder / "bin" / "python")
+    return make_venv(tmp_path_factory.mktemp("venv"))
 
 
 def _run_install(py, build_dir, env, *extra):
@@ -257,6 +255,8 @@ def test_install_builds_a_source_commit_once_then_uses_the_cache(tmp_path, small
     out = proc.stdout + proc.stderr
     assert "from the wheel cache" in out and "building" not in out
     assert os.path.getmtime(folder / wheels[0]) == mtime
+    # and that wheel, the same file, is installed already: kept, not installed again
+    assert f"kept MLX 0.1.0 built from {shas[1][:10]}" in out
 
 
 def test_a_release_without_a_wheel_is_built_from_its_tag(tmp_path, fake_mlx, target_venv, monkeypatch):

@@ -37,6 +37,13 @@ read back with ``installed_build()``) and, beside the failure log, into
 that results of the same release from a wheel and from a build can be told
 apart.
 
+What is already installed is kept: where that marker names the same release
+and flavour (a candidate's or a source build's wheel: the same file, by its
+SHA-256), mlx.core imports at that version and a CUDA flavour's companion is
+there, nothing is removed or installed. asv reinstalls whenever its config or
+the ledger commit changes (a gate's own config, a release's twin, the run after
+a failed install), and a reinstall is several pip calls.
+
 Usage:
     python tools/install.py                     # version from $ASV_BUILD_DIR/MLX_VERSION
     python tools/install.py --version 0.32.4
@@ -201,7 +208,11 @@ def no_wheel_message(version, flavor, distributions, availability):
 
 def check_wheels(version, flavor, distributions, lookup=available_versions):
     """Raise InstallError with the one-line message if a needed wheel is missing."""
-    availability = {d: lookup(d) for d in distributions}
+    # one pip process per distribution, at the same time: each takes about a second
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, len(distributions))) as pool:
+        availability = dict(zip(distributions, pool.map(lookup, distributions)))
     for dist, versions in availability.items():
         if versions is not None and version not in versions:
             raise InstallError(no_wheel_message(version, flavor, distributions, availability))
@@ -223,6 +234,10 @@ def install(version, flavor=None, dry_run=False, log=print, source=None, lookup=
     flavor = detect_flavor() if flavor in (None, AUTO) else flavor
     req, distributions = requirement(version, flavor)
     check_flavor_release(version, flavor)
+    wanted = {"kind": "wheel", "version": version, "requirement": req, "flavor": flavor}
+    if not dry_run and already_installed(wanted, version, companion(version, flavor)):
+        log(f"kept {req}: already installed here by tools/install.py (mlx.core {version})")
+        return req
     try:
         check_wheels(version, flavor, distributions, lookup=lookup)
     except InstallError as e:
@@ -263,7 +278,7 @@ def install(version, flavor=None, dry_run=False, log=print, source=None, lookup=
         why = check.stderr.strip().splitlines()[-1] if check.stderr.strip() else got
         raise InstallError(f"MLX {version}: installed {req} but import gives: {why}")
     log(f"installed {req} (mlx.core {got}) for {platform_label(flavor)}")
-    write_build_marker({"kind": "wheel", "version": version, "requirement": req, "flavor": flavor})
+    write_build_marker(wanted)
     return req
 
 
@@ -280,6 +295,10 @@ def install_source(version, source, ref, log=print, environ=None):
     if info.get("version") != version:
         raise InstallError(f"MLX {version}: the source at {ref} says {info.get('version')}; "
                            f"the ledger commit and the MLX commit disagree")
+    marker = dict(info, kind="source", wheel_sha256=file_sha256(wheel))
+    if already_installed({k: marker[k] for k in ("kind", "commit", "wheel_sha256")}, version):
+        log(f"kept MLX {version} built from {info['commit'][:10]}: this wheel is already installed here")
+        return wheel
     remove_mlx()
     proc = _pip("install", "--no-deps", "--no-input", "--force-reinstall", wheel)
     if proc.returncode != 0:
@@ -289,7 +308,7 @@ def install_source(version, source, ref, log=print, environ=None):
     if got != version:
         raise InstallError(f"MLX {version}: installed the wheel built from {info['commit'][:10]} "
                            f"but import gives {got}")
-    write_build_marker(dict(info, kind="source"))
+    write_build_marker(marker)
     log(f"installed MLX {version} built from {info['commit'][:10]} (wheel {os.path.basename(wheel)})")
     return wheel
 
@@ -421,6 +440,11 @@ def install_wheels(version, build_dir, wheels, log=print):
     if missing:
         raise InstallError(f"candidate wheel {os.path.basename(missing[0])} is missing from the ledger commit; "
                            f"add the candidate again (python tools/ledger.py --candidate ...)")
+    wanted = {"kind": "wheel", "version": version, "requirement": "candidate " + " ".join(wheels),
+              "sha256": [file_sha256(p) for p in paths]}
+    if already_installed(wanted, version.split("+")[0], prefix=True):
+        log(f"kept candidate wheels {', '.join(wheels)}: the same files are already installed here")
+        return
     remove_mlx()
     proc = _pip("install", "--no-deps", "--no-input", *paths)
     if proc.returncode != 0:
@@ -430,7 +454,36 @@ def install_wheels(version, build_dir, wheels, log=print):
     if got != version.split("+")[0] and not got.startswith(version.split("+")[0]):
         raise InstallError(f"MLX candidate {version}: installed its wheels but import gives {got}")
     log(f"installed candidate wheels {', '.join(wheels)} (mlx.core {got})")
-    write_build_marker({"kind": "wheel", "version": version, "requirement": "candidate " + " ".join(wheels)})
+    write_build_marker(wanted)
+
+
+def file_sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def already_installed(wanted, version, needed=None, prefix=False):
+    """True where the installed MLX is the one ``wanted`` describes, so that
+    installing it again would change nothing: the build marker that this
+    script wrote after its last install holds the same fields (requirement
+    and flavour of a release; the files' SHA-256 of a candidate's wheels or
+    a source build), mlx.core imports at ``version`` (the start of it with
+    ``prefix``), and the CUDA companion distribution ``needed`` is there.
+    pip or another tool changing MLX afterwards fails one of these, and
+    tools/install.py's own installs remove the marker first."""
+    folder = _package_dir()
+    marker = installed_build(folder) if folder else None
+    if not marker or any(marker.get(k) != v for k, v in wanted.items()):
+        return False
+    got = _import_version()
+    if not (got.startswith(version) if prefix else got == version):
+        return False
+    return not needed or needed in installed_mlx_distributions()
 
 
 def _import_version():
