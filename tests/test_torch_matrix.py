@@ -276,3 +276,32 @@ def test_fake_torch_versions_through_the_real_pip(fake_site):
     assert have == "['nvidia-fake-cublas 12.1', 'torch 2.2.2']"
     installs = (fake_site.tmp / "results" / "torch-installs.tsv").read_text()
     assert "torch 2.2.2\t" in installs and "torch 2.7.1\t" in installs
+
+
+# --------------------------------------------------------------------------
+# models.py: transformers and an old torch
+# --------------------------------------------------------------------------
+
+TRANSFORMERS_REQUIRES = ["numpy>=1.17", 'torch>=2.6; extra == "torch"', 'torchvision; extra == "vision"',
+                         'torch>=2.6; extra == "serving"']
+
+
+@pytest.mark.parametrize("torch_version,skipped", [("2.2.2", True), ("2.5.1+cpu", True),
+                                                   ("2.6.0", False), ("2.13.0+cpu", False)])
+def test_models_skip_where_transformers_disables_the_torch(torch_version, skipped):
+    from benchmarks import models
+
+    versions = {"transformers": "5.23.0", "torch": torch_version}
+    why = models.transformers_torch_mismatch(versions.get, lambda d: TRANSFORMERS_REQUIRES)
+    if skipped:
+        assert why.startswith("transformers 5.23.0 needs torch>=2.6") and torch_version in why
+    else:
+        assert why is None
+
+
+def test_models_this_environment_has_no_mismatch():
+    """The tools' environment (torch 2.13.0, transformers 5.23.0, the default
+    config's pins): transformers' real metadata, no skip."""
+    from benchmarks import models
+
+    assert models.transformers_torch_mismatch() is None
