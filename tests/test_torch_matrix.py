@@ -305,3 +305,149 @@ def test_models_this_environment_has_no_mismatch():
     from benchmarks import models
 
     assert models.transformers_torch_mismatch() is None
+
+
+# --------------------------------------------------------------------------
+# The report across torch versions (reporting/torch_report.py)
+# --------------------------------------------------------------------------
+
+COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",
+           "stats_q_25", "stats_q_75", "stats_number", "stats_repeat", "samples", "profile"]
+SOFTMAX = "ops.Softmax.time_op"
+MACHINE = {"arch": "x86_64", "cpu": "Test CPU", "machine": "box", "num_cpu": "2", "os": "Linux",
+           "ram": str(2 ** 33), "version": 1}
+# torch version -> ms of (mlx_cpu, torch_cpu) for the one case
+TIMES_BY_TORCH = {"2.2.2": (10.0, 30.0), "2.7.1": (10.1, 20.0), "2.13.0": (10.0, 10.0)}
+
+
+def torch_results_file(commit, torch, matrix=True, started=1700000000000):
+    mlx, tor = TIMES_BY_TORCH[torch]
+    values = [mlx / 1e3, tor / 1e3]
+    ci = lambda f: [v * f for v in values]  # noqa: E731
+    row = [values, [["'dim=8x16 axis=0'"], ["'mlx_cpu'", "'torch_cpu'"]], "v1", started, 1.0,
+           ci(0.99), ci(1.01), ci(0.995), ci(1.005), [1, 1], [10, 10], None, None]
+    if matrix:
+        reqs = {"asv_runner": "0.3.2", "numpy": "1.26.4" if torch == "2.2.2" else "2.4.6",
+                "transformers": "5.23.0"}
+        env_vars = {"MLX_ASV_FLAVOR": "auto", "MLX_ASV_TORCH": torch, "MLX_ENABLE_TF32": "1"}
+        env = (f"virtualenv-py3.11-asv_runner0.3.2-numpy{reqs['numpy']}-transformers5.23.0-"
+               f"MLX_ASV_FLAVORauto-MLX_ASV_TORCH{torch}-MLX_ENABLE_TF321")
+    else:  # asv.conf.json's pinned torch
+        reqs = {"asv_runner": "0.3.2", "numpy": "2.4.6", "torch": torch, "transformers": "5.23.0"}
+        env_vars = {"MLX_ASV_FLAVOR": "auto", "MLX_ENABLE_TF32": "1"}
+        env = f"virtualenv-py3.11-asv_runner0.3.2-numpy2.4.6-torch{torch}-transformers5.23.0-MLX_ASV_FLAVORauto-MLX_ENABLE_TF321"
+    return env, {"commit_hash": commit, "env_name": env, "date": started, "params": dict(MACHINE, python="3.11"),
+                 "python": "3.11", "requirements": reqs, "env_vars": env_vars, "result_columns": COLUMNS,
+                 "results": {SOFTMAX: row}, "durations": {}, "version": 2}
+
+
+@pytest.fixture
+def torch_results(tmp_path, small_ledger):
+    """results/ with MLX v0.3.0 under the torch matrix (2.2.2, 2.7.1, 2.13.0),
+    and v0.2.0 under the default config (torch 2.13.0)."""
+    commits = {t: subprocess.run(["git", "--git-dir", small_ledger, "rev-parse", t], capture_output=True,
+                                 text=True, check=True).stdout.strip() for t in ("v0.2.0", "v0.3.0")}
+    folder = tmp_path / "results" / "box"
+    folder.mkdir(parents=True)
+    (folder / "machine.json").write_text(json.dumps(MACHINE))
+    (tmp_path / "results" / "benchmarks.json").write_text(json.dumps({SOFTMAX: {
+        "name": SOFTMAX, "type": "time", "unit": "seconds", "param_names": ["case", "backend"],
+        "params": [["'dim=8x16 axis=0'"], ["'mlx_cpu'", "'torch_cpu'"]], "version": "v1"}, "version": 2}))
+    for torch in TIMES_BY_TORCH:
+        env, data = torch_results_file(commits["v0.3.0"], torch)
+        (folder / f"{commits['v0.3.0'][:8]}-{env}.json").write_text(json.dumps(data))
+    env, data = torch_results_file(commits["v0.2.0"], "2.13.0", matrix=False)
+    (folder / f"{commits['v0.2.0'][:8]}-{env}.json").write_text(json.dumps(data))
+    return types.SimpleNamespace(results=str(tmp_path / "results"), ledger=small_ledger, commits=commits,
+                                 root=tmp_path)
+
+
+def test_results_show_one_torch_version_the_control_by_default(torch_results):
+    from reporting import results
+
+    res = results.Results(torch_results.results, ledger_dir=torch_results.ledger)
+    assert res.torch_versions == ["2.2.2", "2.7.1", "2.13.0"] and res.torch == "2.13.0"
+    point = res.points[("v0.3.0", SOFTMAX, "dim=8x16 axis=0", "torch_cpu")]
+    assert point["value"] == pytest.approx(0.010)  # not another torch version's result
+    assert res.release_info["v0.3.0"]["torch"] == {"2.13.0"}
+    old = results.Results(torch_results.results, ledger_dir=torch_results.ledger, torch="2.2.2")
+    assert old.points[("v0.3.0", SOFTMAX, "dim=8x16 axis=0", "torch_cpu")]["value"] == pytest.approx(0.030)
+    assert "v0.2.0" not in old.releases()
+    with pytest.raises(results.ReportError, match="no results of torch 1.13.1"):
+        results.Results(torch_results.results, ledger_dir=torch_results.ledger, torch="1.13.1")
+
+
+def test_without_the_control_a_torch_version_must_be_chosen(torch_results):
+    from reporting import results
+
+    for path in glob_files(torch_results.results):
+        if "torch2.13.0" in path or "TORCH2.13.0" in path:
+            os.remove(path)
+    with pytest.raises(results.ReportError, match=r"torch 2\.2\.2, 2\.7\.1 .*--torch"):
+        results.Results(torch_results.results, ledger_dir=torch_results.ledger)
+
+
+def glob_files(folder):
+    return [os.path.join(folder, "box", n) for n in os.listdir(os.path.join(folder, "box")) if n != "machine.json"]
+
+
+def test_torch_version_table_cross_run(torch_results):
+    from reporting import render, torch_report
+
+    tr = torch_report.TorchReport(torch_results.results, ledger_dir=torch_results.ledger, release="v0.3.0")
+    assert tr.releases == ["2.2.2", "2.7.1", "2.13.0"]
+    headers, rows = render.release_table(tr, tr.changes())
+    body = {r[1]: r[2:] for r in rows}
+    assert body["torch_cpu"][0] == "30.00"
+    assert body["torch_cpu"][1].startswith("**20.00 (-33%) ▽")  # cross-run: a mark, not a verdict
+    assert body["mlx_cpu"][1] == "10.10 (+1%)"
+    text = torch_report.markdown(tr)
+    assert "## Across torch versions, MLX v0.3.0" in text and "| torch 2.2.2 |" in text.replace("  ", " ")
+    assert "## Detailed benchmark, MLX v0.3.0, torch 2.7.1 (ms)" in text
+    assert "numpy1.26.4" in text  # the old torch's environment says its numpy
+
+
+def test_torch_version_table_verdicts_from_a_torch_session(torch_results):
+    """A session of tools/torch_matrix.py --compare (sides '<commit>@torch<v>') decides the cells."""
+    import random
+
+    from reporting import render, torch_report
+    from reporting.sessions import Sessions
+
+    commit = torch_results.commits["v0.3.0"]
+    rng = random.Random(5)
+    sides = {v: torch_report.side(commit, v) for v in TIMES_BY_TORCH}
+    data = {}
+    for bk, i in (("mlx_cpu", 0), ("torch_cpu", 1)):
+        key = f"{SOFTMAX}('dim=8x16 axis=0', '{bk}')"
+        data[key] = {sides[v]: [[t[i] / 1e3 * (1 + abs(rng.gauss(0, 0.003)))] * 3 for _ in range(4)]
+                     for v, t in TIMES_BY_TORCH.items()}
+    for i in range(30):  # more cases of the same noise, as a real session has
+        data[f"x.F.time_op('c{i}', 'torch_cpu')"] = {s: [[0.01 * (1 + abs(rng.gauss(0, 0.003)))] for _ in range(4)]
+                                                     for s in sides.values()}
+    folder = torch_results.root / ".asv" / "torch" / "run"
+    folder.mkdir(parents=True)
+    (folder / "rounds.json").write_text(json.dumps({"commits": list(sides.values()), "rounds": 4, "data": data}))
+    tr = torch_report.TorchReport(torch_results.results, ledger_dir=torch_results.ledger, release="v0.3.0",
+                                  sessions=Sessions(root=str(torch_results.root)))
+    headers, rows = render.release_table(tr, tr.changes())
+    body = {r[1]: r[2:] for r in rows}
+    assert "▼" in body["torch_cpu"][1] and "▼" in body["torch_cpu"][2]  # 30 -> 20 -> 10 ms: faster, decided
+    assert "▲" not in body["mlx_cpu"][1] and "▼" not in body["mlx_cpu"][1]  # the control
+
+
+def test_report_command_line_across_torch_versions(torch_results, capsys):
+    from reporting import report
+
+    args = ["--results", torch_results.results, "--ledger", torch_results.ledger,
+            "--evidence", str(torch_results.root)]
+    assert report.main(args + ["--torch-versions", "all", "--release", "v0.3.0"]) == 0
+    out = capsys.readouterr().out
+    assert "# MLX v0.3.0 across torch versions" in out
+    assert report.main(args + ["--torch-versions", "2.2.2,2.13.0", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["torch_versions"] == ["2.2.2", "2.13.0"] and data["release"] == "v0.3.0"
+    assert report.main(args + ["--torch", "2.7.1", "--release", "v0.3.0"]) == 0
+    assert "**torch** 2.7.1" in capsys.readouterr().out
+    assert report.main(args + ["--torch-versions", "9.9.9"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
