@@ -451,3 +451,75 @@ def test_report_command_line_across_torch_versions(torch_results, capsys):
     assert "**torch** 2.7.1" in capsys.readouterr().out
     assert report.main(args + ["--torch-versions", "9.9.9"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+FAKE_ASV = '''#!{python}
+"""A stand-in for asv run: writes one results file with samples for the
+config's torch version (its matrix's MLX_ASV_TORCH), as asv would."""
+import json, os, random, sys
+argv = sys.argv[1:]
+conf = json.load(open(argv[argv.index("--config") + 1]))
+assert argv[2] == "run" and "--record-samples" in argv and "rounds=1" in argv
+commit = open(argv[3].split(":", 1)[1]).read().split()[0]
+torch = conf["matrix"]["env"]["MLX_ASV_TORCH"][0]
+times = {times}
+rng = random.Random(len(os.listdir(conf["results_dir"])) if os.path.isdir(conf["results_dir"]) else 0)
+noisy = lambda t: [t * (1 + abs(rng.gauss(0, 0.003))) for _ in range(3)]
+cases = ["'c%d'" % i for i in range(30)]
+results = {{
+    "ops.Softmax.time_op": [None, [["'dim=8x16 axis=0'"], ["'mlx_cpu'", "'torch_cpu'"]]] + [None] * 9
+                           + [[noisy(times[torch][0] / 1e3), noisy(times[torch][1] / 1e3)]],
+    "x.F.time_op": [None, [cases, ["'torch_cpu'"]]] + [None] * 9 + [[noisy(0.01) for _ in cases]],
+}}
+cols = ["result", "params"] + ["c%d" % i for i in range(9)] + ["samples"]
+os.makedirs(os.path.join(conf["results_dir"], "fake"), exist_ok=True)
+with open(os.path.join(conf["results_dir"], "fake", commit[:8] + "-torch" + torch + ".json"), "w") as f:
+    json.dump({{"commit_hash": commit, "result_columns": cols, "results": results, "version": 2}}, f)
+'''
+
+
+def test_compare_session_through_a_fake_asv_gives_the_tables_verdicts(torch_results, capsys):
+    """tools/torch_matrix.py --compare: per round and torch version one asv run
+    of that version's narrowed config (the sides alternate), every process's
+    samples kept in .asv/torch/<run>/rounds.json; the report decides from it."""
+    from reporting import render, torch_report
+    from reporting.sessions import Sessions
+
+    fake = torch_results.root / "fake-asv"
+    fake.write_text(FAKE_ASV.format(python=sys.executable, times=repr(TIMES_BY_TORCH)))
+    fake.chmod(0o755)
+    folder = torch_results.root / ".asv" / "torch" / "run"
+    lines = []
+    tm.compare("v0.3.0", ["2.2.2", "2.13.0"], "Softmax", rounds=3, folder=str(folder),
+               repo=torch_results.ledger, asv=str(fake), log=lines.append)
+    runs = [line.split(":")[0] for line in lines if line.startswith("round")]
+    assert runs == ["round 1, torch 2.2.2", "round 1, torch 2.13.0", "round 2, torch 2.13.0",
+                    "round 2, torch 2.2.2", "round 3, torch 2.2.2", "round 3, torch 2.13.0"]
+    for v in ("2.2.2", "2.13.0"):
+        side_conf = json.loads((folder / f"torch-{v}" / "asv.conf.json").read_text())
+        assert side_conf["matrix"]["env"]["MLX_ASV_TORCH"] == [v]
+        assert side_conf["results_dir"] == str(folder / f"torch-{v}" / "results")
+        assert side_conf["env_dir"] == os.path.join(ROOT, ".asv/env")  # the matrix's environments
+        assert all("{conf_dir}" not in c for c in side_conf["install_command"])
+    saved = json.loads((folder / "rounds.json").read_text())
+    commit = torch_results.commits["v0.3.0"]
+    assert saved["commits"] == [f"{commit}@torch2.2.2", f"{commit}@torch2.13.0"] and saved["rounds"] == 3
+    key = f"{SOFTMAX}('dim=8x16 axis=0', 'torch_cpu')"
+    assert [len(saved["data"][key][s]) for s in saved["commits"]] == [3, 3]  # a sample list per process
+    tr = torch_report.TorchReport(torch_results.results, versions="2.2.2,2.13.0", ledger_dir=torch_results.ledger,
+                                  release="v0.3.0", sessions=Sessions(root=str(torch_results.root)))
+    body = {r[1]: r[2:] for r in render.release_table(tr, tr.changes())[1]}
+    assert body["torch_cpu"][1].startswith("**10.00 (-67%) ▼ ")  # a verdict, with its interval
+    assert "▼" not in body["mlx_cpu"][1] and "▲" not in body["mlx_cpu"][1]
+    # an unknown release: one line
+    with pytest.raises(tm.MatrixError, match="not in the release ledger"):
+        tm.compare("v9.9.9", ["2.2.2"], "x", repo=torch_results.ledger, asv=str(fake), log=lines.append)
+
+
+def test_a_single_version_config_makes_the_matrix_environment_of_that_version():
+    """--compare narrows the matrix to one version per side: the environment
+    (its requirements, so its name and directory) must be the matrix's own."""
+    base = tm.load_conf(tm.CONF)
+    full = dict(tm.environments(tm.load_conf(tm.TORCH_CONF)))
+    for v in full:
+        assert tm.environments(tm.torch_config(base, [v])) == [(v, full[v])]

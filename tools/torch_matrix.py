@@ -30,7 +30,8 @@ compares them (reporting/torch_report.py).
 Usage:
     python tools/torch_matrix.py                         # the versions, their pins, what each install costs here
     python tools/torch_matrix.py --write --versions 2.2.2,2.7.1,2.13.0   # write asv.torch.conf.json again
-    asv --config asv.torch.conf.json run v0.32.4^! -b "^ops\\..*'torch_cpu'"
+    asv --config asv.torch.conf.json run v0.32.4^! -b "^ops\\..*'torch_cpu'"   # times, into results/
+    python tools/torch_matrix.py --compare v0.32.4 --rounds 3   # verdicts: one session, interleaved rounds
 """
 
 from __future__ import annotations
@@ -210,15 +211,100 @@ def describe(versions, base_path=CONF, log=print, environ=None):
         log(f"  torch {torch}: {pins}; {what}")
 
 
+def side_config(folder, version, base_path=CONF):
+    """The torch matrix narrowed to one ``version``, as a derived config of a
+    session (tools/protocol.py's: absolute paths, results in ``folder``); its
+    environment is the matrix's own (same name, same directory in env_dir)."""
+    from tools import protocol
+
+    os.makedirs(folder, exist_ok=True)
+    single = os.path.join(folder, "torch.conf.json")
+    with open(single, "w", encoding="utf-8") as f:
+        json.dump(torch_config(load_conf(base_path), [version]), f, indent=2)
+    return protocol.derived_config(folder, conf_path=single)
+
+
+def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None, log=print, environ=None):
+    """One MLX release in each torch version's environment, in one session of
+    interleaved rounds (tools/protocol.py's scheme: a fresh process per case
+    and side, the order of the sides alternating from round to round, each
+    process's samples kept): ``folder/rounds.json``, whose sides are
+    ``<commit>@torch<version>``, is what the report's torch-version table
+    takes its verdicts from. Returns the folder."""
+    import subprocess
+    import time
+
+    from reporting.torch_report import side
+    from tools import ledger, protocol
+
+    repo = repo or ledger.DEFAULT_REPO
+    try:
+        commit = protocol.resolve(release, repo=repo)
+    except protocol.ProtocolError as e:
+        raise MatrixError(str(e)) from None
+    folder = os.path.abspath(folder or os.path.join(ROOT, ".asv", "torch", protocol.stamp()))
+    configs = {v: side_config(os.path.join(folder, f"torch-{v}"), v) for v in versions}
+    sides = {v: side(commit, v) for v in versions}
+    path = os.path.join(folder, "rounds.json")
+    data, done = {}, 0
+    if os.path.exists(path):  # an interrupted session resumes at its next round
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        data, done = saved["data"], saved["rounds"]
+    env = dict(os.environ if environ is None else environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    launch = protocol.default_launch_method()
+    for r in range(done + 1, rounds + 1):
+        order = list(versions) if r % 2 else list(versions)[::-1]
+        for v in order:
+            hashfile = os.path.join(folder, f"round{r}.hashes")
+            with open(hashfile, "w") as f:
+                f.write(commit + "\n")
+            cmd = [asv or protocol.asv_executable(), "--config", configs[v], "run", f"HASHFILE:{hashfile}",
+                   "--record-samples", "-a", "rounds=1", "-a",
+                   "repeat=" + ",".join(str(x) for x in protocol.PROTOCOL_REPEAT), "--bench", bench]
+            if launch:
+                cmd += ["--launch-method", launch]
+            log(f"round {r}, torch {v}: {' '.join(cmd)}")
+            started = time.time()
+            proc = subprocess.run(cmd, cwd=os.path.dirname(configs[v]), env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            results = os.path.join(os.path.dirname(configs[v]), "results")
+            got = protocol.read_samples(results, commit, since=started - 1)
+            if proc.returncode not in (0, 2) or not got:
+                tail = [line for line in (proc.stdout or "").splitlines() if line.strip()][-1:]
+                raise MatrixError(f"round {r}, torch {v}: no results ({' | '.join(tail) or 'no output'}); "
+                                  f"see {os.path.join(folder, 'install-failures.tsv')}")
+            for key, samples in got.items():
+                data.setdefault(key, {}).setdefault(sides[v], []).append(samples)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({"commits": [sides[v] for v in versions], "rounds": r, "data": data}, f)
+        os.replace(path + ".tmp", path)
+    log(f"session in {folder}; the torch-version table with its verdicts: python reporting/report.py "
+        f"--torch-versions {','.join(versions)} --release {release} (times: asv run with asv.torch.conf.json)")
+    return folder
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help="write asv.torch.conf.json from asv.conf.json")
     ap.add_argument("--versions", help="comma-separated torch releases (default: the file's, else "
                                        + ",".join(DEFAULT_VERSIONS) + ")")
+    ap.add_argument("--compare", metavar="RELEASE",
+                    help="measure MLX RELEASE in every torch version's environment in one session of "
+                         "interleaved rounds (.asv/torch/<run>/rounds.json): the torch-version table's verdicts")
+    ap.add_argument("-b", "--bench", default=r"^ops\.[^(]*\(.*'torch_cpu'\)$",
+                    help="with --compare: asv's -b regex (default: ops.py on torch_cpu)")
+    ap.add_argument("--rounds", type=int, default=2, help="with --compare: rounds (default 2)")
+    ap.add_argument("--folder", help="with --compare: the session folder (default .asv/torch/<time>; "
+                                     "an existing one resumes)")
     args = ap.parse_args(argv)
     try:
         versions = parse_versions(args.versions) if args.versions else (versions_of() or list(DEFAULT_VERSIONS))
+        if args.compare:
+            compare(args.compare, versions, args.bench, rounds=args.rounds, folder=args.folder)
+            return 0
         if args.write:
             path = write(versions)
             print(f"wrote {os.path.relpath(path)} (torch {', '.join(versions)}); "
