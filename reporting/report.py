@@ -347,6 +347,8 @@ class Report:
             "num_cpu": m.get("num_cpu"), "ram": ram, "os": m.get("os"), "gpu": gpu,
             "release": self.release, "mlx": self.release.lstrip("v"), "commit": info["commit"],
             "torch": torch, "python": info.get("python"),
+            # the torch matrix's other versions with results on this machine (not in these tables)
+            "torch_others": [v for v in getattr(self.res, "torch_versions", []) if v != self.res.torch],
             "requirements": req, "env_names": sorted(e for e in info["env_names"] if e),
             # per environment: the install flavour and MLX_ENABLE_TF32 (None: not recorded)
             "env_settings": {e: self.res.env_settings.get(e, dict.fromkeys(SETTING_VARS))

@@ -448,7 +448,9 @@ def test_report_command_line_across_torch_versions(torch_results, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["torch_versions"] == ["2.2.2", "2.13.0"] and data["release"] == "v0.3.0"
     assert report.main(args + ["--torch", "2.7.1", "--release", "v0.3.0"]) == 0
-    assert "**torch** 2.7.1" in capsys.readouterr().out
+    assert "**torch** 2.7.1 (this machine also has results of torch 2.2.2, 2.13.0:" in capsys.readouterr().out
+    assert report.main(args) == 0  # the control, by default
+    assert "**torch** 2.13.0 (this machine also has results of torch 2.2.2, 2.7.1:" in capsys.readouterr().out
     assert report.main(args + ["--torch-versions", "9.9.9"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
 
@@ -523,3 +525,17 @@ def test_a_single_version_config_makes_the_matrix_environment_of_that_version():
     full = dict(tm.environments(tm.load_conf(tm.TORCH_CONF)))
     for v in full:
         assert tm.environments(tm.torch_config(base, [v])) == [(v, full[v])]
+
+
+def test_an_environment_that_sets_the_torch_version_stops_in_one_line():
+    """asv would put the matrix's torch versions over MLX_ASV_TORCH without a word."""
+    from tools import asv_plugin
+
+    argv = ["--config", "asv.torch.conf.json", "run", "v0.32.4^!"]
+    lines = []
+    with pytest.raises(SystemExit) as exc:
+        asv_plugin.check_settings(argv, {"MLX_ASV_TORCH": "2.4.1"}, cwd=ROOT, log=lines.append)
+    assert exc.value.code == 2 and len(lines) == 1
+    assert "MLX_ASV_TORCH=2.2.2|2.7.1|2.13.0" in lines[0] and "tools/torch_matrix.py --write" in lines[0]
+    asv_plugin.check_settings(argv, {}, cwd=ROOT, log=pytest.fail)
+    asv_plugin.check_settings(["run", "v0.32.4^!"], {"MLX_ASV_TORCH": "2.4.1"}, cwd=ROOT, log=pytest.fail)
