@@ -539,3 +539,39 @@ def test_an_environment_that_sets_the_torch_version_stops_in_one_line():
     assert "MLX_ASV_TORCH=2.2.2|2.7.1|2.13.0" in lines[0] and "tools/torch_matrix.py --write" in lines[0]
     asv_plugin.check_settings(argv, {}, cwd=ROOT, log=pytest.fail)
     asv_plugin.check_settings(["run", "v0.32.4^!"], {"MLX_ASV_TORCH": "2.4.1"}, cwd=ROOT, log=pytest.fail)
+
+
+def test_asv_publish_draws_a_graph_per_torch_version(tmp_path):
+    """asv's own site, from the default config's results and the torch
+    matrix's: a graph parameter env-MLX_ASV_TORCH, one value per version."""
+    import shutil
+
+    from tools import ledger
+
+    for name in ("tools", "benchmarks"):
+        shutil.copytree(os.path.join(ROOT, name), tmp_path / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "data"))
+    for name in ("asv.conf.json", "asv.torch.conf.json"):
+        shutil.copy(os.path.join(ROOT, name), tmp_path / name)
+    built = {rel.tag: c for rel, c in ledger.ensure(repo=str(tmp_path / "ledger"), online=False, log=lambda m: None)}
+    folder = tmp_path / "results" / "box"
+    folder.mkdir(parents=True)
+    (folder / "machine.json").write_text(json.dumps(MACHINE))
+    for tag, torch, matrix in (("v0.32.3", "2.13.0", False), ("v0.32.4", "2.13.0", False),
+                               ("v0.32.3", "2.2.2", True), ("v0.32.4", "2.2.2", True), ("v0.32.4", "2.7.1", True)):
+        env, data = torch_results_file(built[tag], torch, matrix=matrix)
+        data["params"] = dict(data["params"], **data["requirements"])  # as asv writes them
+        (folder / f"{built[tag][:8]}-{env}.json").write_text(json.dumps(data))
+    (tmp_path / "results" / "benchmarks.json").write_text(json.dumps({SOFTMAX: {
+        "name": SOFTMAX, "type": "time", "unit": "seconds", "param_names": ["case", "backend"],
+        "params": [["'dim=8x16 axis=0'"], ["'mlx_cpu'", "'torch_cpu'"]], "version": "v1"}, "version": 2}))
+    proc = subprocess.run([sys.executable, "-m", "asv", "--config", "asv.torch.conf.json", "publish"], cwd=tmp_path,
+                          env=dict(os.environ, MLX_ASV_OFFLINE="1"), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    graphs = [os.path.relpath(os.path.join(d, f), tmp_path / "html" / "graphs")
+              for d, _, files in os.walk(tmp_path / "html" / "graphs") for f in files if f == f"{SOFTMAX}.json"]
+    torch_values = sorted(p.split("env-MLX_ASV_TORCH-")[1].split("/")[0] for p in graphs if "env-MLX_ASV_TORCH-" in p)
+    assert torch_values == ["2.2.2", "2.7.1", "null"]  # null: the default config's pinned torch (param torch-2.13.0)
+    numpy = {p.split("env-MLX_ASV_TORCH-")[1].split("/")[0]: p.split("numpy-")[1].split("/")[0]
+             for p in graphs if "env-MLX_ASV_TORCH-" in p}
+    assert numpy["2.2.2"] == "1.26.4" and numpy["2.7.1"] == "2.4.6"
