@@ -53,6 +53,7 @@ TORCH_VAR = "MLX_ASV_TORCH"
 # Two years of torch releases: 2.2 (January 2024), 2.7 (April 2025), and the control.
 DEFAULT_VERSIONS = ("2.2.2", "2.7.1", "2.13.0")
 TORCH_INSTALL = "python {conf_dir}/tools/torch_install.py --failure-log {conf_dir}/results/install-failures.tsv"
+INSTALL_TIMEOUT = 3600
 # What a torch version needs other than the default config's pins:
 # (first version, first version no longer, {requirement: version}, why).
 NEEDS = (
@@ -131,6 +132,10 @@ def torch_config(base, versions):
     if excludes:
         conf["exclude"] = list(base.get("exclude", [])) + excludes
     conf["install_command"] = [TORCH_INSTALL] + list(base.get("install_command", []))
+    # An environment's first install downloads its torch: up to ~4 GB where it
+    # is a CUDA build (tools/torch_install.py), more than asv.conf.json's 900 s
+    # allow on a slow link.
+    conf["install_timeout"] = max(int(base.get("install_timeout", 600)), INSTALL_TIMEOUT)
     return conf
 
 
