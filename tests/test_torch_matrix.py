@@ -575,3 +575,13 @@ def test_asv_publish_draws_a_graph_per_torch_version(tmp_path):
     numpy = {p.split("env-MLX_ASV_TORCH-")[1].split("/")[0]: p.split("numpy-")[1].split("/")[0]
              for p in graphs if "env-MLX_ASV_TORCH-" in p}
     assert numpy["2.2.2"] == "1.26.4" and numpy["2.7.1"] == "2.4.6"
+
+
+def test_describe_says_per_version_what_it_installs_here_and_what_is_skipped(monkeypatch):
+    monkeypatch.setattr(ti, "available", lambda extra=None, pip=None: HERE)
+    monkeypatch.setattr(ti, "index_reachable", lambda url: (False, "offline"))
+    lines = []
+    tm.describe(["2.2.2", "2.13.0"], log=lines.append, environ={"MLX_ASV_FLAVOR": "cpu"})
+    old, new = (next(line for line in lines if line.startswith(f"  torch {v}:")) for v in ("2.2.2", "2.13.0"))
+    assert "numpy 1.26.4" in old and "refusing" in old and "models.py skipped (transformers 5.23.0 needs torch>=2.6" in old
+    assert "numpy 2.4.6" in new and "torch 2.13.0+cpu: the CPU build" in new and "skipped" not in new

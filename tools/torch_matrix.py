@@ -213,7 +213,22 @@ def describe(versions, base_path=CONF, log=print, environ=None):
             _, what = ti.plan(torch, kind, seen, cpu_index, why, allow_cuda=environ.get(ti.CUDA_OPT_IN) == "1")
         except ti.TorchInstallError as e:
             what = f"fails: {e}"
-        log(f"  torch {torch}: {pins}; {what}")
+        log(f"  torch {torch}: {pins}; {what}{models_note(torch, reqs.get('transformers'))}")
+
+
+def models_note(torch, transformers):
+    """'; models.py skipped: ...' where the pinned transformers (as installed
+    here, if it is that version) can't run with ``torch``, else ''."""
+    from importlib import metadata
+
+    try:
+        if metadata.version("transformers") != transformers:
+            return ""
+        from benchmarks import models
+    except Exception:  # noqa: BLE001 - no transformers here: nothing to say
+        return ""
+    why = models.transformers_torch_mismatch(lambda d: torch if d == "torch" else metadata.version(d))
+    return f"; models.py skipped ({why})" if why else ""
 
 
 def side_config(folder, version, base_path=CONF):
