@@ -93,6 +93,7 @@ characters x 32: 562 s) on a busy machine. Narrow a run with
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 
@@ -111,10 +112,44 @@ MODEL_BACKENDS = [b for b in BACKENDS if b != "mlx_gpu_compile"]
 
 
 def _require_reference():
-    """The weights come from transformers models: torch and transformers are needed."""
+    """The weights come from transformers models: torch and transformers are
+    needed, in versions that work together."""
     for module in ("torch", "transformers"):
         if importlib.util.find_spec(module) is None:
             raise NotImplementedError(f"model weights are built with transformers: {module} is not installed")
+    why = transformers_torch_mismatch()
+    if why:
+        raise NotImplementedError(why)
+
+
+@functools.lru_cache(maxsize=None)
+def transformers_torch_mismatch(version=None, requires=None):
+    """None, or the one line saying that the installed transformers can't run
+    with the installed torch: transformers' own metadata names the lowest torch
+    it works with (its ``torch`` extra; 5.x: ``torch>=2.6``), and below it
+    transformers disables torch (its models can't be built). The torch matrix
+    (asv.torch.conf.json) meets this with old torch versions: every case of
+    this module is then skipped with this reason. ``version(dist)`` and
+    ``requires(dist)`` default to importlib.metadata's (tests pass others)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    version = version or metadata.version
+    requires = requires or metadata.requires
+    try:
+        have_transformers, have_torch = version("transformers"), version("torch")
+    except metadata.PackageNotFoundError:
+        return None  # _require_reference names what is missing
+    for line in requires("transformers") or ():
+        req = Requirement(line)
+        if req.name != "torch" or (req.marker is not None and not req.marker.evaluate({"extra": "torch"})):
+            continue
+        if not req.specifier.contains(have_torch.split("+")[0], prereleases=True):
+            return (f"transformers {have_transformers} needs torch{req.specifier} (its 'torch' extra; it "
+                    f"disables an older torch), and this environment has torch {have_torch}: the models "
+                    f"can't be built")
+    return None
 
 
 class Built:

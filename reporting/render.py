@@ -146,7 +146,9 @@ def markdown(report, plot_links=()):
         f"- **Machine**: `{h['machine']}`: CPU {h['cpu']} ({h['num_cpu']} cores, {h['arch']}), "
         f"RAM {h['ram']}; GPU: {h['gpu']}; OS {h['os']}",
         f"- **MLX** {h['mlx']} (ledger commit `{h['commit'][:8]}`, tag {h['release']}); "
-        f"**torch** {h['torch'] or 'not recorded'}; Python {h['python']}",
+        f"**torch** {h['torch'] or 'not recorded'}"
+        + (f" (this machine also has results of torch {', '.join(h['torch_others'])}: `--torch VERSION`, "
+           f"`--torch-versions all`)" if h.get("torch_others") else "") + f"; Python {h['python']}",
         f"- **asv environment**: {', '.join(f'`{e}`' for e in h['env_names']) or 'n/a'}",
         *(f"  - `{e}`: {settings_text(s)}" for e, s in h["env_settings"].items() if e),
         f"- **Releases with results**: {', '.join(report.res.releases())}; "

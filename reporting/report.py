@@ -35,6 +35,8 @@ Usage:
     python reporting/report.py --format csv --table detailed
     python reporting/report.py --format json > report.json
     python reporting/report.py --settings MLX_ENABLE_TF32=0   # the results of a config variant
+    python reporting/report.py --torch 2.7.1                  # the tables of one torch version (torch matrix)
+    python reporting/report.py --torch-versions all --release v0.32.4   # one MLX release across torch versions
 
 Bad selections (unknown machine or backend, a release without results, a
 regex that matches nothing) end with one line on stderr and exit code 2.
@@ -314,7 +316,7 @@ class Report:
         m = self.res.machine_info
         info = self.res.release_info[self.release]
         req = dict(info["requirements"])
-        torch = req.get("torch")
+        torch = req.get("torch") or ", ".join(sorted(v for v in info.get("torch", ()) if v))
         if not torch:
             for env in info["env_names"]:
                 found = re.search(r"torch([\d.]+\w*)", env or "")
@@ -345,6 +347,8 @@ class Report:
             "num_cpu": m.get("num_cpu"), "ram": ram, "os": m.get("os"), "gpu": gpu,
             "release": self.release, "mlx": self.release.lstrip("v"), "commit": info["commit"],
             "torch": torch, "python": info.get("python"),
+            # the torch matrix's other versions with results on this machine (not in these tables)
+            "torch_others": [v for v in getattr(self.res, "torch_versions", []) if v != self.res.torch],
             "requirements": req, "env_names": sorted(e for e in info["env_names"] if e),
             # per environment: the install flavour and MLX_ENABLE_TF32 (None: not recorded)
             "env_settings": {e: self.res.env_settings.get(e, dict.fromkeys(SETTING_VARS))
@@ -367,6 +371,12 @@ def main(argv=None):
     ap.add_argument("--settings", metavar="VAR=VALUE[,...]",
                     help="only results recorded with these matrix settings, e.g. MLX_ENABLE_TF32=0 "
                          "(needed where a machine has results under several)")
+    ap.add_argument("--torch", metavar="VERSION",
+                    help="the torch version whose results the tables show (default: the only one, else "
+                         "asv.conf.json's pinned control; the torch matrix, asv.torch.conf.json, records several)")
+    ap.add_argument("--torch-versions", metavar="all|A,B",
+                    help="one MLX release (--release) across torch versions: its detailed and average tables "
+                         "per torch version, and the torch-version table (reporting/torch_report.py)")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                     help="flag changes of at least this fraction (default 0.10)")
     ap.add_argument("--format", choices=("md", "csv", "json"), default="md")
@@ -382,8 +392,10 @@ def main(argv=None):
     try:
         if not args.threshold > 0:
             raise ReportError(f"--threshold must be a positive fraction, e.g. 0.1 (got {args.threshold})")
+        if args.torch_versions:
+            return torch_main(args)
         res = Results(args.results, machine=args.machine, ledger_dir=args.ledger,
-                      settings=parse_settings(args.settings))
+                      settings=parse_settings(args.settings), torch=args.torch)
         report = Report(res, release=args.release, releases=args.releases, bench=args.bench,
                         backends=args.backends, threshold=args.threshold,
                         sessions=None if args.cross_run_only else Sessions(root=args.evidence),
@@ -403,6 +415,22 @@ def main(argv=None):
     except ReportError as e:
         print(f"report.py: {e}", file=sys.stderr)
         return 2
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def torch_main(args):
+    """--torch-versions: the torch matrix's report of one MLX release."""
+    from reporting import torch_report
+
+    if args.format == "csv" or args.plots or args.torch:
+        raise ReportError("--torch-versions prints Markdown or JSON (--format json), without --plots or --torch")
+    tr = torch_report.TorchReport(
+        args.results, versions=args.torch_versions, machine=args.machine, ledger_dir=args.ledger,
+        settings=parse_settings(args.settings), release=args.release, bench=args.bench, backends=args.backends,
+        threshold=args.threshold, sessions=None if args.cross_run_only else Sessions(root=args.evidence),
+        mde=calibration_mde(root=args.evidence))
+    text = torch_report.as_json(tr) if args.format == "json" else torch_report.markdown(tr)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 

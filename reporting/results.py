@@ -53,6 +53,33 @@ class ReportError(Exception):
     """A bad selection or unusable input: one line for the user, exit code 2."""
 
 
+# The torch matrix's variable (asv.torch.conf.json, tools/torch_matrix.py).
+TORCH_VAR = "MLX_ASV_TORCH"
+# Results(torch=ANY_TORCH): every torch version, unselected (to list them).
+ANY_TORCH = "any"
+
+
+def torch_version(data):
+    """The torch version a results file was measured with: the torch matrix's
+    MLX_ASV_TORCH, else the pinned requirement (asv.conf.json), else the
+    environment name's ``torchX``; None if none says."""
+    found = (data.get("env_vars") or {}).get(TORCH_VAR) or (data.get("requirements") or {}).get("torch")
+    if not found:
+        m = re.search(r"(?:^|-)torch(\d[\w.+]*)", data.get("env_name") or "")
+        found = m.group(1) if m else None
+    return str(found) if found else None
+
+
+def control_torch(conf_path=os.path.join(ROOT, "asv.conf.json")):
+    """asv.conf.json's pinned torch (the control), or None."""
+    try:
+        from asv.util import load_json
+
+        return str(load_json(conf_path, js_comments=True)["matrix"]["req"]["torch"][0])
+    except Exception:  # noqa: BLE001 - no readable config: no control to prefer
+        return None
+
+
 def unquote(value):
     value = str(value)
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -127,7 +154,7 @@ def run_time(row_started_at, file_date):
 class Results:
     """The asv results of one machine, keyed by (release, benchmark, case, backend)."""
 
-    def __init__(self, results_dir, machine=None, ledger_dir=None, tags=None, settings=None):
+    def __init__(self, results_dir, machine=None, ledger_dir=None, tags=None, settings=None, torch=None):
         self.results_dir = results_dir
         # {var: value}: read only the results files recorded with these settings
         self.settings = settings
@@ -152,13 +179,39 @@ class Results:
         self.release_info = {}  # release -> {commit, date, env_names, requirements, python}
         self.bench_meta = {}  # bench -> {param_names, cases (ordered), backends}
         self.env_settings = {}  # env name -> {setting var: value, None if not recorded}
-        for path in sorted(files_of[machine]):
-            self._load(read_json(path), os.path.basename(path))
+        files = [(path, read_json(path)) for path in sorted(files_of[machine])]
+        # torch: one version's results at a time (the torch matrix's environments
+        # hold several); by default the only one, else the control (asv.conf.json's)
+        self.torch_versions = sorted({v for _, d in files for v in [torch_version(d)] if v},
+                                     key=version_key)
+        self.torch = self._pick_torch(torch)
+        for path, data in files:
+            if self.torch not in (None, ANY_TORCH) and torch_version(data) not in (self.torch, None):
+                continue
+            self._load(data, os.path.basename(path))
         if not self.release_info:
             if self.settings:
                 raise ReportError(f"machine {machine!r} has no results recorded with "
                                   f"{', '.join(f'{k}={v}' for k, v in self.settings.items())}")
             raise ReportError(f"machine {machine!r} has no results files in {results_dir}/{machine}")
+
+    def _pick_torch(self, torch):
+        have = self.torch_versions
+        if torch == ANY_TORCH:
+            return ANY_TORCH
+        if torch is not None:
+            if torch not in have:
+                raise ReportError(f"no results of torch {torch} on machine {self.machine!r}; results have torch "
+                                  f"{', '.join(have) or 'not recorded'}")
+            return torch
+        if len(have) <= 1:
+            return have[0] if have else None
+        control = control_torch()
+        if control in have:
+            return control
+        raise ReportError(f"machine {self.machine!r} has results of torch {', '.join(have)} (the torch matrix) "
+                          f"and none of the control {control}: choose one with --torch, or compare them with "
+                          f"--torch-versions all")
 
     def _result_files(self, machine):
         folder = os.path.join(self.results_dir, machine)
@@ -179,6 +232,7 @@ class Results:
             "commit": commit, "date": data.get("date"), "env_names": set(),
             "requirements": {}, "python": data.get("python")})
         info["env_names"].add(data.get("env_name", ""))
+        info.setdefault("torch", set()).add(torch_version(data))
         info["requirements"].update(data.get("requirements") or {})
         for bench, row in (data.get("results") or {}).items():
             r = dict(zip(columns, row))

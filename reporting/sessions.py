@@ -18,8 +18,11 @@ import os
 from reporting import verdicts as vd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Where sessions are kept, newest first when read: the main job's, the gate's.
-SESSION_GLOBS = (os.path.join(".asv", "main", "*", "rounds.json"), os.path.join(".asv", "gate", "*", "rounds.json"))
+# Where sessions are kept, newest first when read: the main job's, the gate's,
+# and the torch matrix's (tools/torch_matrix.py --compare: its sides are
+# '<commit>@torch<version>', one MLX release in several torch environments).
+SESSION_GLOBS = (os.path.join(".asv", "main", "*", "rounds.json"), os.path.join(".asv", "gate", "*", "rounds.json"),
+                 os.path.join(".asv", "torch", "*", "rounds.json"))
 
 
 class Sessions:

@@ -44,8 +44,9 @@ import sys
 from tools import ledger
 
 CONF = "asv.conf.json"
-# The matrix's settings that change the numbers (asv.conf.json).
-SETTINGS = ("MLX_ASV_FLAVOR", "MLX_ENABLE_TF32")
+# The matrix's settings that change the numbers (asv.conf.json), and the torch
+# matrix's torch version (asv.torch.conf.json, tools/torch_matrix.py).
+SETTINGS = ("MLX_ASV_FLAVOR", "MLX_ENABLE_TF32", "MLX_ASV_TORCH")
 # asv's commands that install the project or run benchmarks in its environments.
 MATRIX_COMMANDS = ("Run", "Continuous", "Find", "Profile", "Setup", "Check")
 # results files already read: path -> [size, mtime]. No ".json" suffix: asv
@@ -183,6 +184,12 @@ def setting_override_message(argv, environ=os.environ, cwd=None):
 
     name = os.path.basename(path)
     asked = {var: value for var, value, _ in found}
+    if "MLX_ASV_TORCH" in asked:  # the torch matrix's list, not a config variant
+        values = next(v for var, _, v in found if var == "MLX_ASV_TORCH")
+        return (f"mlx-asv: your environment sets MLX_ASV_TORCH={asked['MLX_ASV_TORCH']}, but {name}'s matrix "
+                f"sets MLX_ASV_TORCH={'|'.join(values)} and asv would use the matrix's versions without a word; "
+                f"the torch versions are the matrix's list: python tools/torch_matrix.py --write --versions "
+                f"A,B writes another; else unset MLX_ASV_TORCH.")
     said = ", ".join(f"{var}={value}" for var, value in asked.items())
     matrix = ", ".join(f"{var}={'|'.join(values)}" for var, _, values in found)
     command = args.func.__self__.__name__.lower()
