@@ -63,8 +63,10 @@ DEFAULT_LONG = 5.0
 # The share of what is left of the budget after the first round that the
 # second round leaves for confirmations.
 CONFIRM_SHARE = 0.2
-# Seconds asv needs per `asv run` beyond the cases: discovery, two installs.
-ROUND_OVERHEAD = 25.0
+# Seconds asv needs per `asv run` beyond the cases: discovery, a benchmark
+# server per side (~3.5 s of imports each here), an install where a side's MLX
+# differs (~4.5 s; none for a release twin, tools/install.py keeps it).
+ROUND_OVERHEAD = 15.0
 
 
 def detected_backends():
