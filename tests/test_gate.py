@@ -401,3 +401,19 @@ def test_comparisons_take_few_samples_a_process(tmp_path, monkeypatch, project_r
     given = [cmd[i + 1] for i, c in enumerate(cmd) if c == "-a"]
     assert "rounds=1" in given
     assert [g for g in given if g.startswith("repeat=")] == ([repeat] if repeat else [])
+
+
+def test_replay_decides_as_the_gate_did(monkeypatch, tmp_path):
+    """tools/gate.py's replay, given the rounds a gate recorded, reaches the
+    gate's own verdicts (the calibration's --replay rests on this)."""
+    factors = {**cases(20), **cases(3, 1.25, name="ops.G.time_op"), **cases(2, 0.8, name="ops.H.time_op")}
+    g = fake_gate(monkeypatch, tmp_path, factors)
+    again = gate.replay(g.session.data, "base", "cand")
+    assert sorted(again) == sorted(g.results)
+    assert {k: v.verdict for k, v in again.items()} == {k: v.verdict for k, v in g.results.items()}
+    assert {k: round(v.lo, 9) for k, v in again.items()} == {k: round(v.lo, 9) for k, v in g.results.items()}
+
+
+def test_stages_of_a_case():
+    assert gate.stages_of(0) == [] and gate.stages_of(1) == [1] and gate.stages_of(2) == [2]
+    assert gate.stages_of(6) == [2, 2, 2] and gate.stages_of(5) == [1, 2, 2]

@@ -225,7 +225,27 @@ def load_runs(folder=FOLDER):
     return runs
 
 
-def summarize(runs):
+def replayed(run, folder=FOLDER):
+    """A gate run's record with its verdicts decided again from its recorded
+    rounds by the current statistics (tools/gate.py's replay), or the record
+    unchanged where its rounds are missing."""
+    try:
+        with open(os.path.join(folder, run["run"], "rounds.json"), encoding="utf-8") as f:
+            data = json.load(f)["data"]
+    except (OSError, ValueError, KeyError):
+        return run
+    base = protocol.resolve_quiet(run)
+    verdicts = gatemod.replay(data, base, run["twin"], alpha=run.get("alpha", vd.ALPHA),
+                              min_effect=run.get("min_effect", vd.MIN_EFFECT))
+    cases = []
+    for c in run["cases"]:
+        v = verdicts.get(c["key"])
+        cases.append(dict(c, verdict=v.verdict, ratio=v.ratio, lo=v.lo, hi=v.hi,
+                          mde=v.minimum_detectable_effect(alpha=run.get("alpha", vd.ALPHA) / 3)) if v else c)
+    return dict(run, cases=cases)
+
+
+def summarize(runs, folder=FOLDER):
     """The calibration tables (Markdown) over ``runs``."""
     gates = [r for r in runs if r["kind"] == "gate"]
     locs = [r for r in runs if r["kind"] == "localize"]
@@ -247,7 +267,7 @@ def summarize(runs):
         # asv's own rule on the same measurements: the first round, one process a side
         flagged = total = runs_flagged = 0
         for r in gates:
-            flags = asv_rule_on_run(r)
+            flags = asv_rule_on_run(r, folder)
             aa_keys = [c["key"] for c in r["cases"] if c["factor"] == 1.0 and c["key"] in flags]
             hits = sum(1 for k in aa_keys if flags[k])
             flagged, total, runs_flagged = flagged + hits, total + len(aa_keys), runs_flagged + bool(hits)
@@ -325,14 +345,20 @@ def main(argv=None):
     ap.add_argument("--step", type=float, default=0.20, help="the step injected with --localize")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the --localize history")
     ap.add_argument("--summary", action="store_true", help="print the tables over every run so far")
+    ap.add_argument("--replay", action="store_true",
+                    help="with --summary: decide every gate run again from its recorded rounds with the "
+                         "current statistics (tools/gate.py's replay), instead of the verdicts it recorded")
+    ap.add_argument("--folder", default=FOLDER, help="with --summary: where the runs are (default %(default)s)")
     ap.add_argument("--format", choices=("md", "json"), default="md")
     args = ap.parse_args(argv)
     if args.summary:
-        runs = load_runs()
+        runs = load_runs(args.folder)
+        if args.replay:
+            runs = [replayed(r, args.folder) if r["kind"] == "gate" else r for r in runs]
         if args.format == "json":
             print(json.dumps({"runs": runs, "mde": mde_by_case(runs)}, indent=1))
         else:
-            print(summarize(runs))
+            print(summarize(runs, args.folder))
         return 0
     log = lambda m: print(f"calibrate: {m}", file=sys.stderr, flush=True)  # noqa: E731
     try:

@@ -330,6 +330,79 @@ class Gate:
         return math.exp(sum(obs) / len(obs)) if obs else None
 
 
+def stages_of(n):
+    """The stage sizes of a case measured n times a side by the gate: a first
+    stage of two processes (one where n is odd: a case the plan gave one
+    round), then two a stage (tools/gate.py's confirmations)."""
+    first = 1 if n % 2 else 2
+    return [first] + [2] * ((n - first) // 2) if n else []
+
+
+def replay(data, base, cand, alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_within=vd.SAME_WITHIN,
+           max_stages=3):
+    """The gate's verdicts, decided again from recorded rounds (``rounds.json``'s
+    ``data``) with the current statistics: the same looks, prior and
+    confirmation rule as :meth:`Gate.run`, over the stages each case was
+    measured in (:func:`stages_of`). Which cases the gate measured again
+    depended on the verdicts it had then, so this is the gate's answer only
+    where those stages would be measured again alike."""
+    g = Gate.__new__(Gate)
+    g.base, g.cand = base, cand
+    g.alpha, g.min_effect, g.same_within, g.max_stages = alpha, min_effect, same_within, max_stages
+    g._groups, g.prior, g.stages = {}, None, []
+    keys = sorted(k for k, per in data.items() if per.get(base) and per.get(cand))
+    bounds = {}
+    for k in keys:
+        sides = []
+        for side in (base, cand):
+            edges, at = [], 0
+            for size in stages_of(len(data[k][side])):
+                edges.append((at, at + size))
+                at += size
+            sides.append(edges)
+        bounds[k] = sides
+
+    class _Data:
+        pass
+
+    g.session = _Data()
+
+    def upto(look):
+        return {k: {base: data[k][base][:bounds[k][0][min(look, len(bounds[k][0])) - 1][1]],
+                    cand: data[k][cand][:bounds[k][1][min(look, len(bounds[k][1])) - 1][1]]} for k in keys}
+
+    g.session.data = data
+    first = {k: (bounds[k][0][0], bounds[k][1][0]) for k in keys}
+    g.prior = vd.priors([(list(c.observations()), c.group) for c in g._comparisons(keys, first)])
+    history = {k: [v] for k, v in g._decide(keys, first).items()}
+    final = {}
+    looks = max(max(len(b[0]), len(b[1])) for b in bounds.values()) if keys else 0
+    pooled = {}
+    for look in range(1, min(looks, max_stages) + 1):
+        g.session.data = upto(look)
+        pooled = g._decide(keys)
+        for k in keys:
+            if k not in final:
+                verdict = g._final(history[k], pooled[k])
+                if verdict:
+                    final[k] = verdict
+        g.session.data = data
+        nxt = {k: (bounds[k][0][look], bounds[k][1][look]) for k in keys
+               if k not in final and len(bounds[k][0]) > look and len(bounds[k][1]) > look}
+        for k, v in g._decide(list(nxt), nxt).items() if nxt else ():
+            history[k].append(v)
+    out = {}
+    for k in keys:
+        if k in final:
+            out[k] = final[k]
+        else:
+            v = pooled[k]
+            v.note = f"unconfirmed {v.verdict}" if v.verdict in (vd.SLOWER, vd.FASTER) else ""
+            v.verdict = vd.UNDECIDED
+            out[k] = v
+    return out
+
+
 def fmt_time(s):
     if s is None or s != s:
         return "n/a"
