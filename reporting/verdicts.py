@@ -32,7 +32,10 @@ shrinks each case's variance toward it:
     s~^2 = (d0 s0^2 + d s^2) / (d0 + d),   t = delta / (s~ sqrt(1/nb + 1/nc)),   dof = d0 + d
 
 where delta is the difference of the mean observations (log of the ratio of
-geometric means). A case whose own variance is large keeps most of it (wide
+geometric means). The fit is robust to cases whose processes fall into two
+modes (measured here: one process of ops.Concat or LayerNorm 2-6x slower than
+the others of the same build): it leaves them out, and such a case keeps its
+own variance instead of the prior's (see :func:`priors`, :func:`shrunk`). A case whose own variance is large keeps most of it (wide
 interval: undecided), a case with one process a side still gets a variance
 (from the prior), and the t quantile is taken at d0 + d degrees of freedom.
 
@@ -76,6 +79,12 @@ VERDICTS = (SLOWER, FASTER, SAME, UNDECIDED)
 ALPHA = 0.001
 MIN_EFFECT = 0.02
 SAME_WITHIN = 0.10
+# The prior's fit leaves out the noisiest quarter of a group's variances, and
+# a case whose own variance the prior can't explain (p < OUTLIER_P) keeps it
+# (see priors, shrunk). Chosen on recorded calibration rounds and measured:
+# README, "Calibration".
+PRIOR_TRIM = 0.25
+OUTLIER_P = 0.01
 # More rounds than this a side are not worth asking for: say so instead.
 MAX_ROUNDS = 32
 # observations closer than this are equal (timer resolution), so that a case
@@ -222,6 +231,29 @@ def _pooled(groups_of_obs):
     return (ss / dof if dof else None), dof
 
 
+def shrunk(variance, dof, prior, outlier_p=None):
+    """(variance, dof) of a case for its test: moderated toward its group's
+    prior, unless its own variance is larger than the prior makes plausible
+    (p < ``outlier_p``, default OUTLIER_P, an F test, or chi-square where d0
+    is infinite): such a case (processes in two modes) keeps its own variance
+    and degrees of freedom, so its interval stays as wide as its data."""
+    if _implausible(variance, dof, prior, outlier_p):
+        return moderate(variance, dof, (prior[0], 0.0))
+    return moderate(variance, dof, prior)
+
+
+def _implausible(variance, dof, prior, outlier_p=None):
+    """True where ``variance`` (with ``dof``) is larger than the prior makes
+    plausible: p < outlier_p (default OUTLIER_P)."""
+    outlier_p = OUTLIER_P if outlier_p is None else outlier_p
+    s0sq, d0 = prior
+    if variance is None or not dof or not d0 or not s0sq or not math.isfinite(s0sq):
+        return False
+    ratio = max(variance, _VAR_FLOOR) / s0sq
+    p = float(stats.chi2.sf(dof * ratio, dof) if math.isinf(d0) else stats.f.sf(ratio, dof, d0))
+    return p < outlier_p
+
+
 def moderate(variance, dof, prior):
     """(moderated variance, its degrees of freedom)."""
     s0sq, d0 = prior
@@ -235,9 +267,17 @@ def moderate(variance, dof, prior):
     return (d0 * s0sq + dof * variance) / (d0 + dof), d0 + dof
 
 
-def priors(cases):
+def priors(cases, trim=None):
     """{group: prior} from the within-side variances of ``cases`` (each a
     list of observation groups, with its group name).
+
+    The fit leaves out the noisiest ``trim`` share of each group's variances
+    (default PRIOR_TRIM): a few cases whose processes fall into two modes (one
+    process 2-6x slower than the others) would otherwise make the variances
+    look so dispersed that the fitted d0 is 1-3, and every case of the group,
+    however quiet, gets a t quantile at 3-6 degrees of freedom. The cases
+    left out are not forgotten: :func:`shrunk` keeps the own variance of a
+    case whose variance the prior can't explain.
 
     A group name may be refined with '|' (``mlx_cpu|-3``: a backend and the
     decade of the case's time): a refined group with too few cases to fit a
@@ -250,10 +290,18 @@ def priors(cases):
         vd_ = _pooled(obs_groups)
         for name in _ancestors(group):
             members.setdefault(name, []).append(vd_)
+    trim = PRIOR_TRIM if trim is None else trim
     for name, vds in members.items():
-        usable = [(v, d) for v, d in vds if d > 0 and v is not None]
+        usable = sorted(((v, d) for v, d in vds if d > 0 and v is not None), key=lambda vd_: vd_[0])
         if len(usable) >= 5:
-            fits[name] = fit_prior(*zip(*usable))
+            # A first fit without the noisiest share names the variances it
+            # can't explain; the prior is then fitted on all the others (a
+            # fit on the trimmed share alone would put s0 too low where the
+            # variances are all alike).
+            keep = max(5, int(round(len(usable) * (1.0 - trim))))
+            first = fit_prior(*zip(*usable[:keep]))
+            plausible = [(v, d) for v, d in usable if not _implausible(v, d, first)]
+            fits[name] = fit_prior(*zip(*plausible)) if len(plausible) >= 5 else first
     overall = fits.get("", (math.nan, 0.0))
     fitted = {}
     for _, group in cases:
@@ -299,7 +347,7 @@ def decide(comparisons, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WIT
                                0, math.nan, None, *samples, c.group))
             continue
         v, d = _pooled([yb, yc])
-        var, dof = moderate(v, d, _prior_of(prior, c.group))
+        var, dof = shrunk(v, d, _prior_of(prior, c.group))
         delta = sum(yc) / nc - sum(yb) / nb
         if not (var >= 0) or (dof == 0):
             out.append(Verdict(c.key, UNDECIDED, math.exp(delta), math.nan, math.nan, math.nan, nb, nc,
@@ -383,7 +431,7 @@ def locate_steps(series, alpha=ALPHA, min_effect=MIN_EFFECT, priors_by_group=Non
     for key, (group, points) in obs.items():
         points = [(rel, o) for rel, o in points if o]
         v, d = _pooled([o for _, o in points])
-        var, dof = moderate(v, d, _prior_of(priors_by_group, group))
+        var, dof = shrunk(v, d, _prior_of(priors_by_group, group))
         steps = []
         if var and var > 0 and dof:
             _segment(key, points, 0, len(points), math.sqrt(var), dof, alpha, margin, steps)

@@ -40,7 +40,9 @@ def test_aa_false_alarm_rate_is_within_alpha():
     # more than half are decided "same", the others undecided, none flagged
     assert sum(v.verdict == vd.SAME for v in verdicts) > 0.5 * len(verdicts)
     quiet = [v for _ in range(5) for v in run(rng, 100, between=0.005)]
-    assert sum(v.verdict == vd.SAME for v in quiet) > 0.99 * len(quiet)
+    # (a case whose variance its prior finds implausible, p < OUTLIER_P, keeps
+    # its own two degrees of freedom and stays undecided: ~1-2% of them here)
+    assert sum(v.verdict == vd.SAME for v in quiet) > 0.97 * len(quiet)
 
 
 def test_injected_slowdowns_are_found_with_the_right_sign():
@@ -159,3 +161,33 @@ def test_a_refined_group_without_enough_cases_takes_its_backends_prior():
     assert fitted["mlx_cpu|-2"][0] < fitted["mlx_cpu|-4"][0] / 50  # each decade its own noise
     # one case in its decade: the backend's prior, fitted on all 81
     assert fitted["mlx_cpu|0"] == vd.priors(quiet + noisy + [(lonely[0][0], "mlx_cpu")])["mlx_cpu"]
+
+
+def test_bimodal_cases_neither_blunt_the_prior_nor_raise_alarms():
+    """A few cases whose processes fall into two modes (one process 2-6x
+    slower, as measured here on Concat and LayerNorm) must not make the prior
+    so dispersed that quiet cases lose their power, and must not raise an
+    alarm themselves: they keep their own variance."""
+    rng = random.Random(7)
+    comps = []
+    for i in range(60):
+        base = [[0.01 * math.exp(rng.gauss(0, 0.02))] for _ in range(4)]
+        factor = 1.1 if i < 20 else 1.0
+        cand = [[0.01 * factor * math.exp(rng.gauss(0, 0.02))] for _ in range(4)]
+        comps.append(vd.Comparison(f"quiet{i}", base, cand, "mlx_cpu"))
+    for i in range(8):  # A/A, one process in another mode on one side
+        base = [[0.01 * math.exp(rng.gauss(0, 0.02))] for _ in range(4)]
+        cand = [[0.01 * math.exp(rng.gauss(0, 0.02))] for _ in range(3)] + [[0.01 * rng.choice((2.5, 4.0, 6.0))]]
+        comps.append(vd.Comparison(f"bimodal{i}", base, cand, "mlx_cpu"))
+    observed = [(list(c.observations()), c.group) for c in comps]
+    untrimmed = vd.priors(observed, trim=0.0)["mlx_cpu"]
+    robust = vd.priors(observed)["mlx_cpu"]
+    assert robust[1] > 4 * untrimmed[1]  # the quiet cases' d0 is no longer dragged down
+    verdicts = {v.key: v for v in vd.decide(comps)}
+    assert all(verdicts[f"bimodal{i}"].verdict not in (vd.SLOWER, vd.FASTER) for i in range(8))
+    assert all(verdicts[f"bimodal{i}"].dof == 6 for i in range(8))  # own variance: 3 + 3 dof
+    found = sum(verdicts[f"quiet{i}"].verdict == vd.SLOWER for i in range(20))
+    found_untrimmed = sum(v.verdict == vd.SLOWER for v in vd.decide(comps, prior={"mlx_cpu": untrimmed})
+                          if v.key in {f"quiet{i}" for i in range(20)})
+    assert found >= 18 and found > found_untrimmed, (found, found_untrimmed)
+    assert not any(verdicts[f"quiet{i}"].verdict in (vd.SLOWER, vd.FASTER) for i in range(20, 60))
