@@ -417,3 +417,25 @@ def test_replay_decides_as_the_gate_did(monkeypatch, tmp_path):
 def test_stages_of_a_case():
     assert gate.stages_of(0) == [] and gate.stages_of(1) == [1] and gate.stages_of(2) == [2]
     assert gate.stages_of(6) == [2, 2, 2] and gate.stages_of(5) == [1, 2, 2]
+
+
+def test_calibration_summary_replays_recorded_rounds(monkeypatch, tmp_path):
+    """calibrate.py --summary --replay decides a recorded gate run again from
+    its rounds.json, whatever verdicts the run recorded."""
+    from tools import calibrate
+
+    factors = {**cases(20), **cases(3, 1.25, name="ops.G.time_op")}
+    g = fake_gate(monkeypatch, tmp_path / "gate", factors)
+    folder = tmp_path / "calibration"
+    (folder / "calib-1").mkdir(parents=True)
+    (folder / "calib-1" / "rounds.json").write_text(json.dumps({"data": g.session.data}))
+    recorded = [dict(key=k, factor=1.25 if "ops.G" in k else 1.0, verdict=vd.UNDECIDED, ratio=1.0, lo=0.5, hi=2.0,
+                     base_s=0.01, mde=0.5, note="") for k in sorted(factors)]
+    run = {"run": "calib-1", "kind": "gate", "release": "v0.3.0", "twin": "cand", "seconds": 60, "rounds": 4,
+           "stages": 2, "alpha": vd.ALPHA, "min_effect": vd.MIN_EFFECT, "cases": recorded}
+    (folder / "calib-1" / "calibration.json").write_text(json.dumps(run))
+    monkeypatch.setattr(protocol, "resolve_quiet", lambda r: "base")
+    again = calibrate.replayed(calibrate.load_runs(str(folder))[0], str(folder))
+    assert {c["key"]: c["verdict"] for c in again["cases"]} == {k: v.verdict for k, v in g.results.items()}
+    text = calibrate.summarize([again], str(folder))
+    assert "3/3 (100%)" in text and "false alarms: 0 of 20" in text
