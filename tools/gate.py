@@ -257,24 +257,28 @@ class Gate:
             stage = self._stage(open_keys, 2)
             for k, v in self._decide(open_keys, stage).items():
                 history[k].append(v)
-        pooled = self._decide(keys)
+        self.results = self._results(keys, final, self._decide(keys))
+        self.history = history
+        self.seconds = time.time() - self.started
+        return results
+
+    def _results(self, keys, final, pooled):
+        """The final verdicts: those decided, and the others undecided on the
+        pooled rounds, with the rounds a side that would decide them."""
         results = {}
         for k in keys:
             if k in final:
                 results[k] = final[k]
-            else:
-                v = pooled[k]
-                unconfirmed = [v.verdict] if v.verdict in (vd.SLOWER, vd.FASTER) else []
-                v.verdict = vd.UNDECIDED
-                if v.rounds_needed is None and not math.isnan(v.sd):
-                    q = vd._t_quantile(1 - self.alpha / self.max_stages / 2, v.dof)
-                    v.rounds_needed = vd.rounds_to_decide(math.log(v.ratio), v.sd, q,
-                                                          math.log1p(self.min_effect), math.log1p(self.same_within))
-                v.note = f"unconfirmed {unconfirmed[-1]}" if unconfirmed else ""
-                results[k] = v
-        self.results = results
-        self.history = history
-        self.seconds = time.time() - self.started
+                continue
+            v = pooled[k]
+            unconfirmed = v.verdict if v.verdict in (vd.SLOWER, vd.FASTER) else ""
+            v.verdict = vd.UNDECIDED
+            if v.rounds_needed is None and not math.isnan(v.sd):
+                q = vd._t_quantile(1 - self.alpha / self.max_stages / 2, v.dof)
+                v.rounds_needed = vd.rounds_to_decide(math.log(v.ratio), v.sd, q,
+                                                      math.log1p(self.min_effect), math.log1p(self.same_within))
+            v.note = f"unconfirmed {unconfirmed}" if unconfirmed else ""
+            results[k] = v
         return results
 
     def _priority(self, verdict, key):
@@ -391,16 +395,7 @@ def replay(data, base, cand, alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_with
                if k not in final and len(bounds[k][0]) > look and len(bounds[k][1]) > look}
         for k, v in g._decide(list(nxt), nxt).items() if nxt else ():
             history[k].append(v)
-    out = {}
-    for k in keys:
-        if k in final:
-            out[k] = final[k]
-        else:
-            v = pooled[k]
-            v.note = f"unconfirmed {v.verdict}" if v.verdict in (vd.SLOWER, vd.FASTER) else ""
-            v.verdict = vd.UNDECIDED
-            out[k] = v
-    return out
+    return g._results(keys, final, pooled)
 
 
 def fmt_time(s):
