@@ -260,7 +260,7 @@ class Gate:
         self.results = self._results(keys, final, self._decide(keys))
         self.history = history
         self.seconds = time.time() - self.started
-        return results
+        return self.results
 
     def _results(self, keys, final, pooled):
         """The final verdicts: those decided, and the others undecided on the
