@@ -17,7 +17,7 @@ Which build, and what it costs (one download per version; pip's cache keeps it):
   ``torch_cuda``.
 - Linux without one (flavour ``cpu``): the CPU build, ``torch==X+cpu``, about
   0.2 GB, from PyTorch's CPU index (``MLX_ASV_TORCH_CPU_INDEX``, default
-  https://download.pytorch.org/whl/cpu, asked only if it answers within 3 s)
+  https://download.pytorch.org/whl/cpu, asked only if it answers before ``index_reachable``'s timeout)
   or from a local copy that pip already finds (``find-links``). The registry
   has only the CUDA build (and ``import torch`` fails without the ``nvidia-*``
   packages), so where no CPU build can be reached this **refuses** in one line,
