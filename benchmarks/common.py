@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import collections
 import functools
+import hashlib
 import json
 import math
 import os
@@ -404,8 +405,6 @@ def input_cache_dir():
 
 def input_cache_path(what):
     """The cache file of the input the generator's arguments ``what`` make."""
-    import hashlib
-
     digest = hashlib.sha256(repr((SEED, np.__version__, what)).encode()).hexdigest()[:32]
     return os.path.join(input_cache_dir() or "", f"{digest}.npy")
 

@@ -46,6 +46,7 @@ import os
 import re
 import sys
 import time
+import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -366,16 +367,12 @@ def replay(data, base, cand, alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_with
             sides.append(edges)
         bounds[k] = sides
 
-    class _Data:
-        pass
-
-    g.session = _Data()
+    g.session = types.SimpleNamespace(data=data)
 
     def upto(look):
         return {k: {base: data[k][base][:bounds[k][0][min(look, len(bounds[k][0])) - 1][1]],
                     cand: data[k][cand][:bounds[k][1][min(look, len(bounds[k][1])) - 1][1]]} for k in keys}
 
-    g.session.data = data
     first = {k: (bounds[k][0][0], bounds[k][1][0]) for k in keys}
     g.prior = vd.priors([(list(c.observations()), c.group) for c in g._comparisons(keys, first)])
     history = {k: [v] for k, v in g._decide(keys, first).items()}
