@@ -485,3 +485,29 @@ def test_real_build_of_an_mlx_tag(tmp_path):
                          capture_output=True, text=True, cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[0] == tag.lstrip("v")
+
+
+def test_a_native_build_hands_cmake_the_build_interpreter(tmp_path, monkeypatch):
+    """CMake's FindPython takes the first python3 on PATH unless told; MLX finds
+    nanobind through that interpreter, so a build must name the build
+    environment's (measured here: pyenv's shim was found, without nanobind,
+    and v0.22.0's build stopped at find_package(nanobind))."""
+    seen = {}
+    monkeypatch.setattr(mlxsource, "build_python", lambda requires, environ, log: "/envs/b/bin/python")
+    monkeypatch.setattr(mlxsource, "export_tree", lambda repo, sha, dest: os.makedirs(dest, exist_ok=True))
+
+    def fake_pip(cmd, env=None, **kw):
+        seen["env"] = env
+        out = cmd[cmd.index("-w") + 1]
+        open(os.path.join(out, "mlx-0.21.1-cp311-cp311-linux_x86_64.whl"), "w").close()
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(mlxsource.subprocess, "run", fake_pip)
+    plan = mlxsource.build_plan(files_021(), system="Linux", ccache=None, deps_dir=None)
+    env = {"MLX_ASV_CACHE": str(tmp_path / "cache")}
+    wheel, info = mlxsource._build("/repo", "a" * 40, plan, [], "reference", env, str(tmp_path / "cache"),
+                                   lambda m: None)
+    args = seen["env"]["CMAKE_ARGS"].split()
+    assert args[:len(plan.cmake_args)] == plan.cmake_args
+    assert args[-1] == "-DPython_EXECUTABLE=/envs/b/bin/python"
+    assert os.path.basename(wheel) == "mlx-0.21.1-cp311-cp311-linux_x86_64.whl"

@@ -529,6 +529,12 @@ def _build(repo, sha, plan, tools, blas, environ, root, log):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     env = dict(environ, **plan.env)
+    if plan.native:
+        # CMake's FindPython would take the first python3 on PATH (measured
+        # here: pyenv's shim, without nanobind: "Could not find a package
+        # configuration file provided by nanobind"); MLX finds nanobind
+        # through the interpreter, so it must be the build environment's.
+        env["CMAKE_ARGS"] = " ".join(filter(None, [env.get("CMAKE_ARGS"), f"-DPython_EXECUTABLE={py}"]))
     if tools and any(name == "ccache" and str(where).startswith("/") for name, where in tools):
         env.setdefault("CCACHE_BASEDIR", src)
     final = wheel_dir(sha, environ)
@@ -537,7 +543,7 @@ def _build(repo, sha, plan, tools, blas, environ, root, log):
     log(f"mlx source: building {sha[:10]} (MLX {plan.version}) into a wheel; log: {logpath}")
     started = time.time()
     with open(logpath, "w") as logf:
-        logf.write(f"# CMAKE_ARGS={plan.env.get('CMAKE_ARGS', '')}\n# PYPI_RELEASE=1\n")
+        logf.write(f"# CMAKE_ARGS={env.get('CMAKE_ARGS', '')}\n# PYPI_RELEASE=1\n")
         logf.flush()
         proc = subprocess.run([py, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
                                "--disable-pip-version-check", "-w", out, src],
