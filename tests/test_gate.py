@@ -2,11 +2,13 @@
 tests/test_e2e_asv.py runs a real gate through asv)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from benchmarks import common, ops
@@ -439,3 +441,48 @@ def test_calibration_summary_replays_recorded_rounds(monkeypatch, tmp_path):
     assert {c["key"]: c["verdict"] for c in again["cases"]} == {k: v.verdict for k, v in g.results.items()}
     text = calibrate.summarize([again], str(folder))
     assert "3/3 (100%)" in text and "false alarms: 0 of 20" in text
+
+
+def test_processes_needed_for_a_power_target():
+    """The processes a side a case needs for a target, from its noise: the
+    normal-theory sample size, worked by hand for sd 2% (log), +10% at 90%
+    power, alpha 0.001/3, min_effect 2%: z = 3.588 + 1.282 = 4.870, gap =
+    log 1.1 - log 1.02 = 0.0755, n = 2 (4.870 x 0.02 / 0.0755)^2 = 3.33 -> 4."""
+    from tools import calibrate
+
+    assert calibrate.processes_needed(0.02, 0.10, 0.90, 0.001 / 3, 0.02) == 4
+    # four times the noise needs sixteen times the processes (up to rounding)
+    assert calibrate.processes_needed(0.08, 0.10, 0.90, 0.001 / 3, 0.02) == math.ceil(16 * 3.3257)
+    assert calibrate.processes_needed(0.001, 0.10, 0.90, 0.001 / 3, 0.02) == 2  # never fewer than two
+    assert calibrate.processes_needed(0.02, 0.01, 0.90, 0.001 / 3, 0.02) == math.inf  # under min_effect
+
+
+def test_target_costs_price_each_case_from_its_recorded_noise(tmp_path):
+    """calibrate.target_costs: each case's noise from its recorded processes
+    (both sides of an A/A case, the base side of an injected one), its cost
+    from costs.json, summed over both sides."""
+    from tools import calibrate
+
+    rng = np.random.default_rng(3)
+    data, cases_ = {}, []
+    for i, (sd, factor) in enumerate([(0.021, 1.0)] * 4 + [(0.08, 1.2)]):
+        key = f"ops.K{i}.time_op('c', 'mlx_cpu')"
+        base = [[0.01 * math.exp(x)] for x in rng.normal(0, sd, 200)]
+        # the twin of an injected case is slowed and noisier: left out of the noise
+        cand = [[0.01 * factor * math.exp(x)] for x in rng.normal(0, sd * (1 if factor == 1.0 else 5), 200)]
+        data[key] = {"base": base, "twin": cand}
+        cases_.append(dict(key=key, factor=factor, verdict=vd.UNDECIDED, base_s=0.01))
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "rounds.json").write_text(json.dumps({"data": data}))
+    run = {"run": "r1", "kind": "gate", "twin": "twin", "alpha": 0.001, "min_effect": 0.02, "cases": cases_}
+    noise = calibrate.noise_by_case([run], str(tmp_path))
+    assert noise["ops.K4.time_op('c', 'mlx_cpu')"][1] == 199  # base side only
+    assert math.sqrt(noise["ops.K4.time_op('c', 'mlx_cpu')"][0]) == pytest.approx(0.08, rel=0.15)
+    costs = {c["key"]: 0.5 for c in cases_}
+    ten, twenty = calibrate.target_costs([run], str(tmp_path), costs)
+    assert ten["cases"] == 5 and ten["within_4"] == 4 and ten["median"] == 4
+    need = [calibrate.processes_needed(math.sqrt(v), 0.10, 0.90, 0.001 / 3, 0.02) for v, _ in noise.values()]
+    assert sorted(need)[:4] == [4, 4, 4, 4] and sorted(need)[4] > 40
+    assert ten["hours"] == pytest.approx(sum(2 * n * 0.5 for n in need) / 3600)
+    # +20% at 99%: n = 2 (5.914 sd / 0.1625)^2: 1.2 -> 2 at sd 2.1%, 17 at sd 8%
+    assert twenty["median"] == 2 and twenty["within_4"] == 4

@@ -304,6 +304,18 @@ def summarize(runs, folder=FOLDER):
                           f"{len(vals)} cases {100 * vals[len(vals) // 2]:.1f}%, 90th percentile "
                           f"{100 * vals[int(0.9 * (len(vals) - 1))]:.1f}%; per case: "
                           f"`python tools/calibrate.py --summary --format json`"]
+        priced = target_costs(gates, folder)
+        if priced and priced[0]["cases"]:
+            lines += ["", "## What the power targets would take here", "",
+                      f"Processes a side each case of 1 ms or more needs, from its noise measured in these runs "
+                      f"(pooled A/A processes), at the gate's level, and the machine time of measuring both "
+                      f"sides that often (each case's process cost, .asv/costs.json); the 15-minute gate "
+                      f"affords 2-4 processes a side:", "",
+                      "| target | cases | processes a side, median / p90 | cases needing at most 4 "
+                      "| machine time |", "|---|---|---|---|---|"]
+            for t in priced:
+                lines.append(f"| +{100 * t['effect']:.0f}% at {100 * t['power']:.0f}% power | {t['cases']} | "
+                             f"{t['median']} / {t['p90']} | {t['within_4']} | {t['hours']:.1f} h |")
     if locs:
         total = right = extra = 0
         for r in locs:
@@ -322,6 +334,66 @@ def summarize(runs, folder=FOLDER):
     if not runs:
         lines.append("No calibration runs yet: python tools/calibrate.py")
     return "\n".join(lines) + "\n"
+
+
+# The issue's power targets: (effect, power) pairs the table below prices.
+POWER_TARGETS = ((0.10, 0.90), (0.20, 0.99))
+
+
+def noise_by_case(gates, folder=FOLDER):
+    """{case key: (variance of a process's observation, degrees of freedom)},
+    pooled over the gate runs' recorded rounds (``rounds.json``): both sides
+    of an A/A case, the base side of an injected one."""
+    pooled = {}
+    for r in gates:
+        try:
+            with open(os.path.join(folder, r["run"], "rounds.json"), encoding="utf-8") as f:
+                data = json.load(f)["data"]
+        except (OSError, ValueError, KeyError):
+            continue
+        factor = {c["key"]: c["factor"] for c in r["cases"]}
+        for key, per in data.items():
+            sides = [per[c] for c in per if factor.get(key) == 1.0 or c != r["twin"]]
+            v, d = vd._pooled([vd.process_observations(runs) for runs in sides])
+            if v is not None and d:
+                ss, dd = pooled.get(key, (0.0, 0))
+                pooled[key] = (ss + v * d, dd + d)
+    return {k: (ss / dd, dd) for k, (ss, dd) in pooled.items()}
+
+
+def processes_needed(sd, effect, power, alpha, min_effect):
+    """Processes a side at which a case with per-process standard deviation
+    ``sd`` (log time) calls a slowdown of ``effect`` slower with ``power``
+    (normal quantiles: the moderated test's degrees of freedom are large then)."""
+    gap = math.log1p(effect) - math.log1p(min_effect)
+    if gap <= 0:
+        return math.inf
+    z = vd._t_quantile(1 - alpha / 2, math.inf) + vd._t_quantile(power, math.inf)
+    return max(2, math.ceil(2 * (z * sd / gap) ** 2))
+
+
+def target_costs(gates, folder=FOLDER, costs=None, min_duration=1e-3):
+    """What the power targets would take on this machine: for each target,
+    the processes a side each case of at least ``min_duration`` needs (from
+    its measured noise) and the machine time of measuring that many for both
+    sides (each case's process cost, ``.asv/costs.json``), at the gate's
+    level (alpha / 3: its three looks)."""
+    costs = protocol.load_costs() if costs is None else costs
+    noise = noise_by_case(gates, folder)
+    base_s = {c["key"]: c["base_s"] for r in gates for c in r["cases"] if c.get("base_s")}
+    alpha = gates[0].get("alpha", vd.ALPHA) / 3 if gates else vd.ALPHA / 3
+    min_effect = gates[0].get("min_effect", vd.MIN_EFFECT) if gates else vd.MIN_EFFECT
+    keys = sorted(k for k in noise if (base_s.get(k) or 0) >= min_duration and k in costs)
+    out = []
+    for effect, power in POWER_TARGETS:
+        need = {k: processes_needed(math.sqrt(noise[k][0]), effect, power, alpha, min_effect) for k in keys}
+        finite = sorted(n for n in need.values() if math.isfinite(n))
+        out.append({"effect": effect, "power": power, "cases": len(keys),
+                    "median": finite[len(finite) // 2] if finite else None,
+                    "p90": finite[int(0.9 * (len(finite) - 1))] if finite else None,
+                    "hours": sum(2 * need[k] * costs[k] for k in keys) / 3600.0,
+                    "within_4": sum(1 for n in need.values() if n <= 4)})
+    return out
 
 
 def mde_by_case(runs=None):
