@@ -310,7 +310,9 @@ def summarize(runs, folder=FOLDER):
                       f"Processes a side each case of 1 ms or more needs, from its noise measured in these runs "
                       f"(pooled A/A processes), at the gate's level, and the machine time of measuring both "
                       f"sides that often (each case's process cost, .asv/costs.json); the 15-minute gate "
-                      f"affords 2-4 processes a side:", "",
+                      f"affords 2-4 processes a side. The median case's process-to-process standard "
+                      f"deviation (of the log of a process's fastest sample) is "
+                      f"{100 * priced[0]['sd_median']:.1f}%.", "",
                       "| target | cases | processes a side, median / p90 | cases needing at most 4 "
                       "| machine time |", "|---|---|---|---|---|"]
             for t in priced:
@@ -392,7 +394,8 @@ def target_costs(gates, folder=FOLDER, costs=None, min_duration=1e-3):
                     "median": finite[len(finite) // 2] if finite else None,
                     "p90": finite[int(0.9 * (len(finite) - 1))] if finite else None,
                     "hours": sum(2 * need[k] * costs[k] for k in keys) / 3600.0,
-                    "within_4": sum(1 for n in need.values() if n <= 4)})
+                    "within_4": sum(1 for n in need.values() if n <= 4),
+                    "sd_median": sorted(math.sqrt(noise[k][0]) for k in keys)[len(keys) // 2] if keys else None})
     return out
 
 
