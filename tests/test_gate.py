@@ -486,3 +486,24 @@ def test_target_costs_price_each_case_from_its_recorded_noise(tmp_path):
     assert ten["hours"] == pytest.approx(sum(2 * n * 0.5 for n in need) / 3600)
     # +20% at 99%: n = 2 (5.914 sd / 0.1625)^2: 1.2 -> 2 at sd 2.1%, 17 at sd 8%
     assert twenty["median"] == 2 and twenty["within_4"] == 4
+
+
+@pytest.mark.parametrize("shared, expect", [(0.0, (0.8, 1.2)), (0.05, (0.0, 0.3))])
+def test_pairing_ratio_tells_round_noise_from_process_noise(tmp_path, shared, expect):
+    """calibrate.pairing_ratio: where the noise is a moment shared by both sides
+    of a round (``shared``), paired differences are much narrower than the
+    processes; where it belongs to each process, they are not."""
+    from tools import calibrate
+
+    rng = np.random.default_rng(5)
+    data, cases_ = {}, []
+    for i in range(30):
+        key = f"ops.K{i}.time_op('c', 'mlx_cpu')"
+        moment = rng.normal(0, shared, 8)
+        data[key] = {side: [[0.01 * math.exp(m + x)] for m, x in zip(moment, rng.normal(0, 0.01, 8))]
+                     for side in ("base", "twin")}
+        cases_.append(dict(key=key, factor=1.0))
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "rounds.json").write_text(json.dumps({"data": data}))
+    ratio, n = calibrate.pairing_ratio([{"run": "r1", "cases": cases_}], str(tmp_path))
+    assert n == 30 and expect[0] < ratio < expect[1]

@@ -306,13 +306,16 @@ def summarize(runs, folder=FOLDER):
                           f"`python tools/calibrate.py --summary --format json`"]
         priced = target_costs(gates, folder)
         if priced and priced[0]["cases"]:
+            ratio, n = pairing_ratio(gates, folder)
+            paired = (f" Pairing the sides within a round would not narrow it much: over {n} A/A cases, the "
+                      f"median ratio of the paired to the unpaired spread is {ratio:.2f}." if ratio else "")
             lines += ["", "## What the power targets would take here", "",
                       f"Processes a side each case of 1 ms or more needs, from its noise measured in these runs "
                       f"(pooled A/A processes), at the gate's level, and the machine time of measuring both "
                       f"sides that often (each case's process cost, .asv/costs.json); the 15-minute gate "
                       f"affords 2-4 processes a side. The median case's process-to-process standard "
                       f"deviation (of the log of a process's fastest sample) is "
-                      f"{100 * priced[0]['sd_median']:.1f}%.", "",
+                      f"{100 * priced[0]['sd_median']:.1f}%.{paired}", "",
                       "| target | cases | processes a side, median / p90 | cases needing at most 4 "
                       "| machine time |", "|---|---|---|---|---|"]
             for t in priced:
@@ -361,6 +364,35 @@ def noise_by_case(gates, folder=FOLDER):
                 ss, dd = pooled.get(key, (0.0, 0))
                 pooled[key] = (ss + v * d, dd + d)
     return {k: (ss / dd, dd) for k, (ss, dd) in pooled.items()}
+
+
+def pairing_ratio(gates, folder=FOLDER):
+    """The median over A/A cases of sd(paired) / sd(unpaired): the spread of
+    the two sides' differences taken within a round (over sqrt 2) against the
+    spread of the processes themselves. Near 1: the noise belongs to the
+    process, not to the moment it ran, and pairing the sides buys nothing."""
+    ratios = []
+    for r in gates:
+        try:
+            with open(os.path.join(folder, r["run"], "rounds.json"), encoding="utf-8") as f:
+                data = json.load(f)["data"]
+        except (OSError, ValueError, KeyError):
+            continue
+        aa = {c["key"] for c in r["cases"] if c["factor"] == 1.0}
+        for key, per in data.items():
+            if key not in aa or len(per) != 2:
+                continue
+            sides = [[vd.process_observations([p]) for p in runs] for runs in per.values()]
+            pairs = [(b[0], c[0]) for b, c in zip(*sides) if b and c]
+            unpaired, dof = vd._pooled([[b for b, _ in pairs], [c for _, c in pairs]])
+            if len(pairs) < 3 or not unpaired:
+                continue
+            diffs = [c - b for b, c in pairs]
+            m = sum(diffs) / len(diffs)
+            paired = sum((x - m) ** 2 for x in diffs) / (len(diffs) - 1) / 2
+            ratios.append(math.sqrt(paired / unpaired))
+    ratios.sort()
+    return (ratios[len(ratios) // 2] if ratios else None), len(ratios)
 
 
 def processes_needed(sd, effect, power, alpha, min_effect):
