@@ -410,7 +410,7 @@ def markdown(report):
     s = report["summary"]
     lines.append(f"{s['slower']} slower, {s['faster']} faster, {s['same']} same, {s['undecided']} undecided "
                  f"({len(report['cases'])} cases; {report['rounds']} interleaved rounds in {report['stages']} "
-                 f"stages, {report['seconds'] / 60:.1f} min; moderated t-test on per-process medians, "
+                 f"stages, {report['seconds'] / 60:.1f} min; moderated t-test on each process's fastest sample, "
                  f"{100 * (1 - report['alpha']):g}% intervals, a change must clear "
                  f"{100 * report['min_effect']:g}% and be confirmed by fresh rounds; 'same' = within "
                  f"{100 * report['same_within']:g}%)")
