@@ -225,14 +225,22 @@ def load_runs(folder=FOLDER):
     return runs
 
 
+def recorded_rounds(run, folder=FOLDER):
+    """A gate run's recorded processes (its ``rounds.json``'s data), or None
+    where they are missing or unreadable."""
+    try:
+        with open(os.path.join(folder, run["run"], "rounds.json"), encoding="utf-8") as f:
+            return json.load(f)["data"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def replayed(run, folder=FOLDER):
     """A gate run's record with its verdicts decided again from its recorded
     rounds by the current statistics (tools/gate.py's replay), or the record
     unchanged where its rounds are missing."""
-    try:
-        with open(os.path.join(folder, run["run"], "rounds.json"), encoding="utf-8") as f:
-            data = json.load(f)["data"]
-    except (OSError, ValueError, KeyError):
+    data = recorded_rounds(run, folder)
+    if data is None:
         return run
     base = protocol.resolve_quiet(run)
     verdicts = gatemod.replay(data, base, run["twin"], alpha=run.get("alpha", vd.ALPHA),
@@ -351,10 +359,8 @@ def noise_by_case(gates, folder=FOLDER):
     of an A/A case, the base side of an injected one."""
     pooled = {}
     for r in gates:
-        try:
-            with open(os.path.join(folder, r["run"], "rounds.json"), encoding="utf-8") as f:
-                data = json.load(f)["data"]
-        except (OSError, ValueError, KeyError):
+        data = recorded_rounds(r, folder)
+        if data is None:
             continue
         factor = {c["key"]: c["factor"] for c in r["cases"]}
         for key, per in data.items():
@@ -373,10 +379,8 @@ def pairing_ratio(gates, folder=FOLDER):
     process, not to the moment it ran, and pairing the sides buys nothing."""
     ratios = []
     for r in gates:
-        try:
-            with open(os.path.join(folder, r["run"], "rounds.json"), encoding="utf-8") as f:
-                data = json.load(f)["data"]
-        except (OSError, ValueError, KeyError):
+        data = recorded_rounds(r, folder)
+        if data is None:
             continue
         aa = {c["key"] for c in r["cases"] if c["factor"] == 1.0}
         for key, per in data.items():
