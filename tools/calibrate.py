@@ -315,8 +315,9 @@ def summarize(runs, folder=FOLDER):
         priced = target_costs(gates, folder)
         if priced and priced[0]["cases"]:
             ratio, n = pairing_ratio(gates, folder)
-            paired = (f" Pairing the sides within a round would not narrow it much: over {n} A/A cases, the "
-                      f"median ratio of the paired to the unpaired spread is {ratio:.2f}." if ratio else "")
+            paired = (f" The spread of the two sides' differences within a round against the unpaired spread: "
+                      f"median ratio {ratio:.2f} over {n} A/A cases (near 1: pairing the sides would not narrow "
+                      f"it)." if ratio else "")
             lines += ["", "## What the power targets would take here", "",
                       f"Processes a side each case of 1 ms or more needs, from its noise measured in these runs "
                       f"(pooled A/A processes), at the gate's level, and the machine time of measuring both "
