@@ -42,6 +42,7 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import time
 
@@ -389,12 +390,10 @@ def pairing_ratio(gates, folder=FOLDER):
                 continue
             sides = [[vd.process_observations([p]) for p in runs] for runs in per.values()]
             pairs = [(b[0], c[0]) for b, c in zip(*sides) if b and c]
-            unpaired, dof = vd._pooled([[b for b, _ in pairs], [c for _, c in pairs]])
+            unpaired, _ = vd._pooled([[b for b, _ in pairs], [c for _, c in pairs]])
             if len(pairs) < 3 or not unpaired:
                 continue
-            diffs = [c - b for b, c in pairs]
-            m = sum(diffs) / len(diffs)
-            paired = sum((x - m) ** 2 for x in diffs) / (len(diffs) - 1) / 2
+            paired = statistics.variance([c - b for b, c in pairs]) / 2
             ratios.append(math.sqrt(paired / unpaired))
     ratios.sort()
     return (ratios[len(ratios) // 2] if ratios else None), len(ratios)
@@ -423,6 +422,7 @@ def target_costs(gates, folder=FOLDER, costs=None, min_duration=1e-3):
     alpha = gates[0].get("alpha", vd.ALPHA) / 3 if gates else vd.ALPHA / 3
     min_effect = gates[0].get("min_effect", vd.MIN_EFFECT) if gates else vd.MIN_EFFECT
     keys = sorted(k for k in noise if (base_s.get(k) or 0) >= min_duration and k in costs)
+    sd_median = sorted(math.sqrt(noise[k][0]) for k in keys)[len(keys) // 2] if keys else None
     out = []
     for effect, power in POWER_TARGETS:
         need = {k: processes_needed(math.sqrt(noise[k][0]), effect, power, alpha, min_effect) for k in keys}
@@ -431,8 +431,7 @@ def target_costs(gates, folder=FOLDER, costs=None, min_duration=1e-3):
                     "median": finite[len(finite) // 2] if finite else None,
                     "p90": finite[int(0.9 * (len(finite) - 1))] if finite else None,
                     "hours": sum(2 * need[k] * costs[k] for k in keys) / 3600.0,
-                    "within_4": sum(1 for n in need.values() if n <= 4),
-                    "sd_median": sorted(math.sqrt(noise[k][0]) for k in keys)[len(keys) // 2] if keys else None})
+                    "within_4": sum(1 for n in need.values() if n <= 4), "sd_median": sd_median})
     return out
 
 
