@@ -130,7 +130,9 @@ class Driver:
     def one(self, k, label, path):
         for p in results_files(self.results_dir):
             os.remove(p)  # asv would merge this run into the last one's file
-        env = dict(os.environ, PYTHONPATH=":".join(x for x in (path, self.extra_path) if x))
+        # ROUNDS=1: one process a case in each run, whatever the caller's environment holds (gpu_asv.sh
+        # turns $ROUNDS into asv's -a rounds=N, which would run N processes a case and merge their samples)
+        env = dict(os.environ, PYTHONPATH=":".join(x for x in (path, self.extra_path) if x), ROUNDS="1")
         env.pop("ASV_PYTHONPATH", None)  # gpu_asv.sh derives it from PYTHONPATH
         log_path = run_path(self.out, k, label, "log")
         cmd = ["bash", self.script, self.machine, self.bench]
@@ -179,7 +181,8 @@ class Driver:
         os.remove(files[0])
         self.walls.append(wall)
         with open(os.path.join(self.out, "rounds.log"), "a") as f:
-            f.write(f"r{k}\t{label}\t{path}\trc={rc}\twall_s={wall:.1f}\tcommit={commit[:8]}\tbenchmarks={n}\n")
+            f.write(f"r{k}\t{label}\t{path}\trc={rc}\twall_s={wall:.1f}\tcommit={commit[:8]}\tbenchmarks={n}"
+                    f"\tasv_rounds={env['ROUNDS']}\n")
         self.log(f"gpu_rounds: round {k} {label}: asv exited {rc} in {wall:.0f} s, {n} benchmarks "
                  f"(commit {commit[:8]}) -> {target}")
         return OK
