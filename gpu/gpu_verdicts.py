@@ -88,10 +88,20 @@ def version_of(data):
 
 
 class Rounds:
-    """The rounds of DIR: ``data[key][label]`` is the samples of each round
+    """The rounds of DIR: ``data[key][label]`` is the samples of each process
     in which the case has a result (as the gate's session keeps them),
     ``status[key][label]`` the status of each round ('ok', 'failed',
-    'skipped', 'absent')."""
+    'skipped', 'absent').
+
+    A run is one process a case (gpu_rounds.py runs asv with one round)
+    unless DIR's ``asv_rounds.json`` (``{"rK-LABEL": N, ...}``) says that
+    run's asv made N rounds: then asv ran every case in N processes, one
+    after the other over the whole run, and concatenated their samples; each
+    case's list is cut into N equal parts, one per process (a count that N
+    does not divide stops it with one line). The processes of a side are
+    listed run by run within each of asv's rounds (round 1's process of
+    every run, then round 2's, ...), so the gate's first stage holds
+    processes of every run."""
 
     def __init__(self, folder):
         self.folder = folder
@@ -108,22 +118,42 @@ class Rounds:
                 raise ReadError(f"round {gaps[0]} of side {label} is missing "
                                 f"({os.path.join(folder, f'r{gaps[0]}-{label}.json')}) but round "
                                 f"{max(by_round)} is there")
+        self.asv_rounds = self._asv_rounds()
         self.labels = sorted(found)
         self.rounds = min(max(by_round) for by_round in found.values())
         self.left_out = sorted(os.path.basename(p) for by_round in found.values()
                                for k, p in by_round.items() if k > self.rounds)
         self.commits, self.versions = {}, {}
-        self.data, self.status = {}, {}
+        self.data, self.status, runs = {}, {}, {}
+        self.processes = {label: sum(self.asv_rounds.get(f"r{k}-{label}", 1) for k in range(1, self.rounds + 1))
+                          for label in self.labels}
         for label in self.labels:
             for k in range(1, self.rounds + 1):
-                self._read(label, k, found[label][k])
+                self._read(label, k, found[label][k], runs)
+        for key, per in runs.items():
+            for label, by_run in per.items():
+                self.data.setdefault(key, {})[label] = [procs[i] for i in range(max(map(len, by_run)))
+                                                        for procs in by_run if i < len(procs)]
         self.walls = self._walls()
         for key, per in self.status.items():
             for label in self.labels:
                 per.setdefault(label, [])
                 per[label] += ["absent"] * (self.rounds - len(per[label]))
 
-    def _read(self, label, k, path):
+    def _asv_rounds(self):
+        path = os.path.join(self.folder, "asv_rounds.json")
+        if not os.path.exists(path):
+            return {}
+        try:
+            with open(path, encoding="utf-8") as f:
+                got = {k: v for k, v in json.load(f).items() if FILE.match(k + ".json")}
+            if not all(isinstance(v, int) and v >= 1 for v in got.values()):
+                raise ValueError("a run's asv rounds must be a whole number >= 1")
+        except (OSError, ValueError, AttributeError) as e:
+            raise ReadError(f"{path} is not a map of rK-LABEL to asv's rounds ({type(e).__name__}: {e})") from None
+        return got
+
+    def _read(self, label, k, path, runs):
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
@@ -136,13 +166,20 @@ class Rounds:
             raise ReadError(f"{path} records commit {commit[:8]}, the earlier rounds of side {label} "
                             f"{self.commits[label][:8]}: one side is one install")
         self.versions.setdefault(label, version_of(data))
+        parts = self.asv_rounds.get(f"r{k}-{label}", 1)
         for key, status, samples in protocol.case_results(data):
             if not is_timing(key):
                 continue
             st = self.status.setdefault(key, {}).setdefault(label, [])
             st += ["absent"] * (k - 1 - len(st)) + [status]
-            if status == "ok":
-                self.data.setdefault(key, {}).setdefault(label, []).append(samples)
+            if status != "ok":
+                continue
+            if len(samples) % parts:
+                raise ReadError(f"{path}: {key} has {len(samples)} samples, which {parts} processes "
+                                f"(asv_rounds.json) can't have given in equal parts")
+            size = len(samples) // parts
+            runs.setdefault(key, {}).setdefault(label, []).append(
+                [samples[i * size:(i + 1) * size] for i in range(parts)])
 
     def _walls(self):
         """{label: seconds its runs took}, from gpu/gpu_rounds.py's rounds.log (0 where there is none)."""
@@ -174,13 +211,15 @@ class Rounds:
         did not run in some round on one of ``labels``."""
         out = {}
         for key, per in sorted(self.status.items()):
+            if all(st == "skipped" for lb in labels for st in per[lb]):
+                continue  # a case this run did not select (another backend): not a failure
             bad = {lb: (per[lb].count("failed"), per[lb].count("skipped")) for lb in labels}
             if any(f or s for f, s in bad.values()):
                 out[key] = bad
         return out
 
 
-def compare(data, base, cand, rounds_n=0, names=None):
+def compare(data, base, cand, names=None):
     """The gate's report (tools/gate.py's as_json form) of base -> cand over
     the cases both sides have results for, decided by its ``replay``."""
     sub = {k: {base: per[base], cand: per[cand]} for k, per in data.items() if per.get(base) and per.get(cand)}
@@ -190,7 +229,9 @@ def compare(data, base, cand, rounds_n=0, names=None):
     stages = max((len(gatemod.stages_of(max(len(v) for v in per.values()))) for per in sub.values()), default=0)
     return {"base": base, "candidate": cand, "base_name": names.get(base, base),
             "candidate_name": names.get(cand, cand), "alpha": vd.ALPHA, "min_effect": vd.MIN_EFFECT,
-            "same_within": vd.SAME_WITHIN, "stages": min(stages, 3), "rounds": rounds_n, "seconds": 0.0,
+            "same_within": vd.SAME_WITHIN, "stages": min(stages, 3),
+            # the gate's rounds: processes a side (as many as its looks used)
+            "rounds": max((max(c["processes"]) for c in cases), default=0), "seconds": 0.0,
             "summary": vd.summary(results.values()), "over_budget": {}, "cases": cases}
 
 
@@ -221,7 +262,7 @@ def mde_table(cases):
                  if label in by}
 
 
-def power(data, base, twin, factors, seeds, rounds_n=0):
+def power(data, base, twin, factors, seeds):
     """Per seed, the A/A comparison with the twin's samples of a random third
     of the cases multiplied (:func:`inject`): [(key, factor, verdict, base_s)]
     of the injected cases over all seeds."""
@@ -229,7 +270,7 @@ def power(data, base, twin, factors, seeds, rounds_n=0):
     rows = []
     for seed in seeds:
         injected_data, injected = inject(data, twin, keys, factors, seed)
-        report = compare(injected_data, base, twin, rounds_n)
+        report = compare(injected_data, base, twin)
         for c in report["cases"]:
             if c["key"] in injected:
                 rows.append((c["key"], injected[c["key"]], c["verdict"], c["base_s"]))
@@ -239,12 +280,14 @@ def power(data, base, twin, factors, seeds, rounds_n=0):
 def analyse(rounds, base=None, cand=None, aa=None, factors=None, seeds=(1, 2, 3, 4, 5)):
     names = {lb: rounds.name(lb) for lb in rounds.labels}
     out = {"folder": rounds.folder, "rounds": rounds.rounds, "left_out": rounds.left_out,
-           "sides": {lb: {"commit": rounds.commits[lb], "version": rounds.versions.get(lb)} for lb in rounds.labels}}
+           "asv_rounds": rounds.asv_rounds,
+           "sides": {lb: {"commit": rounds.commits[lb], "version": rounds.versions.get(lb),
+                          "processes": rounds.processes[lb]} for lb in rounds.labels}}
     for lb in (base, cand) + tuple(aa or ()):
         if lb is not None and lb not in rounds.labels:
             raise ReadError(f"no side {lb!r} in {rounds.folder} (sides: {', '.join(rounds.labels)})")
     if base and cand:
-        out["comparison"] = compare(rounds.data, base, cand, rounds.rounds, names)
+        out["comparison"] = compare(rounds.data, base, cand, names)
         out["comparison"]["seconds"] = sum(rounds.walls.get(lb, 0.0) for lb in (base, cand))
         out["failures"] = rounds.failures([base, cand])
     aa = tuple(aa) if aa else rounds.twins()
@@ -253,15 +296,17 @@ def analyse(rounds, base=None, cand=None, aa=None, factors=None, seeds=(1, 2, 3,
         if rounds.commits[a] != rounds.commits[b]:
             raise ReadError(f"--aa {a},{b}: they record different commits ({rounds.commits[a][:8]}, "
                             f"{rounds.commits[b][:8]}), so they are not one install")
-        report = compare(rounds.data, a, b, rounds.rounds, names)
+        report = compare(rounds.data, a, b, names)
         med, by = mde_table(report["cases"])
         factors = factors or [1.0 + float(x) for x in INJECT.split(",")]
         out["aa"] = {"pair": [a, b], "comparisons": len(report["cases"]), "summary": report["summary"],
                      "alarms": [c for c in report["cases"] if c["verdict"] in (vd.SLOWER, vd.FASTER)],
                      "mde_median": med, "mde_by_duration": by, "cpu_mde_median": CPU_MDE_MEDIAN,
                      "mde_cases": {c["key"]: c["mde"] for c in report["cases"]},
+                     "processes": "+".join(str(int(statistics.median(c["processes"][i] for c in report["cases"])))
+                                           for i in (0, 1)) if report["cases"] else "0+0",
                      "power": [dict(key=k, factor=f, verdict=v, base_s=s)
-                               for k, f, v, s in power(rounds.data, a, b, factors, seeds, rounds.rounds)],
+                               for k, f, v, s in power(rounds.data, a, b, factors, seeds)],
                      "seeds": list(seeds)}
     return out
 
@@ -280,12 +325,21 @@ def pct(x):
 
 def markdown(out):
     lines = [f"# Interleaved rounds in {out['folder']}", "",
-             f"{out['rounds']} rounds a side, sides: " + ", ".join(
-                 f"{lb} = MLX {s['version'] or '?'} ({s['commit'][:8]})" for lb, s in out["sides"].items())]
+             f"{out['rounds']} rounds a side (runs of gpu_asv.sh, the sides' order alternating), sides: " + ", ".join(
+                 f"{lb} = MLX {s['version'] or '?'} ({s['commit'][:8]}, {s['processes']} processes a case)"
+                 for lb, s in out["sides"].items())]
+    if out["asv_rounds"]:
+        lines.append("asv made several processes a case in these runs (asv_rounds.json): "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(out["asv_rounds"].items())))
     if out["left_out"]:
         lines.append(f"Left out (their round is incomplete): {', '.join(out['left_out'])}")
     if "comparison" in out:
-        lines += ["", gatemod.markdown(out["comparison"]).rstrip()]
+        text = gatemod.markdown(out["comparison"]).rstrip()
+        if out["asv_rounds"]:
+            n = out["comparison"]["rounds"]
+            text = text.replace(f"; {n} interleaved rounds in ",
+                                f"; up to {n} processes a side from {out['rounds']} interleaved runs, in ", 1)
+        lines += ["", text]
         fails = out["failures"]
         if fails:
             base, cand = out["comparison"]["base"], out["comparison"]["candidate"]
@@ -304,8 +358,9 @@ def markdown(out):
                   f"undecided {s['undecided']}"]
         for c in aa["alarms"]:
             lines.append(f"  - {c['verdict']}: {c['key']} ratio {c['ratio']:.3f} ({c['lo']:.3f}-{c['hi']:.3f})")
-        lines += [f"- minimum detectable effect at 80% power, {out['rounds']} processes a side, as the gate "
-                  f"computes it: median {pct(aa['mde_median'])} over {len(aa['mde_cases'])} cases "
+        lines += [f"- minimum detectable effect at 80% power, at the processes the gate used "
+                  f"({aa['processes']} a side, median), as it computes it: median {pct(aa['mde_median'])} "
+                  f"over {len(aa['mde_cases'])} cases "
                   f"(the CPU machine's: {pct(aa['cpu_mde_median'])}, README \"Calibration\")", "",
                   "| case duration | cases | median MDE |", "|---|---|---|"]
         for label, (m, n) in aa["mde_by_duration"].items():
