@@ -59,7 +59,7 @@ if ROOT not in sys.path:
 from reporting import verdicts as vd  # noqa: E402
 from tools import gate as gatemod  # noqa: E402
 from tools import protocol  # noqa: E402
-from tools.calibrate import DURATION_CLASSES, duration_class  # noqa: E402
+from tools.calibrate import DURATION_CLASSES, duration_class, processes_needed  # noqa: E402
 
 FILE = re.compile(r"^r(\d+)-([A-Za-z0-9_.]+)\.json$")
 INJECT = "0.05,0.10,0.20"
@@ -182,14 +182,17 @@ class Rounds:
                 [samples[i * size:(i + 1) * size] for i in range(parts)])
 
     def _walls(self):
-        """{label: seconds its runs took}, from gpu/gpu_rounds.py's rounds.log (0 where there is none)."""
-        walls = {}
+        """{label: seconds its runs took}, and the seconds of each run per process a case (its wall over
+        its asv rounds), from gpu/gpu_rounds.py's rounds.log (none where there is no log)."""
+        walls, self.pass_seconds = {}, []
         try:
             with open(os.path.join(self.folder, "rounds.log"), encoding="utf-8") as f:
                 for line in f:
                     m = re.match(r"r(\d+)\t(\S+)\t.*\twall_s=([\d.]+)", line)
                     if m and int(m.group(1)) <= self.rounds:
                         walls[m.group(2)] = walls.get(m.group(2), 0.0) + float(m.group(3))
+                        n = self.asv_rounds.get(f"r{m.group(1)}-{m.group(2)}", 1)
+                        self.pass_seconds.append(float(m.group(3)) / n)
         except OSError:
             pass
         return walls
@@ -277,9 +280,27 @@ def power(data, base, twin, factors, seeds):
     return rows
 
 
+def spread(data, a, b):
+    """The median over the A/A cases of a process's spread (the standard deviation of the log of its
+    fastest sample, pooled over both twins), and the processes a side that +20% and +10% need at that
+    spread to be called slower with 80% power at the gate's level (tools/calibrate.py's processes_needed)."""
+    sds = []
+    for per in data.values():
+        if per.get(a) and per.get(b):
+            v, d = vd._pooled([vd.process_observations(per[a]), vd.process_observations(per[b])])
+            if v is not None and d:
+                sds.append(math.sqrt(v))
+    if not sds:
+        return {"cases": 0}
+    sd = statistics.median(sds)
+    need = {f"{effect:.2f}": processes_needed(sd, effect, 0.8, vd.ALPHA / 3, vd.MIN_EFFECT) for effect in (0.2, 0.1)}
+    return {"cases": len(sds), "sd_median": sd, "processes_80pct": need}
+
+
 def analyse(rounds, base=None, cand=None, aa=None, factors=None, seeds=(1, 2, 3, 4, 5)):
     names = {lb: rounds.name(lb) for lb in rounds.labels}
     out = {"folder": rounds.folder, "rounds": rounds.rounds, "left_out": rounds.left_out,
+           "pass_seconds_median": statistics.median(rounds.pass_seconds) if rounds.pass_seconds else None,
            "asv_rounds": rounds.asv_rounds,
            "sides": {lb: {"commit": rounds.commits[lb], "version": rounds.versions.get(lb),
                           "processes": rounds.processes[lb]} for lb in rounds.labels}}
@@ -302,6 +323,7 @@ def analyse(rounds, base=None, cand=None, aa=None, factors=None, seeds=(1, 2, 3,
         out["aa"] = {"pair": [a, b], "comparisons": len(report["cases"]), "summary": report["summary"],
                      "alarms": [c for c in report["cases"] if c["verdict"] in (vd.SLOWER, vd.FASTER)],
                      "mde_median": med, "mde_by_duration": by, "cpu_mde_median": CPU_MDE_MEDIAN,
+                     "spread": spread(rounds.data, a, b),
                      "mde_cases": {c["key"]: c["mde"] for c in report["cases"]},
                      "processes": "+".join(str(int(statistics.median(c["processes"][i] for c in report["cases"])))
                                            for i in (0, 1)) if report["cases"] else "0+0",
@@ -331,6 +353,9 @@ def markdown(out):
     if out["asv_rounds"]:
         lines.append("asv made several processes a case in these runs (asv_rounds.json): "
                      + ", ".join(f"{k} {v}" for k, v in sorted(out["asv_rounds"].items())))
+    if out.get("pass_seconds_median"):
+        lines.append(f"A run took {out['pass_seconds_median']:.0f} s per process a case (median over the runs "
+                     f"of rounds.log: wall / asv rounds)")
     if out["left_out"]:
         lines.append(f"Left out (their round is incomplete): {', '.join(out['left_out'])}")
     if "comparison" in out:
@@ -365,6 +390,13 @@ def markdown(out):
                   "| case duration | cases | median MDE |", "|---|---|---|"]
         for label, (m, n) in aa["mde_by_duration"].items():
             lines.append(f"| {label} | {n} | {pct(m)} |")
+        sp = aa["spread"]
+        if sp["cases"]:
+            need = sp["processes_80pct"]
+            lines += ["", f"- a process's spread (standard deviation of the log of its fastest sample, both "
+                          f"twins pooled): median {pct(sp['sd_median'])} over {sp['cases']} cases; at that "
+                          f"spread +20% needs {need['0.20']} and +10% {need['0.10']} processes a side to be "
+                          f"called slower with 80% power at the gate's level"]
         rows = aa["power"]
         if rows:
             factors = sorted({r["factor"] for r in rows})
