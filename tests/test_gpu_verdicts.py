@@ -307,3 +307,22 @@ def test_the_command_line_prints_the_tables(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "# Gate: old" in proc.stdout and "## A/A: a against b" in proc.stdout
     assert "| before | after | ratio | interval |" in proc.stdout
+
+
+def test_the_h200_rounds_in_the_repository_give_the_readmes_figures():
+    """README "Verdicts on the H200": the files of results-reference/h200-rounds/ops-mlx_gpu."""
+    folder = os.path.join(ROOT, "results-reference", "h200-rounds", "ops-mlx_gpu")
+    out = gpu_verdicts.analyse(gpu_verdicts.Rounds(folder), "old", "a")
+    assert out["sides"]["old"]["version"] == "0.30.3" and out["sides"]["a"]["version"] == "0.32.4"
+    assert out["sides"]["a"]["processes"] == 6 and out["sides"]["b"]["processes"] == 8
+    comp = {c["key"]: c for c in out["comparison"]["cases"]}
+    assert len(comp) == 93 and out["comparison"]["summary"] == {"slower": 0, "faster": 1, "same": 0, "undecided": 92}
+    sort2 = comp["ops.Sort.time_op('dim=64x128x1024 axis=2', 'mlx_gpu')"]
+    assert sort2["verdict"] == vd.FASTER and round(sort2["ratio"], 3) == 0.163
+    assert set(out["failures"]) == {f"ops.Sort.time_op('dim=64x128x1024 axis={a}', 'mlx_gpu')" for a in (0, 1)}
+    aa = out["aa"]
+    assert aa["pair"] == ["a", "b"] and aa["alarms"] == [] and aa["comparisons"] == 93
+    assert round(100 * aa["mde_median"], 1) == 51.9
+    called = {f: sum(r["verdict"] == vd.SLOWER for r in aa["power"] if r["factor"] == f) for f in (1.05, 1.1, 1.2)}
+    assert called == {1.05: 0, 1.1: 2, 1.2: 16}
+    assert not any(r["verdict"] == vd.FASTER for r in aa["power"])
