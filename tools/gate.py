@@ -320,19 +320,26 @@ class Gate:
             "stages": len(self.stages), "rounds": self.session.rounds, "seconds": round(self.seconds, 1),
             "summary": vd.summary(self.results.values()),
             "over_budget": {k: round(v, 1) for k, v in sorted(self.over_budget.items())},
-            "cases": [dict(key=k, verdict=v.verdict, ratio=v.ratio, lo=v.lo, hi=v.hi, p=v.p,
-                           processes=[v.n_base, v.n_cand], samples=[v.samples_base, v.samples_cand],
-                           rounds_needed=v.rounds_needed, note=getattr(v, "note", ""),
-                           base_s=self._median(k, self.base), cand_s=self._median(k, self.cand),
-                           sd=v.sd, dof=v.dof,
-                           mde=v.minimum_detectable_effect(alpha=self.alpha / self.max_stages,
-                                                           min_effect=self.min_effect))
-                      for k, v in sorted(self.results.items())],
+            "cases": case_rows(self.results, self.session.data, self.base, self.cand, alpha=self.alpha,
+                               min_effect=self.min_effect, max_stages=self.max_stages),
         }
 
-    def _median(self, key, side):
-        obs = vd.process_observations(self.session.data.get(key, {}).get(side, []))
+
+def case_rows(results, data, base, cand, alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, max_stages=3):
+    """The report's row of each verdict (``{key: Verdict}``), with each side's
+    geometric mean time from ``data`` (``{key: {side: [samples of each
+    process]}}``) and the minimum detectable effect at 80% power at the
+    gate's level (alpha / max_stages, its looks)."""
+    def mean_time(key, side):
+        obs = vd.process_observations(data.get(key, {}).get(side, []))
         return math.exp(sum(obs) / len(obs)) if obs else None
+
+    return [dict(key=k, verdict=v.verdict, ratio=v.ratio, lo=v.lo, hi=v.hi, p=v.p,
+                 processes=[v.n_base, v.n_cand], samples=[v.samples_base, v.samples_cand],
+                 rounds_needed=v.rounds_needed, note=getattr(v, "note", ""),
+                 base_s=mean_time(k, base), cand_s=mean_time(k, cand), sd=v.sd, dof=v.dof,
+                 mde=v.minimum_detectable_effect(alpha=alpha / max_stages, min_effect=min_effect))
+            for k, v in sorted(results.items())]
 
 
 def stages_of(n):

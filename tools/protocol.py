@@ -179,23 +179,40 @@ def prior_group(key, base_runs):
     return vd.prior_group(group_of(key), base_runs)
 
 
+def case_results(data):
+    """(case key, status, samples) of every case in one parsed asv results
+    file: status 'ok' (samples: the recorded samples, or the result alone
+    where none were recorded), 'failed' (asv stored null: the case raised or
+    its process died) or 'skipped' (asv stored NaN: NotImplementedError, e.g.
+    a backend this machine lacks); samples is [] unless ok."""
+    cols = data.get("result_columns", [])
+    for bench, row in (data.get("results") or {}).items():
+        r = dict(zip(cols, row))
+        params = r.get("params") or []
+        combos = list(itertools.product(*params)) if params else [()]
+        samples = r.get("samples") or [None] * len(combos)
+        values = r.get("result")
+        values = values if isinstance(values, list) else [values] * len(combos)
+        for combo, s, v in zip(combos, samples, values):
+            key = f"{bench}({', '.join(combo)})" if combo else bench
+            if s:
+                yield key, "ok", [x for x in s if x is not None]
+            elif v is not None and isinstance(v, (int, float)) and v == v:
+                yield key, "ok", [v]  # a result without samples: one observation
+            elif v is None:
+                yield key, "failed", []
+            else:
+                yield key, "skipped", []
+
+
 def read_samples(results_dir, commit, since=None):
-    """{case key: samples} of one commit from asv's results files."""
+    """{case key: samples} of one commit from asv's results files (cases that
+    failed or were skipped have none: see :func:`case_results`)."""
     found = {}
     for data in _results_of(results_dir, commit, since):
-        cols = data.get("result_columns", [])
-        for bench, row in data.get("results", {}).items():
-            r = dict(zip(cols, row))
-            params = r.get("params") or []
-            combos = list(itertools.product(*params)) if params else [()]
-            samples = r.get("samples") or [None] * len(combos)
-            values = r.get("result") or [None] * len(combos)
-            for combo, s, v in zip(combos, samples, values):
-                key = f"{bench}({', '.join(combo)})" if combo else bench
-                if s:
-                    found[key] = [x for x in s if x is not None]
-                elif v is not None and isinstance(v, (int, float)) and v == v:
-                    found[key] = [v]  # a result without samples: one observation
+        for key, status, samples in case_results(data):
+            if status == "ok":
+                found[key] = samples
     return found
 
 
