@@ -511,3 +511,23 @@ def test_a_native_build_hands_cmake_the_build_interpreter(tmp_path, monkeypatch)
     assert args[:len(plan.cmake_args)] == plan.cmake_args
     assert args[-1] == "-DPython_EXECUTABLE=/envs/b/bin/python"
     assert os.path.basename(wheel) == "mlx-0.21.1-cp311-cp311-linux_x86_64.whl"
+
+
+def test_a_failed_build_is_reported_by_its_telling_line():
+    # the log of a real offline failure (MLX 0.29.2, gguf-tools not copied)
+    lines = ["Building wheel for mlx (pyproject.toml): finished with status 'error'",
+             "error: subprocess-exited-with-error",
+             "fatal: unable to access 'https://github.com/antirez/gguf-tools/': Could not resolve host: github.com",
+             "CMake Error at gguflib-subbuild/gguflib-populate-prefix/tmp/gguflib-populate-gitclone.cmake:39 (message):",
+             "ERROR: Failed building wheel for mlx"]
+    gguf = mlxsource.Dep("gguflib", "8fa6eb65236618e28fd7710a0fba565f7faa1848", "https://github.com/antirez/gguf-tools/", True)
+    line = mlxsource.failure_line(lines, [gguf], "/c")
+    assert "could not download gguflib 8fa6eb65" in line
+    assert "/c/gguflib-8fa6eb65236618e28fd7710a0fba565f7faa1848" in line and "README" in line
+    # every dependency had a copy: the first line that says something, not pip's status line
+    assert mlxsource.failure_line(lines, [], "/c").startswith("fatal: unable to access")
+    compile_error = ["Building wheel for mlx (pyproject.toml): finished with status 'error'",
+                     "/src/mlx/ops.cpp:12:3: error: 'foo' was not declared in this scope",
+                     "ERROR: Failed building wheel for mlx"]
+    assert "'foo' was not declared" in mlxsource.failure_line(compile_error, [gguf], "/c")
+    assert mlxsource.failure_line([], [], "/c") == "(no output)"

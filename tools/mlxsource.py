@@ -520,6 +520,32 @@ def build_wheel(repo, sha, environ=None, log=print, system=None, check=check_too
         return _build(repo, sha, plan, tools, blas, environ, root, log)
 
 
+# Lines of a failed build's log that say what went wrong, most telling first:
+# pip's own "finished with status 'error'" says nothing.
+_FAILURE_PATTERNS = (
+    r"Failed to clone repository|Could not resolve host|Each download failed|unable to access",
+    r"CMake Error|fatal error:|error:",
+    r"[Ee]rror",
+)
+
+
+def failure_line(lines, missing_deps=(), deps_dir=""):
+    """The one line a failed build is reported with. A dependency CMake had to
+    download (no local copy) that could not be fetched names its fix: the
+    folder its copy goes in (README, "MLX from source")."""
+    download = re.compile(_FAILURE_PATTERNS[0])
+    if missing_deps and any(download.search(ln) for ln in lines):
+        names = ", ".join(f"{d.name} {d.tag}" for d in missing_deps)
+        where = ", ".join(os.path.join(deps_dir, d.folder) for d in missing_deps)
+        return (f"CMake could not download {names} (offline?): put a copy of each in {where} "
+                f"(README, 'MLX from source', shows git archive commands)")
+    for pattern in _FAILURE_PATTERNS:
+        hits = [ln for ln in lines if re.search(pattern, ln) and "finished with status" not in ln]
+        if hits:
+            return hits[0][:200]
+    return (lines or ["(no output)"])[-1][:200]
+
+
 def _build(repo, sha, plan, tools, blas, environ, root, log):
     py = build_python(plan.requires, environ, log)
     # a fixed path, so that ccache sees the same command lines from one commit to the next
@@ -553,9 +579,9 @@ def _build(repo, sha, plan, tools, blas, environ, root, log):
     if proc.returncode != 0 or not wheels:
         with open(logpath, errors="replace") as f:
             lines = [ln.strip() for ln in f if ln.strip()]
-        errs = [ln for ln in lines if re.search(r"error|Error|ERROR", ln)]
         raise SourceError(f"MLX {sha[:10]} ({plan.version}): the build failed after {seconds:.0f} s: "
-                          f"{(errs or lines or ['(no output)'])[0][:200]} (log: {logpath})")
+                          f"{failure_line(lines, plan.missing_deps, os.path.join(root, 'fetchcontent'))} "
+                          f"(log: {logpath})")
     wheel = os.path.join(final, wheels[0])
     shutil.move(os.path.join(out, wheels[0]), wheel)
     info = {"kind": "source", "commit": sha, "version": plan.version, "blas": blas if plan.native else "none",
