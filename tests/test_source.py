@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 
 import pytest
 
@@ -365,6 +366,9 @@ IO_021 = """FetchContent_Declare(
 """
 PY_021 = "if(BUILD_SHARED_LIBS)\n  target_link_options(core PRIVATE -Wl,-rpath,@loader_path/lib)\nendif()\n"
 PY_027 = PY_021.replace("PRIVATE -Wl", "PRIVATE -Wl,-rpath,\\$ORIGIN/lib -Wl")
+PY_032 = ('if(APPLE)\n  set_target_properties(core PROPERTIES INSTALL_RPATH "@loader_path/lib")\nelse()\n'
+          '  set_target_properties(core PROPERTIES INSTALL_RPATH "\\$ORIGIN/lib")\nendif()\n'
+          'set_target_properties(core PROPERTIES BUILD_WITH_INSTALL_RPATH ON)\n')
 
 
 def files_021(nanobind="2.2.0"):
@@ -403,8 +407,12 @@ def test_build_plan_variants():
     mac = mlxsource.build_plan(files_021(), system="Darwin")
     assert not any("RPATH" in a or "BLA_VENDOR" in a for a in mac.cmake_args)
     assert "metal_cpp" in [d.name for d in mac.deps]
-    # MLX links $ORIGIN/lib itself from a5ac9244c on: no rpath arguments
+    # from a5ac9244c MLX adds \$ORIGIN/lib as a link option, which the loader
+    # never expands ($$ORIGIN): the fix is still needed (a 0.29.2 wheel loaded 0.29.3's library)
     files = dict(files_021(), **{"python/src/CMakeLists.txt": PY_027})
+    assert mlxsource.RPATH_ARGS == [a for a in mlxsource.build_plan(files).cmake_args if "RPATH" in a]
+    # once MLX builds with its install rpath itself (0.31-0.32), no rpath arguments
+    files = dict(files_021(), **{"python/src/CMakeLists.txt": PY_032})
     assert not any("RPATH" in a for a in mlxsource.build_plan(files).cmake_args)
     # OpenBLAS on request
     assert "-DBLA_VENDOR=OpenBLAS" in mlxsource.build_plan(files_021(), blas="openblas").cmake_args
@@ -436,8 +444,9 @@ needs_mlx = pytest.mark.skipif(not os.path.isdir(MLX_GIT), reason=f"MLX's git di
     ("v0.23.2", "0.23.2", "2.4.0", True),
     ("v0.25.2", "0.25.2", "2.4.0", True),
     ("a5ac9244c^", "0.26.1", "2.4.0", True),   # the last commit with only the macOS rpath
-    ("a5ac9244c", "0.26.1", "2.4.0", False),   # "fix linux linking error (#2248)" = v0.26.2~50
-    ("v0.32.1", "0.32.1", "cmake:v2.13.0", False),
+    ("a5ac9244c", "0.26.1", "2.4.0", True),    # "fix linux linking error (#2248)": \$ORIGIN as a link option
+    ("v0.29.2", "0.29.2", "2.4.0", True),      # ... which the loader never expands ($$ORIGIN)
+    ("v0.32.1", "0.32.1", "cmake:v2.13.0", False),  # BUILD_WITH_INSTALL_RPATH: MLX's own rpath works
 ])
 def test_build_plan_on_mlx_history(ref, version, nanobind, rpath):
     sha = mlxsource.resolve(MLX_GIT, ref)
@@ -531,3 +540,50 @@ def test_a_failed_build_is_reported_by_its_telling_line():
                      "ERROR: Failed building wheel for mlx"]
     assert "'foo' was not declared" in mlxsource.failure_line(compile_error, [gguf], "/c")
     assert mlxsource.failure_line([], [], "/c") == "(no output)"
+
+
+def _cached(tmp_path, sha, cmake_args):
+    env = {"MLX_ASV_CACHE": str(tmp_path)}
+    folder = mlxsource.wheel_dir(sha, env)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "mlx-0.29.2-cp311-cp311-linux_x86_64.whl"), "w"):
+        pass
+    with open(os.path.join(folder, "build.json"), "w") as f:
+        json.dump({"cmake_args": cmake_args}, f)
+    return env
+
+
+def test_a_cached_wheel_of_another_recipe_is_built_again(tmp_path):
+    sha = "e3d004fed980677efd1aa5af8dab0ad82293dc2e"
+    old = ["-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_CXX_COMPILER_LAUNCHER=/usr/bin/ccache", "-DBLA_VENDOR=Generic",
+           "-DFETCHCONTENT_SOURCE_DIR_FMT=/a/fmt-10.2.1"]
+    env = _cached(tmp_path, sha, old)
+    assert mlxsource.cached_wheel(sha, env) is not None  # no plan to compare: any wheel
+    # where the sources came from and the launcher do not matter
+    same = [a.replace("/a/", "/b/") for a in old if "LAUNCHER" not in a]
+    assert mlxsource.cached_wheel(sha, env, same) is not None
+    # the rpath fix (or another BLAS) does: not a hit
+    assert mlxsource.cached_wheel(sha, env, old + mlxsource.RPATH_ARGS) is None
+    assert mlxsource.cached_wheel(sha, env, [a.replace("Generic", "OpenBLAS") for a in old]) is None
+
+
+def test_a_wheel_whose_rpath_points_into_the_build_folder_is_found(tmp_path):
+    wheel = tmp_path / "mlx-0.29.2-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("mlx/core.cpython-311-x86_64-linux-gnu.so", b"elf")
+        zf.writestr("mlx/lib/libmlx.so", b"elf")
+        zf.writestr("mlx/__init__.py", "")
+    dumps = {"core": " 0x1d (RUNPATH)  Library runpath: [$$ORIGIN/lib:/root/.cache/mlx-asv/build/src/build/temp]\n",
+             "libmlx": " 0x1 (NEEDED) Shared library: [libblas.so.3]\n"}
+    seen = []
+
+    def readelf(cmd, **kw):
+        seen.append(os.path.basename(cmd[-1]))
+        key = "core" if "core" in cmd[-1] else "libmlx"
+        return subprocess.CompletedProcess(cmd, 0, dumps[key], "")
+
+    stray = mlxsource.build_tree_runpath(str(wheel), "/root/.cache/mlx-asv", run=readelf)
+    assert stray == ["/root/.cache/mlx-asv/build/src/build/temp"]
+    assert sorted(seen) == ["core.cpython-311-x86_64-linux-gnu.so", "libmlx.so"]
+    dumps["core"] = " 0x1d (RUNPATH)  Library runpath: [$$ORIGIN/lib:$ORIGIN/lib]\n"
+    assert mlxsource.build_tree_runpath(str(wheel), "/root/.cache/mlx-asv", run=readelf) == []

@@ -60,7 +60,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
+import zipfile
 
 CACHE_ENV = "MLX_ASV_CACHE"  # default ~/.cache/mlx-asv
 SOURCE_ENV = "MLX_ASV_SOURCE"  # an MLX repository to build releases without wheels from
@@ -285,10 +287,20 @@ def nanobind_of(files):
 
 
 def needs_rpath_fix(files, system="Linux"):
-    """True where the Python module is linked with only the macOS rpath
-    (@loader_path/lib): MLX before a5ac9244c (v0.26.2~50), on Linux."""
+    """True where, on Linux, the Python module would find ``libmlx.so`` in the
+    build tree rather than in its own wheel:
+
+    - before a5ac9244c (v0.26.2~50) the module is linked with only the macOS
+      rpath (@loader_path/lib);
+    - from then until MLX set BUILD_WITH_INSTALL_RPATH itself (0.31-0.32),
+      it adds ``-Wl,-rpath,\$ORIGIN/lib`` as a link option, which reaches the
+      linker as ``$$ORIGIN/lib``: the loader does not expand it, and CMake's
+      build-tree path comes next. Measured: a wheel of e3d004fed9 (0.29.2)
+      imported the libmlx.so of the build made after it (0.29.3).
+
+    Both load another build's library once the build folder is reused."""
     text = files.get("python/src/CMakeLists.txt") or ""
-    return system == "Linux" and "@loader_path" in text and "$ORIGIN" not in text
+    return system == "Linux" and "@loader_path" in text and "BUILD_WITH_INSTALL_RPATH" not in text
 
 
 RPATH_ARGS = ["-DCMAKE_SKIP_BUILD_RPATH=ON", "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON",
@@ -432,15 +444,54 @@ def wheel_dir(sha, environ=None):
     return os.path.join(cache_dir(environ), "wheels", sha, python_tag())
 
 
-def cached_wheel(sha, environ=None):
+def recipe(cmake_args):
+    """The CMake arguments that shape the binary: without where the
+    dependencies' sources come from and the compiler launcher."""
+    return [a for a in cmake_args if "FETCHCONTENT" not in a and "_COMPILER_LAUNCHER" not in a]
+
+
+def cached_wheel(sha, environ=None, cmake_args=None):
+    """The cached wheel of ``sha``, or None. With ``cmake_args`` (the build
+    plan's), a wheel built by another recipe (another BLAS, no rpath fix) is
+    not a hit: it is built again."""
     folder = wheel_dir(sha, environ)
     try:
         wheels = sorted(f for f in os.listdir(folder) if f.endswith(".whl"))
     except OSError:
         return None
-    if wheels and os.path.exists(os.path.join(folder, "build.json")):
-        return os.path.join(folder, wheels[0])
-    return None
+    info = os.path.join(folder, "build.json")
+    if not wheels or not os.path.exists(info):
+        return None
+    if cmake_args is not None:
+        try:
+            with open(info, encoding="utf-8") as f:
+                built = json.load(f).get("cmake_args") or []
+        except (OSError, ValueError):
+            return None
+        if recipe(built) != recipe(cmake_args):
+            return None
+    return os.path.join(folder, wheels[0])
+
+
+def build_tree_runpath(wheel, build_root, readelf="readelf", run=subprocess.run):
+    """The RPATH/RUNPATH entries of the wheel's extension modules that point
+    into the build folder (a wheel that would load another build's library),
+    or [] (also when readelf is missing: the install's import check remains)."""
+    found = []
+    if not zipfile.is_zipfile(wheel):
+        return []  # not a wheel at all: installing it fails, in one line
+    with zipfile.ZipFile(wheel) as zf, tempfile.TemporaryDirectory() as tmp:
+        for name in zf.namelist():
+            if not re.search(r"\.so(\.|$)", name):
+                continue
+            path = zf.extract(name, tmp)
+            try:
+                out = run([readelf, "-d", path], capture_output=True, text=True).stdout
+            except OSError:
+                return []
+            for m in re.finditer(r"\((?:RPATH|RUNPATH)\)\s+Library r(?:un)?path: \[([^\]]*)\]", out):
+                found += [e for e in m.group(1).split(":") if e.startswith(build_root)]
+    return found
 
 
 def export_tree(repo, sha, dest):
@@ -485,12 +536,6 @@ def build_wheel(repo, sha, environ=None, log=print, system=None, check=check_too
     environ = dict(os.environ if environ is None else environ)
     system = system or platform.system()
     sha = resolve(repo, sha)
-    hit = cached_wheel(sha, environ)
-    if hit:
-        with open(os.path.join(os.path.dirname(hit), "build.json")) as f:
-            info = json.load(f)
-        log(f"mlx source: {sha[:10]} ({info.get('version')}) from the wheel cache: {hit}")
-        return hit, info
     files = read_files(repo, sha)
     blas = environ.get(BLAS_ENV, "reference")
     if blas not in ("reference", "openblas", "auto"):
@@ -499,6 +544,14 @@ def build_wheel(repo, sha, environ=None, log=print, system=None, check=check_too
     jobs = environ.get(JOBS_ENV) or os.cpu_count()
     plan = build_plan(files, system=system, blas=blas, ccache=shutil.which("ccache"),
                       deps_dir=os.path.join(root, "fetchcontent"), jobs=jobs)
+    hit = cached_wheel(sha, environ, plan.cmake_args)
+    if hit:
+        with open(os.path.join(os.path.dirname(hit), "build.json")) as f:
+            info = json.load(f)
+        log(f"mlx source: {sha[:10]} ({info.get('version')}) from the wheel cache: {hit}")
+        return hit, info
+    if cached_wheel(sha, environ):
+        log(f"mlx source: {sha[:10]}: the cached wheel was built by another recipe; building it again")
     try:
         tools = check(plan, system=system, environ=environ)
     except SourceError as e:
@@ -513,7 +566,7 @@ def build_wheel(repo, sha, environ=None, log=print, system=None, check=check_too
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "build.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time: they share the source folder
-        hit = cached_wheel(sha, environ)
+        hit = cached_wheel(sha, environ, plan.cmake_args)
         if hit:
             with open(os.path.join(os.path.dirname(hit), "build.json")) as f:
                 return hit, json.load(f)
@@ -582,6 +635,14 @@ def _build(repo, sha, plan, tools, blas, environ, root, log):
         raise SourceError(f"MLX {sha[:10]} ({plan.version}): the build failed after {seconds:.0f} s: "
                           f"{failure_line(lines, plan.missing_deps, os.path.join(root, 'fetchcontent'))} "
                           f"(log: {logpath})")
+    stray = build_tree_runpath(os.path.join(out, wheels[0]), root) if plan.native and platform.system() == "Linux" else []
+    if stray:
+        raise SourceError(f"MLX {sha[:10]} ({plan.version}): the built wheel would load libmlx.so from the "
+                          f"build folder ({stray[0]}), not its own: its rpath needs mlxsource's fix "
+                          f"(needs_rpath_fix); nothing was cached")
+    for old in os.listdir(final):  # a wheel of another recipe
+        if old.endswith(".whl"):
+            os.remove(os.path.join(final, old))
     wheel = os.path.join(final, wheels[0])
     shutil.move(os.path.join(out, wheels[0]), wheel)
     info = {"kind": "source", "commit": sha, "version": plan.version, "blas": blas if plan.native else "none",
