@@ -17,8 +17,8 @@ tool measures that spread under launch variants that could reduce it:
 - ``noaslr_thp``: both.
 
 Each child process builds the cases (the very callables asv times, from
-``benchmarks.ops``), calls each once, then takes 7 samples of about 20 ms
-(at least one call) and reports the fastest time a call, as the verdicts
+``benchmarks.ops``), calls each once, then takes ``SAMPLES`` samples of
+``SAMPLE_SECONDS`` each (at least one call) and reports the fastest time a call, as the verdicts
 take a process's observation (reporting/verdicts.py,
 ``process_observations``). The parent runs the variants interleaved, the
 order reversed every other process, so a drift of the machine falls on all
