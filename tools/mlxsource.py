@@ -287,7 +287,7 @@ def nanobind_of(files):
 
 
 def needs_rpath_fix(files, system="Linux"):
-    """True where, on Linux, the Python module would find ``libmlx.so`` in the
+    r"""True where, on Linux, the Python module would find ``libmlx.so`` in the
     build tree rather than in its own wheel:
 
     - before a5ac9244c (v0.26.2~50) the module is linked with only the macOS
