@@ -1,6 +1,8 @@
 """tools/procspread.py: the launch variants, their order, and the spread it reports."""
 
+import json
 import math
+import statistics
 
 import pytest
 
@@ -54,3 +56,51 @@ def test_bad_arguments_are_one_line_and_exit_2(capsys):
     assert ps.main(["--variants", "base,bogus"]) == 2
     assert "unknown variant 'bogus'" in capsys.readouterr().err
     assert ps.main(["--processes", "1"]) == 2
+
+
+def test_variance_parts_split_an_offset_per_process_from_the_noise_inside():
+    # Each process has its own offset and no noise inside: all of it is between.
+    between, within = ps.variance_parts([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    assert within == 0.0
+    assert between == pytest.approx(math.log(2.0) / math.sqrt(2))
+    # The same values in every process: all of it is within, none between.
+    between, within = ps.variance_parts([[1.0, 2.0], [1.0, 2.0], [2.0, 1.0]])
+    assert between == 0.0
+    assert within == pytest.approx(math.log(2.0) / math.sqrt(2))
+
+
+def test_rebuild_table_reports_what_the_fresh_builds_average_away():
+    # Offsets that move with the build: one build per process spreads,
+    # the mean of a process's fresh builds does not.
+    procs = [{"k": {"kept": [a, a], "fresh": [1.0, 2.0]}} for a in (1.0, 2.0, 1.0, 2.0)]
+    text = ps.rebuild_table(procs)
+    row = next(line for line in text.splitlines() if line.startswith("| k |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # one build: the kept's first values 1, 2, 1, 2 -> sd of their logs
+    assert cells[1] == f"{100 * statistics.stdev([0.0, math.log(2.0)] * 2):.1f}%"
+    assert cells[4] == "0.0%"  # the fresh means are all the same
+    assert cells[2].split("/")[1].strip() == "0.0%"  # kept: nothing within
+
+
+def test_rebuilds_measure_kept_and_fresh_builds_in_turn(capsys):
+    pytest.importorskip("torch")
+    ps.child_rebuilds([("ReLU", "dim=128x16x1024", "torch_cpu")], 2)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    obs = out["ReLU|dim=128x16x1024|torch_cpu"]
+    assert len(obs["kept"]) == 2 and len(obs["fresh"]) == 2
+    assert all(x > 0 for x in obs["kept"] + obs["fresh"])
+
+
+def test_fresh_callable_is_a_new_build_with_new_buffers():
+    pytest.importorskip("torch")
+    from benchmarks import ops
+
+    kept = ops.ReLU.callable("dim=128x16x1024", "torch_cpu")
+    fresh = ps.fresh_callable("ReLU", "dim=128x16x1024", "torch_cpu")
+    assert fresh is not kept
+    assert ps.fresh_callable("ReLU", "dim=128x16x1024", "torch_cpu") is not fresh
+
+
+def test_rebuilds_of_one_are_refused(capsys):
+    assert ps.main(["--rebuilds", "1"]) == 2
+    assert "--rebuilds must be at least 2" in capsys.readouterr().err

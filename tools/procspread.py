@@ -3,6 +3,7 @@
 
     python tools/procspread.py --processes 8
     python tools/procspread.py --processes 8 --variants base,noaslr
+    python tools/procspread.py --processes 6 --rebuilds 4
 
 The verdicts' power on this machine is limited by the spread between
 processes of one build (README, "What the targets would take here"). This
@@ -25,6 +26,19 @@ order reversed every other process, so a drift of the machine falls on all
 variants alike, and prints each case's standard deviation of the log of its
 processes' observations (about the relative spread) and their geometric mean.
 Output: a table on stdout; ``--json`` keeps the raw observations.
+
+``--rebuilds R`` asks where a process's offset comes from instead (default
+launch only). Each process measures every case R times, spread over its
+life (the cases in turn), twice each time: ``kept``, the callable built
+once (as asv's process does: one build, its inputs in the same buffers for
+every sample), and ``fresh``, the case built again (its inputs read into new
+buffers, the backend's arrays made anew) and dropped after. The table
+splits each variance into a part between processes and a part within one
+(one-way analysis of variance of the logs): if the offset of a process
+came from where its buffers happen to lie (pages, cache sets), ``fresh``
+moves it inside a process, and the mean of R fresh builds spreads less
+between processes than one build does; if it came from the process itself
+or the moment it ran, neither helps.
 """
 
 from __future__ import annotations
@@ -117,6 +131,81 @@ def child(cases):
     print(json.dumps(out))
 
 
+def fresh_callable(family, label, backend_name):
+    """The case built again, bypassing the per-process cache: new input
+    buffers and new backend arrays, as another process would build it."""
+    from benchmarks import common, ops
+
+    cls = getattr(ops, family)
+    be = common.backend(backend_name)
+    be.activate()
+    return cls().build(be, cls.case(label).args, (cls.__module__, cls.__name__, label, False))
+
+
+def child_rebuilds(cases, rebuilds):
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from benchmarks import ops
+
+    kept = {}
+    out = {}
+    for r in range(rebuilds):
+        for family, label, backend in cases:
+            key = f"{family}|{label}|{backend}"
+            if key not in kept:
+                kept[key] = getattr(ops, family).callable(label, backend)
+                out[key] = {"kept": [], "fresh": []}
+            # Alternate which goes first, so neither always follows a build.
+            for kind in (("kept", "fresh") if r % 2 == 0 else ("fresh", "kept")):
+                if kind == "kept":
+                    out[key]["kept"].append(fastest_call(kept[key]))
+                else:
+                    fn = fresh_callable(family, label, backend)
+                    out[key]["fresh"].append(fastest_call(fn))
+                    del fn
+    print(json.dumps(out))
+
+
+def variance_parts(groups):
+    """(sd between, sd within) of the logs of ``groups`` (a list per
+    process): one-way analysis of variance, balanced groups of n.
+
+    Within: the pooled sd inside a group. Between: the sd of a group's
+    own offset, sqrt(max(0, var of group means - within^2 / n)).
+    """
+    n = len(groups[0])
+    logs = [[math.log(x) for x in g] for g in groups]
+    means = [statistics.fmean(g) for g in logs]
+    within2 = statistics.fmean(statistics.variance(g) for g in logs) if n > 1 else 0.0
+    between2 = max(0.0, statistics.variance(means) - within2 / n)
+    return math.sqrt(between2), math.sqrt(within2)
+
+
+def rebuild_table(processes):
+    """Per case: sd between processes of one build's first observation (as
+    asv's process gives), the parts of ``kept`` and ``fresh``, and the sd
+    between processes of the mean of a process's R fresh builds."""
+    keys = list(processes[0])
+    rows = []
+    for k in keys:
+        first = [p[k]["kept"][0] for p in processes]
+        one = statistics.stdev(math.log(x) for x in first)
+        kb, kw = variance_parts([p[k]["kept"] for p in processes])
+        fb, fw = variance_parts([p[k]["fresh"] for p in processes])
+        fresh_mean = statistics.stdev(statistics.fmean(math.log(x) for x in p[k]["fresh"]) for p in processes)
+        rows.append((k, one, kb, kw, fb, fw, fresh_mean, math.exp(statistics.fmean(math.log(x) for x in first))))
+    lines = ["| case | one build: sd between processes | kept: between / within | fresh: between / within "
+             "| mean of the fresh builds: sd between processes | time |",
+             "|---|---|---|---|---|---|"]
+    for k, one, kb, kw, fb, fw, fm, t in rows:
+        lines.append(f"| {k} | {100 * one:.1f}% | {100 * kb:.1f}% / {100 * kw:.1f}% | "
+                     f"{100 * fb:.1f}% / {100 * fw:.1f}% | {100 * fm:.1f}% | {1e3 * t:.1f} ms |")
+    med = [statistics.median(r[i] for r in rows) for i in range(1, 7)]
+    lines.append(f"| median | {100 * med[0]:.2f}% | {100 * med[1]:.2f}% / {100 * med[2]:.2f}% | "
+                 f"{100 * med[3]:.2f}% / {100 * med[4]:.2f}% | {100 * med[5]:.2f}% | |")
+    return "\n".join(lines)
+
+
 def table(results, variants):
     per = {v: spread(results[v]) for v in variants}
     keys = list(per[variants[0]])
@@ -135,12 +224,22 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--processes", type=int, default=8, help="processes a variant (default 8)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--rebuilds", type=int, default=0,
+                    help="instead: measure each case R times a process, kept and built afresh (see above)")
     ap.add_argument("--json", help="write the raw observations here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child(DEFAULT_CASES)
+        if args.rebuilds:
+            child_rebuilds(DEFAULT_CASES, args.rebuilds)
+        else:
+            child(DEFAULT_CASES)
         return 0
+    if args.rebuilds == 1 or args.rebuilds < 0:
+        print("procspread: --rebuilds must be at least 2 (a spread within a process needs two)", file=sys.stderr)
+        return 2
+    if args.rebuilds:
+        args.variants = "base"
     variants = [v for v in args.variants.split(",") if v]
     try:
         launches = {v: launch(v) for v in variants}
@@ -154,7 +253,8 @@ def main(argv=None):
     for i in range(args.processes):
         for v in order_of(variants, i):
             prefix, env = launches[v]
-            p = subprocess.run(prefix + [sys.executable, os.path.abspath(__file__), "--child"],
+            extra = ["--rebuilds", str(args.rebuilds)] if args.rebuilds else []
+            p = subprocess.run(prefix + [sys.executable, os.path.abspath(__file__), "--child"] + extra,
                                capture_output=True, text=True, env=env, cwd=ROOT)
             if p.returncode:
                 print(f"procspread: a {v} process failed (exit {p.returncode}): "
@@ -165,7 +265,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1)
-    print(table(results, variants))
+    print(rebuild_table(results["base"]) if args.rebuilds else table(results, variants))
     return 0
 
 
