@@ -104,3 +104,68 @@ def test_fresh_callable_is_a_new_build_with_new_buffers():
 def test_rebuilds_of_one_are_refused(capsys):
     assert ps.main(["--rebuilds", "1"]) == 2
     assert "--rebuilds must be at least 2" in capsys.readouterr().err
+
+
+class _FakeWorker:
+    """A worker that answers each case index with a fixed time per side."""
+
+    def __init__(self, times, log, name):
+        self.times, self.log, self.name = times, log, name
+        self.stdin = self
+        self._answers = ["ready\n"]
+        self.stdout = self
+
+    def write(self, line):
+        i = int(line)
+        self.log.append((self.name, i))
+        self._answers.append(f"{self.times[i]!r}\n")
+
+    def flush(self):
+        pass
+
+    def readline(self):
+        return self._answers.pop(0) if self._answers else ""
+
+    def close(self):
+        pass
+
+    def wait(self):
+        return 0
+
+
+def test_pairs_ask_both_sides_back_to_back_and_alternate_who_goes_first():
+    cases = [("F", "x", "mlx_cpu"), ("G", "y", "torch_cpu")]
+    log = []
+    made = iter([_FakeWorker([1.0, 2.0], log, "a"), _FakeWorker([1.5, 2.5], log, "b")])
+    out = ps.measure_pair(cases, 2, lambda: next(made))
+    assert out["F|x|mlx_cpu"] == {"a": [1.0, 1.0], "b": [1.5, 1.5]}
+    assert out["G|y|torch_cpu"] == {"a": [2.0, 2.0], "b": [2.5, 2.5]}
+    # each case's two sides are consecutive; the first side alternates
+    assert log == [("a", 0), ("b", 0), ("b", 1), ("a", 1), ("b", 0), ("a", 0), ("a", 1), ("b", 1)]
+
+
+def test_a_worker_that_stops_is_an_error_not_a_short_result():
+    log = []
+
+    class Dies(_FakeWorker):
+        def write(self, line):
+            pass  # never answers
+
+    made = iter([_FakeWorker([1.0], log, "a"), Dies([1.0], log, "b")])
+    with pytest.raises(RuntimeError, match="stopped measuring"):
+        ps.measure_pair([("F", "x", "mlx_cpu")], 2, lambda: next(made))
+
+
+def test_pair_table_sees_a_shared_drift_cancel_in_the_ratio():
+    # Both sides drift together over the turns (x1, x2, x1, x2): one side
+    # spreads inside its process, the paired ratio does not at all.
+    pairs = [{"k": {"a": [1.0, 2.0, 1.0, 2.0], "b": [1.1, 2.2, 1.1, 2.2]}} for _ in range(3)]
+    row = next(line for line in ps.pair_table(pairs).splitlines() if line.startswith("| k |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == f"{100 * statistics.stdev([0.0, math.log(2.0)] * 2):.1f}%"
+    assert cells[2] == "0.0%" and cells[3] == "0.0%" and cells[4] == "0.0%"
+
+
+def test_pairs_need_two_turns(capsys):
+    assert ps.main(["--pairs", "1"]) == 2
+    assert "must be at least 2" in capsys.readouterr().err

@@ -4,6 +4,7 @@
     python tools/procspread.py --processes 8
     python tools/procspread.py --processes 8 --variants base,noaslr
     python tools/procspread.py --processes 6 --rebuilds 4
+    python tools/procspread.py --processes 5 --pairs 6
 
 The verdicts' power on this machine is limited by the spread between
 processes of one build (README, "What the targets would take here"). This
@@ -39,6 +40,16 @@ came from where its buffers happen to lie (pages, cache sets), ``fresh``
 moves it inside a process, and the mean of R fresh builds spreads less
 between processes than one build does; if it came from the process itself
 or the moment it ran, neither helps.
+
+``--pairs R`` asks whether measuring the two sides of a comparison close
+together in time cancels the machine's drift: a pair of worker processes
+(the same build: an A/A pair) hold every case built, and the parent asks
+them in turn, A then B (B then A every other time), R times a case, each
+measurement a few tenths of a second. The table gives, per case, the
+spread of one side's measurements inside its process (what a moment of
+the machine adds), that of the paired log ratio A/B of one turn, and the
+spread between pairs of the mean paired ratio: the observation a paired
+test would take from each pair of processes.
 """
 
 from __future__ import annotations
@@ -166,6 +177,74 @@ def child_rebuilds(cases, rebuilds):
     print(json.dumps(out))
 
 
+def worker(cases):
+    """Build every case, then answer each line ``i`` on stdin with the
+    fastest call of case ``i`` (fastest_call), until stdin closes."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from benchmarks import ops
+
+    fns = [getattr(ops, family).callable(label, backend) for family, label, backend in cases]
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(repr(fastest_call(fns[int(line)])), flush=True)
+
+
+def measure_pair(cases, turns, launch_one):
+    """{case key: {"a": [...], "b": [...]}} from two workers asked in turn.
+
+    ``launch_one()`` starts a worker (a Popen with pipes). In every turn,
+    each case is measured on both sides back to back; which side goes first
+    alternates by turn and case, so neither always runs second.
+    """
+    workers = [launch_one(), launch_one()]
+    try:
+        for w in workers:
+            line = w.stdout.readline()
+            if line.strip() != "ready":
+                raise RuntimeError(f"a worker did not start: {line.strip() or 'no output'}")
+        out = {f"{f}|{l}|{b}": {"a": [], "b": []} for f, l, b in cases}
+        for t in range(turns):
+            for i, (f, l, b) in enumerate(cases):
+                order = (0, 1) if (t + i) % 2 == 0 else (1, 0)
+                for side in order:
+                    w = workers[side]
+                    w.stdin.write(f"{i}\n")
+                    w.stdin.flush()
+                    answer = w.stdout.readline()
+                    if not answer.strip():
+                        raise RuntimeError(f"a worker stopped measuring {f} {l} {b}")
+                    out[f"{f}|{l}|{b}"]["ab"[side]].append(float(answer))
+        return out
+    finally:
+        for w in workers:
+            w.stdin.close()
+            w.wait()
+
+
+def pair_table(pairs):
+    """Per case: one side's sd inside its process, the sd of one turn's
+    paired log ratio, and the sd between pairs of their mean log ratio."""
+    keys = list(pairs[0])
+    rows = []
+    for k in keys:
+        one_side = statistics.fmean(statistics.stdev(math.log(x) for x in p[k]["a"]) for p in pairs)
+        ratios = [[math.log(a / b) for a, b in zip(p[k]["a"], p[k]["b"])] for p in pairs]
+        one_turn = statistics.fmean(statistics.stdev(r) for r in ratios)
+        between = statistics.stdev(statistics.fmean(r) for r in ratios)
+        first = statistics.stdev(r[0] for r in ratios)
+        t = math.exp(statistics.fmean(math.log(x) for p in pairs for x in p[k]["a"]))
+        rows.append((k, one_side, one_turn, first, between, t))
+    lines = ["| case | one side, inside its process | A/B of one turn | A/B of a pair's first turn, between pairs "
+             "| A/B mean of a pair's turns, between pairs | time |",
+             "|---|---|---|---|---|---|"]
+    for k, a, r, f, b, t in rows:
+        lines.append(f"| {k} | {100 * a:.1f}% | {100 * r:.1f}% | {100 * f:.1f}% | {100 * b:.1f}% | {1e3 * t:.1f} ms |")
+    med = [statistics.median(r[i] for r in rows) for i in range(1, 5)]
+    lines.append("| median | " + " | ".join(f"{100 * m:.2f}%" for m in med) + " | |")
+    return "\n".join(lines)
+
+
 def variance_parts(groups):
     """(sd between, sd within) of the logs of ``groups`` (a list per
     process): one-way analysis of variance, balanced groups of n.
@@ -226,9 +305,15 @@ def main(argv=None):
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--rebuilds", type=int, default=0,
                     help="instead: measure each case R times a process, kept and built afresh (see above)")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="instead: A/A pairs of workers asked in turn, R turns a case (see above)")
     ap.add_argument("--json", help="write the raw observations here")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        worker(DEFAULT_CASES)
+        return 0
     if args.child:
         if args.rebuilds:
             child_rebuilds(DEFAULT_CASES, args.rebuilds)
@@ -240,6 +325,28 @@ def main(argv=None):
         return 2
     if args.rebuilds:
         args.variants = "base"
+    if args.pairs:
+        if args.pairs < 2 or args.processes < 2:
+            print("procspread: --pairs and --processes must be at least 2", file=sys.stderr)
+            return 2
+
+        def launch_one():
+            return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], cwd=ROOT,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+        pairs = []
+        for i in range(args.processes):
+            try:
+                pairs.append(measure_pair(DEFAULT_CASES, args.pairs, launch_one))
+            except RuntimeError as e:
+                print(f"procspread: {e}", file=sys.stderr)
+                return 1
+            print(f"procspread: pair {i + 1}/{args.processes}", file=sys.stderr, flush=True)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(pairs, f, indent=1)
+        print(pair_table(pairs))
+        return 0
     variants = [v for v in args.variants.split(",") if v]
     try:
         launches = {v: launch(v) for v in variants}
