@@ -4,8 +4,9 @@ A release-to-release change in asv's ``results/`` usually compares two
 results measured at different times (cross-run): on a shared machine that
 is no evidence either way. Where both releases were measured in one
 interleaved session (the main job, ``tools/gate.py``), that session's
-``rounds.json`` has every process's samples, and reporting/verdicts.py can
-decide the pair. Calibration runs (``.asv/calibration/``) are never used:
+``rounds.json`` has every process's samples, and the gate's rule
+(tools/gate.py ``replay``: reporting/verdicts.py's test, a change counted
+once fresh rounds confirm it) decides the pair. Calibration runs (``.asv/calibration/``) are never used:
 their candidates are stretched on purpose.
 """
 
@@ -15,7 +16,6 @@ import glob
 import json
 import os
 
-from reporting import verdicts as vd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where sessions are kept, newest first when read: the main job's, the gate's,
@@ -49,12 +49,14 @@ class Sessions:
             commits = data.get("commits", [])
             if commit_a not in commits or commit_b not in commits:
                 continue
-            from tools.protocol import prior_group  # the gate's grouping of the cases
+            # Decided as the gate decides (its looks at alpha/3; a change
+            # counts once fresh rounds confirm it): the main job confirms the
+            # same way, so its summary, this page and the report agree.
+            from tools.gate import replay
 
-            comps = [vd.Comparison(k, v.get(commit_a, []), v.get(commit_b, []), prior_group(k, v.get(commit_a)))
-                     for k, v in sorted(data.get("data", {}).items()) if v.get(commit_a) and v.get(commit_b)]
-            if comps:
-                found = ({v.key: v for v in vd.decide(comps)}, os.path.dirname(path))
+            found_here = replay(data.get("data", {}), commit_a, commit_b)
+            if found_here:
+                found = (found_here, os.path.dirname(path))
                 break
         self._cache[pair] = found
         return found

@@ -30,13 +30,67 @@ class FakeSession:
         self.data = data
 
 
-def test_summary_names_the_slower_cases_with_their_evidence():
-    data = synthetic(lambda k: 1.3 if k == SLOW else 1.0)
+def test_summary_names_the_confirmed_slower_cases_with_their_evidence():
+    # Two rounds, then two fresh ones (the confirmation): the change counts.
+    data = synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=4)
     lines = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)])
     assert lines[0].startswith("v0.32.3 -> v0.32.4: 1 slower, 0 faster, ")
-    assert "same run" in lines[0] and "moderated t-test" in lines[0]
+    assert "same run" in lines[0] and "moderated t-test" in lines[0] and "fresh rounds" in lines[0]
     assert any(line.strip().startswith("slower") and SLOW in line for line in lines[1:])
     assert not any(NOISE in line for line in lines)
+
+
+def test_a_change_without_fresh_rounds_is_undecided_and_named_as_unconfirmed():
+    data = synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=2)
+    lines = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)])
+    assert lines[0].startswith("v0.32.3 -> v0.32.4: 0 slower, 0 faster, ")
+    assert any("unconfirmed slower" in line and SLOW in line for line in lines[1:])
+    assert mainjob.unconfirmed(data, [("v0.32.3", A), ("v0.32.4", B)]) == [SLOW]
+
+
+def test_fresh_rounds_that_point_the_other_way_leave_it_undecided():
+    data = synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=4)
+    for procs in (data[SLOW][A], data[SLOW][B]):
+        del procs[2:]
+    # the fresh rounds: the candidate now a little faster than the base
+    data[SLOW][A] += [[0.0102] * 5, [0.0101] * 5]
+    data[SLOW][B] += [[0.0100] * 5, [0.0100] * 5]
+    v = mainjob.pair_verdicts(data, A, B)[SLOW]
+    assert v.verdict == vd.UNDECIDED  # not counted as slower
+
+
+class RecordingSession:
+    """A Session stand-in: each round appends a process a side to the cases asked."""
+
+    def __init__(self, data, folder, rounds, cost=None):
+        self.data, self.folder, self.rounds, self.cost = data, str(folder), rounds, cost or {}
+        self.asked = []
+
+    def round(self, keys=None):
+        self.rounds += 1
+        self.asked.append(list(keys))
+        for k in keys:
+            for commit, f in ((A, 1.0), (B, 1.3 if k == SLOW else 1.0)):
+                self.data[k][commit].append([0.01 * f] * 5)
+
+
+def test_confirmation_measures_the_flagged_cases_twice_and_then_they_count(tmp_path):
+    releases = [("v0.32.3", A), ("v0.32.4", B)]
+    session = RecordingSession(synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=2), tmp_path, 2)
+    short = mainjob.confirm(session, releases, 2, started=__import__("time").time(), log=lambda m: None)
+    assert short == [] and session.asked == [[SLOW], [SLOW]]
+    assert mainjob.pair_verdicts(session.data, A, B)[SLOW].verdict == vd.SLOWER
+    # resumed: the same cases, no round more than the two
+    again = RecordingSession(session.data, tmp_path, 4)
+    mainjob.confirm(again, releases, 2, started=__import__("time").time(), log=lambda m: None)
+    assert again.asked == []
+
+
+def test_confirmation_takes_the_cheapest_cases_the_budget_affords():
+    cost = {"a": 1.0, "b": 10.0, "c": 2.0}
+    # two rounds on each of 2 releases: 4 processes a case
+    assert mainjob.affordable(["a", "b", "c"], cost, 12.0, 2) == ["a", "c"]
+    assert mainjob.affordable(["a", "b", "c"], cost, 3.9, 2) == []
 
 
 def test_default_bench_leaves_out_the_slow_families_and_other_backends():
@@ -55,7 +109,7 @@ def write_session(root, data, name="run1"):
 
 
 def test_regressions_page_keeps_only_confirmed_steps(tmp_path):
-    write_session(tmp_path, synthetic(lambda k: 1.3 if k == SLOW else 1.0))
+    write_session(tmp_path, synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=4))
     html = tmp_path / "html"
     html.mkdir()
     (html / "index.json").write_text(json.dumps({"revision_to_hash": {"1": A, "2": B}}))
@@ -74,7 +128,7 @@ def test_regressions_page_keeps_only_confirmed_steps(tmp_path):
 
 
 def test_sessions_use_the_newest_session_with_both_commits(tmp_path):
-    write_session(tmp_path, synthetic(lambda k: 1.3 if k == SLOW else 1.0), "old")
+    write_session(tmp_path, synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=4), "old")
     found, where = Sessions(root=str(tmp_path)).verdicts(A, B)
     assert found[SLOW].verdict == vd.SLOWER and where.endswith("old")
     assert Sessions(root=str(tmp_path)).verdicts(A, "c" * 40) == ({}, None)
@@ -99,3 +153,15 @@ def test_reference_results_are_published_beside_the_machines_own(tmp_path):
     assert (res / "h200" / "machine.json").exists()
     assert json.loads((res / "h200" / "a78e78eb-existing.json").read_text()) == {"mine": 1}  # kept
     assert not (res / "h200-probes").exists()
+
+
+def test_the_regressions_page_drops_an_unconfirmed_step(tmp_path):
+    write_session(tmp_path, synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=2))
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.json").write_text(json.dumps({"revision_to_hash": {"1": A, "2": B}}))
+    (html / "regressions.json").write_text(json.dumps(
+        {"regressions": [[SLOW, "graphs/x.json", {}, 0, 0.013, 0.01, [[1, 2, 0.01, 0.013]]]]}))
+    kept, dropped = regressions.filter_regressions(str(html), Sessions(root=str(tmp_path)))
+    assert kept == [] and [d[0] for d in dropped] == [SLOW]
+    assert "undecided" in dropped[0][3]

@@ -661,14 +661,15 @@ def test_release_table_shows_same_run_verdicts(project, tmp_path):
     keys = {p["asv_key"] for (r, bench, c, bk), p in res.points.items() if r == "v0.3.0" and p["status"] == "ok"}
     slow = next(k for k in keys if "64x1000000" in k and "'mlx_cpu'" in k)
     rng = _random.Random(3)
-    data = {k: {commit: [[0.01 * f * (1 + abs(rng.gauss(0, 0.003)))] * 3 for _ in range(2)]
+    # four processes a side: two rounds, then two fresh ones that confirm (the gate's rule)
+    data = {k: {commit: [[0.01 * f * (1 + abs(rng.gauss(0, 0.003)))] * 3 for _ in range(4)]
                 for commit, f in ((a, 1.0), (b, 1.9 if k == slow else 1.0))} for k in keys}
     for i in range(30):  # more cases of the same noise, as a real session has
-        data[f"x.F.time_op('c{i}', 'mlx_cpu')"] = {c: [[0.01 * (1 + abs(rng.gauss(0, 0.003)))] for _ in range(2)]
+        data[f"x.F.time_op('c{i}', 'mlx_cpu')"] = {c: [[0.01 * (1 + abs(rng.gauss(0, 0.003)))] for _ in range(4)]
                                                    for c in (a, b)}
     folder = tmp_path / ".asv" / "gate" / "run"
     folder.mkdir(parents=True)
-    (folder / "rounds.json").write_text(_json.dumps({"commits": [a, b], "rounds": 2, "data": data}))
+    (folder / "rounds.json").write_text(_json.dumps({"commits": [a, b], "rounds": 4, "data": data}))
     rep = report.Report(res, sessions=Sessions(root=str(tmp_path)))
     headers, rows = render.release_table(rep)
     body = {(r[0], r[1]): r[2:] for r in rows}
