@@ -374,6 +374,64 @@ def decide(comparisons, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WIT
     return out
 
 
+def paired_priors(cases, trim=None):
+    """{group: prior} for :func:`decide_paired`, from ``cases`` ({key:
+    (observations, group)}): each case's variance of its pairs' observations
+    (n - 1 degrees of freedom), fitted as :func:`priors` fits."""
+    return priors([([obs], group) for obs, group in cases.values()], trim=trim)
+
+
+def decide_paired(cases, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WITHIN, prior=None):
+    """{key: Verdict} from paired observations: ``cases`` is {key:
+    (observations, group)}, each observation the log ratio candidate / base
+    of one pair of processes measured side by side (tools/paired.py).
+
+    A one-sample moderated t-test of their mean (the variance between pairs
+    shrunk toward the group's prior, as :func:`decide` does between
+    processes), with :func:`decide`'s thresholds. A Verdict's ``sd`` is
+    per side (the pairs' sd / sqrt 2), so that its interval, minimum
+    detectable effect and rounds to decide, which take sd sqrt(2 / n), are
+    those of n pairs; ``n_base`` = ``n_cand`` = pairs.
+    """
+    if prior is None:
+        prior = paired_priors(cases)
+    margin = math.log1p(min_effect)
+    bound = math.log1p(same_within)
+    out = {}
+    for key, (obs, group) in cases.items():
+        n = len(obs)
+        if not n:
+            out[key] = Verdict(key, UNDECIDED, math.nan, math.nan, math.nan, math.nan, 0, 0, 0, math.nan,
+                               group=group)
+            continue
+        mean = sum(obs) / n
+        own, dof = _pooled([obs])
+        var, dof = shrunk(own, dof, _prior_of(prior, group))
+        if not (var >= 0) or dof == 0:
+            out[key] = Verdict(key, UNDECIDED, math.exp(mean), math.nan, math.nan, math.nan, n, n, dof, math.nan,
+                               group=group)
+            continue
+        se = math.sqrt(var / n)
+        q = _t_quantile(1 - alpha / 2, dof)
+        lo, hi = mean - q * se, mean + q * se
+        t = mean / se if se > 0 else math.copysign(math.inf, mean) if mean else 0.0
+        p = float(2 * (stats.norm.sf(abs(t)) if math.isinf(dof) else stats.t.sf(abs(t), dof)))
+        sd = math.sqrt(var / 2)
+        needed = None
+        if lo > margin:
+            verdict = SLOWER
+        elif hi < -margin:
+            verdict = FASTER
+        elif lo > -bound and hi < bound:
+            verdict = SAME
+        else:
+            verdict = UNDECIDED
+            needed = rounds_to_decide(mean, sd, q, margin, bound)
+        out[key] = Verdict(key, verdict, math.exp(mean), math.exp(lo), math.exp(hi), p, n, n, dof, sd, needed,
+                           n, n, group)
+    return out
+
+
 def rounds_to_decide(delta, sd, q, margin, bound):
     """Processes a side after which the interval, as narrow as q sd sqrt(2/n),
     would decide the current estimate (a change, or 'same'); None if more
