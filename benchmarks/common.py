@@ -152,11 +152,40 @@ class _DeferMLXImport:
         mlx.cache_clear()
 
 
+# --------------------------------------------------------------------------
+# Where a benchmark process spends its time (gpu/process_profile.py reads it)
+# --------------------------------------------------------------------------
+
+# MLX_ASV_PROFILE=FILE: every benchmark process appends one JSON line per
+# event to FILE ({"t": wall clock, "pid", "ev", ...}): its fork from asv's
+# forkserver, each setup call, and the phases of building a case (MLX's
+# import, the ledger check, the inputs, the copy to the device, the warm-up
+# call). Nothing is written, and nothing is timed differently, without it;
+# events are written outside asv's timed region (setup and build only).
+PROFILE_ENV = "MLX_ASV_PROFILE"
+_profile_file = None
+
+
+def profile_event(event, **info):
+    """Append one event to $MLX_ASV_PROFILE (no-op where it is unset)."""
+    global _profile_file
+    path = os.environ.get(PROFILE_ENV)
+    if not path:
+        return
+    if _profile_file is None or _profile_file[0] != os.getpid():
+        _profile_file = (os.getpid(), open(path, "a", buffering=1, encoding="utf-8"))
+    record = {"t": time.time(), "pid": os.getpid(), "ev": event}
+    record.update(info)
+    _profile_file[1].write(json.dumps(record) + "\n")
+
+
 # In asv's forkserver (launch method "forkserver"), import what server_imports()
 # names once, in the server; where MLX stays out of it, defer every import of
 # MLX to the forked children. Under asv's default "spawn", imports stay lazy: a
 # skipped backend's process does not pay for the other framework.
 if len(sys.argv) > 1 and sys.argv[1] == "run_server":
+    if os.environ.get(PROFILE_ENV):
+        os.register_at_fork(after_in_child=lambda: profile_event("fork"))
     _SERVER_IMPORTS = server_imports()
     if "mlx" not in _SERVER_IMPORTS:
         _DEFER_MLX = _DeferMLXImport()
@@ -553,6 +582,7 @@ class CaseTable(abc.ABC):
         Under asv, first checks that the installed MLX is the release the
         results are filed under (``check_mlx_release``; a mismatch fails).
         """
+        profile_event("setup", bench=cls.__name__, case=label, backend=backend_name)
         check_mlx_release()
         be = backend(backend_name)
         c = cls.case(label)
@@ -560,7 +590,10 @@ class CaseTable(abc.ABC):
         key = (cls.__module__, cls.__name__, label, small)
 
         def build():
-            return cls().build(be, args, key)
+            profile_event("build")
+            fn = cls().build(be, args, key)
+            profile_event("built")
+            return fn
 
         fn = cached(key + (backend_name,), build)
         be.activate()  # the cache may hold callables of several backends
@@ -627,6 +660,7 @@ def _release_mismatch(environ):
     have = mx.__version__ if mx is not None else None
     key = (os.path.abspath(conf_dir), commit, have)
     if key not in _RELEASE_CHECKS:
+        profile_event("mlx_imported")
         try:
             want = ledger_file(conf_dir, commit, LEDGER_VERSION_FILE)
             if want is None:
@@ -648,6 +682,7 @@ def _release_mismatch(environ):
         else:
             error = None
         _RELEASE_CHECKS[key] = error
+        profile_event("ledger_checked")
     return _RELEASE_CHECKS[key]
 
 

@@ -48,6 +48,7 @@ from .common import (
     mlx_version,
     normal,
     parse_version,
+    profile_event,
     require_mlx,
     rng,
     shape_label,
@@ -131,9 +132,11 @@ class OpFamily(CaseTable):
         arrays = self.inputs(args, key)
         if not backend.is_mlx:
             arrays = self.torch_layout(arrays, args)
+        profile_event("inputs")
         arrays = backend.arrays(arrays)
         if not backend.is_mlx:
             arrays = self.torch_prepare(arrays, args)
+        profile_event("on_device")
         fn = backend.timed(op, *arrays)
         if not backend.compiled:  # Backend.timed has called a compiled one already
             # Warm up once, here, outside the timed region: asv's first sample
