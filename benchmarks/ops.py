@@ -49,6 +49,7 @@ from .common import (
     normal,
     parse_version,
     profile_event,
+    read_only_inputs,
     require_mlx,
     rng,
     shape_label,
@@ -129,7 +130,8 @@ class OpFamily(CaseTable):
     def build(self, backend, args, key):
         # The op first: a version gate skips the case before any data is made.
         op = self.mlx_op(args) if backend.is_mlx else self.torch_op(args)
-        arrays = self.inputs(args, key)
+        with read_only_inputs(backend.copies_to_device):
+            arrays = self.inputs(args, key)
         if not backend.is_mlx:
             arrays = self.torch_layout(arrays, args)
         profile_event("inputs")
