@@ -23,10 +23,8 @@ timed:
   H200, MLX 0.32.4: 1.5-2.1 s a process for LeakyReLU, PReLU, ReLU, SeLU and
   Softplus, 4 s for Compile, ~75 s a run). Here every selected case on
   ``mlx_gpu`` and ``mlx_gpu_compile`` is built and called once, at its
-  seed size (``--small``: the tests' small size), in ``--jobs`` processes
-  that each take the next build when done (two processes that compile the
-  same kernel at once both write the whole file; the case processes start
-  after they all finished). A
+  seed size (``--small``: the tests' small size), one family per worker
+  process at a time, so that no two processes write one kernel file. A
   stamp file in MLX's folder records the builds made, so the next run on
   the machine (e.g. ``gpu/gpu_rounds.py``'s rounds) skips them.
 
@@ -42,6 +40,7 @@ import json
 import multiprocessing
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -93,27 +92,36 @@ def fill_inputs(selected, jobs):
     return len(items), time.perf_counter() - t
 
 
-def kernel_builds(selected):
-    """The MLX GPU builds of the selection, Compile's first (each compiles for seconds)."""
-    builds = [(name, label, be) for name, label, be, _ in selected if be in KERNEL_BACKENDS]
-    return sorted(builds, key=lambda b: b[0] != "Compile")
+def kernel_groups(selected, jobs):
+    """The MLX GPU builds, one list per worker; all builds of a family go to one worker."""
+    families = {}
+    for name, label, be, _ in selected:
+        if be in KERNEL_BACKENDS:
+            families.setdefault(name, []).append((name, label, be))
+    groups = [[] for _ in range(max(1, jobs))]
+    # the largest families first, each to the worker with the fewest builds so far
+    for fam in sorted(families.values(), key=len, reverse=True):
+        min(groups, key=len).extend(fam)
+    return [g for g in groups if g]
 
 
-def build_one(item):
-    """Build one (class, label, backend) and call it once: {"done"/"skipped"/"failed": ...}."""
+def worker(items, small):
+    """Build and call each (class, label, backend) once; one JSON line back."""
     from benchmarks import common, ops
 
-    name, label, be, small = item
-    cls = getattr(ops, name)
-    try:
-        cls.callable(label, be, small=small)  # builds, and calls it once
-        return {"done": 1}
-    except NotImplementedError:
-        return {"skipped": 1}
-    except Exception as e:  # noqa: BLE001 - reported, left to asv
-        return {"failed": f"{name} {label} {be}: {type(e).__name__}: {str(e).splitlines()[0][:120]}"}
-    finally:
+    done, failed, skipped = 0, [], 0
+    t = time.perf_counter()
+    for name, label, be in items:
+        cls = getattr(ops, name)
+        try:
+            cls.callable(label, be, small=small)  # builds, and calls it once
+            done += 1
+        except NotImplementedError:
+            skipped += 1
+        except Exception as e:  # noqa: BLE001 - reported, left to asv
+            failed.append(f"{name} {label} {be}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
         common.CACHE.clear()
+    return {"done": done, "skipped": skipped, "failed": failed, "s": time.perf_counter() - t}
 
 
 def kernel_stamp(selected, small):
@@ -134,41 +142,41 @@ def kernel_stamp(selected, small):
     return os.path.join(folder, f"mlx-asv-prepared-{digest}")
 
 
-def warm_kernels(builds, jobs, small):
-    """The builds in ``jobs`` fresh processes (spawned: none inherits a CUDA
-    context), each taking the next build as it finishes one. A process that
-    dies fails its build and the ones not started, which are left to asv."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    os.environ.pop("MLX_ASV_PROFILE", None)  # no profile events from these processes
+def warm_kernels(selected, jobs, small):
+    groups = kernel_groups(selected, jobs)
+    env = dict(os.environ)
+    env.pop("MLX_ASV_PROFILE", None)
     t = time.perf_counter()
-    n = max(1, min(jobs, len(builds)))
+    procs = [
+        subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(g)]
+                         + (["--small"] if small else []),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        for g in groups
+    ]
     results = []
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(build_one, b + (small,)): b for b in builds}
-        for future in as_completed(futures):
-            try:
-                results.append(future.result())
-            except BrokenProcessPool as e:
-                name, label, be = futures[future]
-                results.append({"failed": f"{name} {label} {be}: a build process died ({e})"})
-    return worker_summary(results), n, time.perf_counter() - t
-
-
-def worker_summary(results):
-    return {"done": sum(r.get("done", 0) for r in results), "skipped": sum(r.get("skipped", 0) for r in results),
-            "failed": [r["failed"] for r in results if "failed" in r]}
+    for p, g in zip(procs, groups):
+        out, err = p.communicate()
+        try:
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            why = (err.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+            results.append({"done": 0, "skipped": 0, "failed": [f"worker of {len(g)} builds: {why}"], "s": 0})
+    return results, len(groups), time.perf_counter() - t
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", help="asv's -b regex (default: all of ops.py)")
-    ap.add_argument("--jobs", type=int, default=min(12, os.cpu_count() or 1))
+    ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--no-inputs", action="store_true")
     ap.add_argument("--no-kernels", action="store_true")
     ap.add_argument("--small", action="store_true", help="build the kernels' cases at the tests' small size")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        items = [tuple(x) for x in json.loads(args.worker)]
+        print(json.dumps(worker(items, args.small)))
+        return 0
     from benchmarks import common
 
     selected = cases(args.bench)
@@ -185,15 +193,17 @@ def main(argv=None):
         elif (stamp := kernel_stamp(selected, args.small)) is not None and os.path.exists(stamp):
             parts.append(f"kernels: built before ({stamp})")
         else:
-            summary, n_proc, s = warm_kernels(kernel_builds(selected), args.jobs, args.small)
-            failed, done, skipped = summary["failed"], summary["done"], summary["skipped"]
+            results, n_proc, s = warm_kernels(selected, args.jobs, args.small)
+            failed = [f for r in results for f in r["failed"]]
+            done = sum(r["done"] for r in results)
+            skipped = sum(r["skipped"] for r in results)
             parts.append(f"kernels: {done} builds in {s:.1f} s over {n_proc} processes, "
                          f"{skipped} skipped, {len(failed)} failed")
             for f in failed:
                 print(f"prepare_run: failed (left to asv): {f}", file=sys.stderr)
             # MLX made its kernel folder at the first build; mark these builds done there
             stamp = kernel_stamp(selected, args.small)
-            if stamp is not None:
+            if stamp is not None and not any("worker of" in f for f in failed):
                 with open(stamp, "w", encoding="utf-8") as f:
                     f.write(f"{done} builds\n")
     print("prepare_run: " + "; ".join(parts))

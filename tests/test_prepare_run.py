@@ -1,5 +1,6 @@
 """gpu/prepare_run.py: which cases it prepares, how it splits the kernel builds, and its workers."""
 
+import json
 import os
 import subprocess
 import sys
@@ -26,16 +27,21 @@ def test_selection_is_asvs_for_the_readme_command():
     assert len(pr.cases()) == 91 * 6 + 4 * 2
 
 
-def test_kernel_builds_are_the_mlx_gpu_cases_compile_first():
+def test_kernel_builds_keep_a_family_in_one_worker():
     sel = pr.cases(README_REGEX)
-    builds = pr.kernel_builds(sel)
+    groups = pr.kernel_groups(sel, 8)
+    builds = [b for g in groups for b in g]
     assert sorted(builds) == sorted((n, lab, be) for n, lab, be, _ in sel if be in pr.KERNEL_BACKENDS)
-    assert len(builds) == 91 * 2 + 4
-    assert [b[0] for b in builds[:4]] == ["Compile"] * 4
-    assert pr.kernel_builds([x for x in sel if x[2] == "torch_cuda"]) == []
+    owner = {}
+    for i, g in enumerate(groups):
+        for name, _, _ in g:
+            assert owner.setdefault(name, i) == i, f"{name} split over workers"
+    assert len(groups) == 8
+    assert max(map(len, groups)) - min(map(len, groups)) <= 12  # balanced by family sizes
+    assert pr.kernel_groups([x for x in sel if x[2] == "torch_cuda"], 8) == []
 
 
-def test_build_one_builds_calls_skips_and_reports_failures(monkeypatch):
+def test_worker_builds_calls_skips_and_reports_failures(monkeypatch):
     calls = []
     real = ops.Softmax.callable.__func__
 
@@ -48,24 +54,12 @@ def test_build_one_builds_calls_skips_and_reports_failures(monkeypatch):
     monkeypatch.setattr(common.CaseTable, "callable", classmethod(spy))
     monkeypatch.delenv(common.SELECTED_ENV, raising=False)
     label = ops.Softmax.cases[0].label
-    missing = "torch_cuda" if common.unavailable_reason("torch_cuda") else "torch_mps"
-    r = pr.worker_summary([pr.build_one(("Softmax", label, "mlx_cpu", True)),
-                           pr.build_one(("Softmax", label, missing, True)),
-                           pr.build_one(("Sum", ops.Sum.cases[0].label, "mlx_cpu", True))])
+    r = pr.worker([("Softmax", label, "mlx_cpu"), ("Softmax", label, "torch_cuda" if common.unavailable_reason("torch_cuda") else "torch_mps"),
+                   ("Sum", ops.Sum.cases[0].label, "mlx_cpu")], small=True)
     assert r["done"] == 1 and r["skipped"] == 1
     assert len(r["failed"]) == 1 and r["failed"][0].startswith("Sum ") and "more" not in r["failed"][0]
     assert all(small for _, _, small in calls)
     assert len(common.CACHE) == 0  # nothing kept between builds
-
-
-def test_warm_kernels_spreads_builds_over_fresh_processes(monkeypatch):
-    # On the CPU box the same machinery runs mlx_cpu builds at the small size.
-    monkeypatch.setenv(common.SELECTED_ENV, "mlx_cpu")
-    builds = [("Sigmoid", c.label, "mlx_cpu") for c in ops.Sigmoid.cases] + [("Softmax", ops.Softmax.cases[0].label, "mlx_cpu")]
-    summary, n, _ = pr.warm_kernels(builds, 2, small=True)
-    assert n == 2 and summary == {"done": 3, "skipped": 0, "failed": []}
-    summary, _, _ = pr.warm_kernels([("Sigmoid", ops.Sigmoid.cases[0].label, "torch_cuda")], 4, small=True)
-    assert summary["skipped"] == 1
 
 
 def test_fill_inputs_writes_each_cases_inputs_once(tmp_path, monkeypatch):
@@ -90,3 +84,12 @@ def test_main_without_a_gpu_prepares_inputs_only(tmp_path):
     line = proc.stdout.strip().splitlines()[-1]
     if common.unavailable_reason("mlx_gpu") is not None:
         assert line.startswith("prepare_run: kernels: none (")
+
+
+def test_worker_command_line_prints_one_json_line(tmp_path):
+    items = [("Sigmoid", ops.Sigmoid.cases[0].label, "mlx_cpu")]
+    proc = subprocess.run([sys.executable, "gpu/prepare_run.py", "--worker", json.dumps(items), "--small"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, MLX_ASV_BACKENDS="mlx_cpu"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["done"] == 1
