@@ -11,8 +11,9 @@ timed:
 - inputs: every selected case's seed-sized NumPy inputs, made by the
   suite's seeded generator and written to the input cache
   (``benchmarks/common.py``, ``cached_input``), in ``--jobs`` worker
-  processes (NumPy only, no GPU). On the H200 the 84 files (11 GB) take
-  ~5 s this way; asv's processes made them one after the other (~70 s).
+  processes (NumPy only, no GPU). On the H200 the 84 files (11 GB) took
+  6.2 s this way (the README's ``bash gpu/gpu_asv.sh h200 REGEX`` command on
+  a fresh machine); asv's processes made them one after the other (~70 s).
 - kernels: MLX's CUDA backend compiles the kernels it generates (fused
   ``mx.compile`` graphs, which ``mlx.nn``'s activations are; gather and
   scatter) with NVRTC at their first call in a process, 1.5-4 s each, and
