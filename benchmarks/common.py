@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import contextlib
 import functools
 import hashlib
 import json
@@ -29,6 +30,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 import zlib
 
 import numpy as np
@@ -152,11 +154,40 @@ class _DeferMLXImport:
         mlx.cache_clear()
 
 
+# --------------------------------------------------------------------------
+# Where a benchmark process spends its time (gpu/process_profile.py reads it)
+# --------------------------------------------------------------------------
+
+# MLX_ASV_PROFILE=FILE: every benchmark process appends one JSON line per
+# event to FILE ({"t": wall clock, "pid", "ev", ...}): its fork from asv's
+# forkserver, each setup call, and the phases of building a case (MLX's
+# import, the ledger check, the inputs, the copy to the device, the warm-up
+# call). Nothing is written, and nothing is timed differently, without it;
+# events are written outside asv's timed region (setup and build only).
+PROFILE_ENV = "MLX_ASV_PROFILE"
+_profile_file = None
+
+
+def profile_event(event, **info):
+    """Append one event to $MLX_ASV_PROFILE (no-op where it is unset)."""
+    global _profile_file
+    path = os.environ.get(PROFILE_ENV)
+    if not path:
+        return
+    if _profile_file is None or _profile_file[0] != os.getpid():
+        _profile_file = (os.getpid(), open(path, "a", buffering=1, encoding="utf-8"))
+    record = {"t": time.time(), "pid": os.getpid(), "ev": event}
+    record.update(info)
+    _profile_file[1].write(json.dumps(record) + "\n")
+
+
 # In asv's forkserver (launch method "forkserver"), import what server_imports()
 # names once, in the server; where MLX stays out of it, defer every import of
 # MLX to the forked children. Under asv's default "spawn", imports stay lazy: a
 # skipped backend's process does not pay for the other framework.
 if len(sys.argv) > 1 and sys.argv[1] == "run_server":
+    if os.environ.get(PROFILE_ENV):
+        os.register_at_fork(after_in_child=lambda: profile_event("fork"))
     _SERVER_IMPORTS = server_imports()
     if "mlx" not in _SERVER_IMPORTS:
         _DEFER_MLX = _DeferMLXImport()
@@ -271,12 +302,27 @@ class Backend:
         if self.is_mlx:
             mlx().set_default_device(self.device)
 
+    @property
+    def copies_to_device(self):
+        """True where :meth:`array` copies its input into a GPU's memory, so it
+        may read a read-only memory map (``read_only_inputs``)."""
+        return self.name in ("mlx_gpu", "mlx_gpu_compile", "torch_cuda", "torch_mps")
+
     def array(self, value):
         """A NumPy array (or scalar) as this framework's array, on this device."""
         value = np.asarray(value)
         if self.is_mlx:
             return mlx().array(value)
-        return torch().from_numpy(np.ascontiguousarray(value)).to(self.device)
+        value = np.ascontiguousarray(value)
+        if not value.flags.writeable:
+            if self.device.type == "cpu":
+                return torch().from_numpy(value.copy())
+            # A read-only memory map of the input cache, copied to the device
+            # at once: torch's warning about non-writable arrays does not apply.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return torch().from_numpy(value).to(self.device)
+        return torch().from_numpy(value).to(self.device)
 
     def arrays(self, values):
         return [self.array(v) for v in values]
@@ -409,6 +455,25 @@ def input_cache_path(what):
     return os.path.join(input_cache_dir() or "", f"{digest}.npy")
 
 
+_READ_ONLY_INPUTS = False
+
+
+@contextlib.contextmanager
+def read_only_inputs(enabled=True):
+    """While active (and ``enabled``), the input cache returns its files as
+    read-only memory maps (``np.load(mmap_mode="r")``) instead of reading
+    them into new memory: for a backend that copies its inputs to a GPU
+    anyway (``Backend.copies_to_device``), that saves a copy of up to 0.5 GB
+    a process. Inputs made afresh are returned as made (writable)."""
+    global _READ_ONLY_INPUTS
+    before = _READ_ONLY_INPUTS
+    _READ_ONLY_INPUTS = bool(enabled)
+    try:
+        yield
+    finally:
+        _READ_ONLY_INPUTS = before
+
+
 def cached_input(what, shape, dtype, make):
     """``make()``, read from the input cache when it was made before.
 
@@ -422,7 +487,7 @@ def cached_input(what, shape, dtype, make):
     path = input_cache_path(what)
     problem = None
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False, mmap_mode="r" if _READ_ONLY_INPUTS else None)
         if arr.shape == tuple(shape) and arr.dtype == np.dtype(dtype):
             return arr
         problem = f"holds {arr.dtype}{list(arr.shape)}, not {np.dtype(dtype)}{list(shape)}"
@@ -553,6 +618,7 @@ class CaseTable(abc.ABC):
         Under asv, first checks that the installed MLX is the release the
         results are filed under (``check_mlx_release``; a mismatch fails).
         """
+        profile_event("setup", bench=cls.__name__, case=label, backend=backend_name)
         check_mlx_release()
         be = backend(backend_name)
         c = cls.case(label)
@@ -560,7 +626,10 @@ class CaseTable(abc.ABC):
         key = (cls.__module__, cls.__name__, label, small)
 
         def build():
-            return cls().build(be, args, key)
+            profile_event("build")
+            fn = cls().build(be, args, key)
+            profile_event("built")
+            return fn
 
         fn = cached(key + (backend_name,), build)
         be.activate()  # the cache may hold callables of several backends
@@ -627,6 +696,7 @@ def _release_mismatch(environ):
     have = mx.__version__ if mx is not None else None
     key = (os.path.abspath(conf_dir), commit, have)
     if key not in _RELEASE_CHECKS:
+        profile_event("mlx_imported")
         try:
             want = ledger_file(conf_dir, commit, LEDGER_VERSION_FILE)
             if want is None:
@@ -648,6 +718,7 @@ def _release_mismatch(environ):
         else:
             error = None
         _RELEASE_CHECKS[key] = error
+        profile_event("ledger_checked")
     return _RELEASE_CHECKS[key]
 
 

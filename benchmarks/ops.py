@@ -48,6 +48,8 @@ from .common import (
     mlx_version,
     normal,
     parse_version,
+    profile_event,
+    read_only_inputs,
     require_mlx,
     rng,
     shape_label,
@@ -128,12 +130,15 @@ class OpFamily(CaseTable):
     def build(self, backend, args, key):
         # The op first: a version gate skips the case before any data is made.
         op = self.mlx_op(args) if backend.is_mlx else self.torch_op(args)
-        arrays = self.inputs(args, key)
+        with read_only_inputs(backend.copies_to_device):
+            arrays = self.inputs(args, key)
         if not backend.is_mlx:
             arrays = self.torch_layout(arrays, args)
+        profile_event("inputs")
         arrays = backend.arrays(arrays)
         if not backend.is_mlx:
             arrays = self.torch_prepare(arrays, args)
+        profile_event("on_device")
         fn = backend.timed(op, *arrays)
         if not backend.compiled:  # Backend.timed has called a compiled one already
             # Warm up once, here, outside the timed region: asv's first sample

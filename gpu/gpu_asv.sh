@@ -9,7 +9,9 @@
 # Environment: MLX_ASV_BACKENDS (default mlx_gpu,mlx_gpu_compile,torch_cuda),
 # PYTHON (python3), LAUNCH (asv's --launch-method: forkserver, the default, or
 # spawn), ROUNDS (asv's rounds for every benchmark, default 1; empty keeps each
-# benchmark's own).
+# benchmark's own), PREPARE (1, the default: gpu/prepare_run.py fills the input
+# cache and MLX's kernel cache for the selected ops.py cases first, in
+# parallel; 0 leaves that to the case processes).
 #
 # forkserver: asv's server imports torch and NumPy once and forks a process per
 # case; it does not import MLX where MLX is a CUDA build (benchmarks/common.py,
@@ -40,6 +42,10 @@ $py tools/ledger.py --offline >/dev/null || fail "tools/ledger.py --offline fail
 commit=$($py tools/ledger.py --offline --list | awk -v t="v$version" '$1==t {print $3}') || fail "tools/ledger.py --list failed"
 [ -n "$commit" ] || fail "MLX $version is not in the ledger"
 $py -m asv machine --yes --machine "$machine" >/dev/null || fail "asv machine --machine $machine failed"
+if [ "${PREPARE:-1}" != 0 ]; then
+    $py gpu/prepare_run.py --bench "$bench" ||
+        echo "gpu_asv: gpu/prepare_run.py failed; the case processes make their inputs and kernels" >&2
+fi
 log=${out:+$out/asv-$machine.log}
 if [ -n "$out" ]; then mkdir -p "$out" || fail "cannot make $out"; fi
 rounds=${ROUNDS-1}

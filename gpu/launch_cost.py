@@ -14,11 +14,14 @@ parts of such a process's start, each in fresh processes:
   "is forking safe after importing X".
 
 Parents: ``none``; ``torch`` (torch + NumPy, what benchmarks/common.py's
-server_imports gives where MLX is a CUDA build); ``torch+mlx`` (MLX imported
+server_imports gives where MLX is a CUDA build); ``torch+libmlx`` (MLX's
+shared library ``mlx/lib/libmlx.so`` loaded with ``dlopen``, its
+dependencies resolved and its static initializers run, but ``mlx.core`` not
+imported: is that safe to fork, and what does it save?); ``torch+mlx`` (MLX imported
 too, no device touched: the CPU-box server); ``torch+mlx+gpu`` (the parent has
 run an MLX GPU op, so CUDA is initialized before the fork).
 
-    python3 gpu/launch_cost.py [--repeat 3] [--json OUT.json]
+    python3 gpu/launch_cost.py [--repeat 3] [--json OUT.json] [--parents torch,torch+libmlx] [--no-fresh]
 
 Needs MLX (a CUDA build) and torch with CUDA; prints a table.
 """
@@ -39,10 +42,16 @@ t = {}
 def step(name, fn):
     t0 = time.perf_counter(); fn(); t[name] = time.perf_counter() - t0
 parent = sys.argv[1]
-step("parent_import_torch", lambda: __import__("torch")) if "torch" in parent else None
-if "mlx" in parent:
+held = parent.split("+")
+step("parent_import_torch", lambda: __import__("torch")) if "torch" in held else None
+if "libmlx" in held:
+    import ctypes, glob, importlib.util
+    spec = importlib.util.find_spec("mlx")
+    libs = [p for loc in spec.submodule_search_locations for p in glob.glob(os.path.join(loc, "lib", "libmlx.so"))]
+    step("parent_dlopen_libmlx", lambda: ctypes.CDLL(libs[0], mode=os.RTLD_NOW | os.RTLD_GLOBAL))
+if "mlx" in held:
     step("parent_import_mlx", lambda: __import__("mlx.core"))
-if "gpu" in parent:
+if "gpu" in held:
     import mlx.core as mx
     step("parent_mlx_gpu_op", lambda: mx.eval(mx.ones((256, 256)) @ mx.ones((256, 256))))
 r, w = os.pipe()
@@ -101,9 +110,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json")
+    ap.add_argument("--parents", default="none,torch,torch+libmlx,torch+mlx,torch+mlx+gpu",
+                    help="what the forking parent holds, comma-separated (see the docstring)")
+    ap.add_argument("--no-fresh", action="store_true", help="only the forked children")
     args = ap.parse_args(argv)
     out = {"fresh": {}, "fork": {}}
-    for name, code in FRESH.items():
+    for name, code in ({} if args.no_fresh else FRESH).items():
         times = []
         for _ in range(args.repeat):
             dt, proc = wall([sys.executable, "-c", code])
@@ -114,7 +126,7 @@ def main(argv=None):
             times.append(dt)
         if times:
             out["fresh"][name] = {"median_s": statistics.median(times), "times": times}
-    for parent in ("none", "torch", "torch+mlx", "torch+mlx+gpu"):
+    for parent in args.parents.split(","):
         runs = []
         for _ in range(args.repeat):
             dt, proc = wall([sys.executable, "-c", CHILD, parent])

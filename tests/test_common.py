@@ -109,6 +109,71 @@ def test_cache_keys_tell_inputs_apart(input_cache, monkeypatch):
     assert common.input_cache_path(("normal", ("k", 1), (4, 5), "<f4")) != path
 
 
+def test_read_only_inputs_are_memory_maps_of_the_same_bits(input_cache, monkeypatch):
+    want = _uncached(monkeypatch, common.normal, ("k", 1), (30, 40))
+    made = common.normal(("k", 1), (30, 40))  # made afresh: writable, even when asked read-only
+    assert made.flags.writeable
+    with common.read_only_inputs():
+        got = common.normal(("k", 1), (30, 40))
+        with common.read_only_inputs(False):
+            assert common.normal(("k", 1), (30, 40)).flags.writeable
+    assert isinstance(got, np.memmap) and not got.flags.writeable
+    np.testing.assert_array_equal(got, want)
+    assert common.normal(("k", 1), (30, 40)).flags.writeable  # the switch is off again
+
+
+def test_copies_to_device_only_for_gpu_backends():
+    assert not common.Backend("mlx_cpu").copies_to_device
+    assert not common.Backend("torch_cpu").copies_to_device
+    be = common.Backend.__new__(common.Backend)
+    for name in ("mlx_gpu", "mlx_gpu_compile", "torch_cuda", "torch_mps"):
+        be.name = name
+        assert be.copies_to_device
+
+
+def test_a_read_only_array_never_becomes_a_shared_cpu_tensor(input_cache):
+    common.normal(("k", 1), (3, 4))
+    with common.read_only_inputs():
+        ro = common.normal(("k", 1), (3, 4))
+    t = common.Backend("torch_cpu").array(ro)
+    t.add_(1.0)  # a copy: writing it leaves the cache file's map alone
+    np.testing.assert_array_equal(ro + np.float32(1), t.numpy())
+    np.testing.assert_array_equal(common.normal(("k", 1), (3, 4)), ro)
+    m = common.Backend("mlx_cpu").array(ro)
+    np.testing.assert_array_equal(np.array(m), ro)
+
+
+def test_device_backends_build_from_read_only_inputs(input_cache, monkeypatch):
+    """ops.OpFamily.build reads the input cache read-only for a backend that
+    copies to a device, and computes the same result from it."""
+    from benchmarks import ops
+
+    label = ops.Softmax.cases[0].label
+    key = ("benchmarks.ops", "Softmax", label, True)
+    small = ops.Softmax.case(label).small
+    seen = []
+    real = common.cached_input
+
+    def spy(what, shape, dtype, make):
+        arr = real(what, shape, dtype, make)
+        seen.append(arr.flags.writeable)
+        return arr
+
+    monkeypatch.setattr(ops.OpFamily, "inputs", lambda self, args, key: [common.normal(key, args[0])])
+    monkeypatch.setattr(common, "cached_input", spy)
+    results = {}
+    for copies in (False, True):
+        for name in ("mlx_cpu", "torch_cpu"):
+            be = common.Backend(name)
+            monkeypatch.setattr(common.Backend, "copies_to_device", property(lambda self, c=copies: c))
+            fn = ops.Softmax().build(be, small, key)
+            results[(copies, name)] = be.to_numpy(fn())
+    # the first build made the file; the read-only builds read it as a map
+    assert seen == [True, True, False, False]
+    for name in ("mlx_cpu", "torch_cpu"):
+        np.testing.assert_array_equal(results[(True, name)], results[(False, name)])
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "other shape", "empty"])
 def test_a_damaged_cache_file_is_made_again_with_one_line(input_cache, monkeypatch, capsys, damage):
     want = _uncached(monkeypatch, common.normal, ("k", 1), (30, 40))

@@ -23,6 +23,7 @@ case "$*" in
   "tools/ledger.py --offline") exit "${FAKE_LEDGER_RC:-0}" ;;
   "-m asv machine "*) exit "${FAKE_MACHINE_RC:-0}" ;;
   "-m asv run "*) echo "fake asv run"; exit "${FAKE_RUN_RC:-0}" ;;
+  "gpu/prepare_run.py "*) echo "fake prepare"; exit "${FAKE_PREPARE_RC:-0}" ;;
   *) echo "stub: unexpected call: $*" >&2; exit 99 ;;
 esac
 """
@@ -92,3 +93,23 @@ def test_no_results_to_copy_is_non_zero(stub, tmp_path):
     assert proc.returncode == 1
     assert "no results in results/" in proc.stderr
     assert "fake asv run" in (out / next(p.name for p in out.iterdir() if p.name.endswith(".log"))).read_text()
+
+
+def test_prepare_runs_first_with_the_same_selection(stub, tmp_path):
+    proc, calls = run(stub, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    prepare = [i for i, c in enumerate(calls) if c.startswith("gpu/prepare_run.py ")]
+    asv_run = [i for i, c in enumerate(calls) if c.startswith("-m asv run ")]
+    assert len(prepare) == 1 and prepare[0] < asv_run[0]
+    assert calls[prepare[0]] == "gpu/prepare_run.py --bench ^ops\\.Sum"
+
+
+def test_prepare_off_and_a_failed_prepare_leave_the_run_alone(stub, tmp_path, monkeypatch):
+    proc, calls = run(stub, tmp_path, prepare_rc=1)
+    assert proc.returncode == 0 and "gpu/prepare_run.py failed" in proc.stderr
+    assert any(c.startswith("-m asv run ") for c in calls)
+    monkeypatch.setenv("PREPARE", "0")
+    (tmp_path / "calls.log").unlink()
+    proc, calls = run(stub, tmp_path)
+    assert proc.returncode == 0
+    assert not any(c.startswith("gpu/prepare_run.py") for c in calls)
