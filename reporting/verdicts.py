@@ -173,7 +173,8 @@ def minimum_detectable_effect(sd, dof, n_base, n_cand, alpha=ALPHA, power=0.8, m
     se = sd * math.sqrt(1.0 / n_base + 1.0 / n_cand)
     q = _t_quantile(1 - alpha / 2, dof)
     z = _t_quantile(power, dof)
-    return math.exp(math.log1p(min_effect) + (q + z) * se) - 1.0
+    log_ratio = math.log1p(min_effect) + (q + z) * se
+    return math.inf if log_ratio > 700 else math.exp(log_ratio) - 1.0  # past a float: no effect is detectable
 
 
 def _t_quantile(prob, dof):
@@ -427,8 +428,10 @@ def decide_paired(cases, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WI
         else:
             verdict = UNDECIDED
             needed = rounds_to_decide(mean, sd, q, margin, bound)
-        out[key] = Verdict(key, verdict, math.exp(mean), math.exp(lo), math.exp(hi), p, n, n, dof, sd, needed,
-                           n, n, group)
+        # An interval from one degree of freedom at the gate's alpha can
+        # reach past what a float holds: it is infinite, not an error.
+        out[key] = Verdict(key, verdict, math.exp(mean), math.exp(max(lo, -700.0)), math.exp(min(hi, 700.0)),
+                           p, n, n, dof, sd, needed, n, n, group)
     return out
 
 

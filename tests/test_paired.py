@@ -168,3 +168,13 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path):
     assert "bad -b regex" in capsys.readouterr().err
     assert paired.main(["--summary", str(tmp_path)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_an_interval_too_wide_for_a_float_is_undecided_not_an_error():
+    cases = {"k": ([0.0, 5.0], "g")}  # two pairs, wildly apart, no prior to borrow from
+    v = vd.decide_paired(cases, alpha=vd.ALPHA / 3)["k"]
+    assert v.verdict == vd.UNDECIDED and v.hi > 1e10
+
+
+def test_a_minimum_detectable_effect_past_a_float_is_infinite():
+    assert vd.minimum_detectable_effect(5.0, 1, 2, 2, alpha=vd.ALPHA / 3) == math.inf

@@ -205,11 +205,14 @@ def summary_text(ev, seconds_a_pair=None, left_out=None):
     verdicts, mde, long = ev["verdicts"], ev["mde"], ev["long"]
     alarms = [v for v in verdicts.values() if v.verdict in (vd.SLOWER, vd.FASTER)]
     counts = vd.summary(verdicts.values())
-    finite = sorted(m for k, m in mde.items() if math.isfinite(m))
-    finite_long = sorted(m for k, m in mde.items() if k in long and math.isfinite(m))
+    finite = sorted(m for k, m in mde.items() if not math.isnan(m))
+    finite_long = sorted(m for k, m in mde.items() if k in long and not math.isnan(m))
 
     def pct(xs, q):
-        return f"{100 * xs[min(len(xs) - 1, int(q * len(xs)))]:.1f}%" if xs else "n/a"
+        if not xs:
+            return "n/a"
+        x = xs[min(len(xs) - 1, int(q * len(xs)))]
+        return f"{100 * x:.1f}%" if x < 10 else "over 1000%"
 
     lines = [f"A/A, {ev['n_pairs']} pairs of workers, {len(verdicts)} cases: {len(alarms)} false alarms "
              f"({counts['same']} same, {counts['undecided']} undecided)"]
