@@ -178,3 +178,15 @@ def test_an_interval_too_wide_for_a_float_is_undecided_not_an_error():
 
 def test_a_minimum_detectable_effect_past_a_float_is_infinite():
     assert vd.minimum_detectable_effect(5.0, 1, 2, 2, alpha=vd.ALPHA / 3) == math.inf
+
+
+def test_faults_reports_the_page_faults_of_one_call_of_the_shown_cases():
+    pytest.importorskip("torch")
+    key = "ops.ReLU.time_op('dim=128x16x1024', 'torch_cpu')"
+    other = "ops.Softplus.time_op('dim=128x16x1024', 'torch_cpu')"
+    lines = []
+    paired.faults([(other, "Softplus", "dim=128x16x1024", "torch_cpu"), (key, "ReLU", "dim=128x16x1024", "torch_cpu")],
+                  show={key}, out=lines.append)
+    assert len(lines) == 1 and lines[0].endswith(key)
+    count, rest = lines[0].split(" faults a call ")
+    assert int(count) >= 0 and float(rest.split("ms")[0]) > 0

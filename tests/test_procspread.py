@@ -169,3 +169,11 @@ def test_pair_table_sees_a_shared_drift_cancel_in_the_ratio():
 def test_pairs_need_two_turns(capsys):
     assert ps.main(["--pairs", "1"]) == 2
     assert "must be at least 2" in capsys.readouterr().err
+
+
+def test_fixedmalloc_pins_glibcs_thresholds_so_history_does_not_choose_the_pages():
+    prefix, env = ps.launch("fixedmalloc", {})
+    assert prefix == []
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072"
+    _, env = ps.launch("heapmalloc", {})
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""What a paired protocol would buy: A/A pairs of long-lived workers, a case's
+r"""What a paired protocol would buy: A/A pairs of long-lived workers, a case's
 two sides measured back to back, over the whole of ops.py on this machine.
 
     python tools/paired.py --pairs 3 --turns 3                 # every ops case on mlx_cpu and torch_cpu
-    python tools/paired.py --pairs 3 --turns 3 -b '^ops\\.(Sum|ReLU)\\.'
+    python tools/paired.py --pairs 3 --turns 3 -b '^ops\.(Sum|ReLU)\.'
     python tools/paired.py --summary .asv/paired/<run>         # decide a recorded run again
+    python tools/paired.py --faults -b '^ops\.(ReLU|LayerNorm)\.'  # one process, the workers' order: page faults a call
 
 The gate (tools/gate.py) measures every case in a fresh process per side per
 round; the two sides of a case run minutes apart, and two processes of one
@@ -106,6 +107,30 @@ def worker():
             print(json.dumps({"skip": str(e) or "not implemented in this release"}), flush=True)
         except Exception as e:  # noqa: BLE001 - reported to the parent as this case's failure
             print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
+
+
+def faults(cases, show=None, out=print):
+    """In this process, the cases in the workers' order: for each, the minor
+    page faults of one call and the fastest call (``measure``). A case whose
+    output comes from fresh pages faults on every call; from reused heap,
+    not at all: which of the two depends on what the process freed before
+    (glibc's adjusting malloc thresholds; GLIBC_TUNABLES can fix them).
+    Every case runs; only those in ``show`` (default: all) are printed."""
+    import resource
+
+    from benchmarks import ops
+
+    for key, family, label, backend in cases:
+        try:
+            fn = getattr(ops, family).callable(label, backend)
+        except NotImplementedError:
+            continue
+        fn()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        fn()
+        faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        if show is None or key in show:
+            out(f"{faulted:7d} faults a call  {1e3 * measure(fn):9.3f} ms  {key}")
 
 
 def cases_of(bench, costs, max_cost):
@@ -242,6 +267,10 @@ def main(argv=None):
     ap.add_argument("--max-cost", type=float, default=DEFAULT_MAX_COST,
                     help=f"leave out cases whose process costs more seconds (default {DEFAULT_MAX_COST})")
     ap.add_argument("--summary", metavar="DIR", help="decide a recorded run again")
+    ap.add_argument("--faults", action="store_true",
+                    help="instead: in this one process, each case's page faults a call, in the workers' order")
+    ap.add_argument("--alone", action="store_true",
+                    help="with --faults: run only the matching cases, not the workers' whole order before them")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -270,6 +299,13 @@ def main(argv=None):
         print(f"paired: no ops.py case matches {args.bench!r} in {protocol.COSTS} (a gate or the main job "
               f"records the costs; run one first)", file=sys.stderr)
         return 2
+    if args.faults:
+        # The workers' whole order runs, so each case has the history it had
+        # in a worker; only the cases matching -b are printed.
+        every, _ = cases_of(DEFAULT_BENCH, protocol.load_costs(), args.max_cost)
+        chosen = {c[0] for c in cases}
+        faults(cases if args.alone else every, show=chosen, out=lambda line: print(line, flush=True))
+        return 0
     folder = os.path.join(ROOT, ".asv", "paired", time.strftime("paired-%Y%m%d-%H%M%S"))
     os.makedirs(folder, exist_ok=True)
     env = dict(os.environ)

@@ -16,7 +16,15 @@ tool measures that spread under launch variants that could reduce it:
 - ``thp``: glibc's malloc asks for transparent huge pages
   (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``; the kernel here is in
   ``madvise`` mode, so without it large arrays get 4 KiB pages);
-- ``noaslr_thp``: both.
+- ``noaslr_thp``: both;
+- ``fixedmalloc``: glibc's malloc thresholds fixed at their defaults
+  (``glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072``),
+  which turns off their adjustment to what the process freed before: with
+  it, a large output is fresh pages in every process, whatever the process
+  did before (see the README, "Where the spread comes from");
+- ``heapmalloc``: the thresholds fixed high instead (mmap at 32 MiB, the
+  most glibc takes; trim at 1 GiB): blocks up to 32 MiB come from the heap,
+  reused, in every process.
 
 Each child process builds the cases (the very callables asv times, from
 ``benchmarks.ops``), calls each once, then takes ``SAMPLES`` samples of
@@ -81,7 +89,9 @@ DEFAULT_CASES = (
     ("Conv2d", "dim=10x256x256x12 dim=8x3x3x12", "torch_cpu"),
 )
 
-VARIANTS = ("base", "noaslr", "thp", "noaslr_thp")
+VARIANTS = ("base", "noaslr", "thp", "noaslr_thp", "fixedmalloc", "heapmalloc")
+FIXED_MALLOC = "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072"
+HEAP_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 SAMPLES = 7
 SAMPLE_SECONDS = 0.02
 
@@ -97,6 +107,10 @@ def launch(variant, environ=None):
         env["PYTHONHASHSEED"] = "0"
     if variant.endswith("thp"):
         env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+    if variant == "fixedmalloc":
+        env["GLIBC_TUNABLES"] = FIXED_MALLOC
+    if variant == "heapmalloc":
+        env["GLIBC_TUNABLES"] = HEAP_MALLOC
     return prefix, env
 
 
