@@ -59,6 +59,7 @@ if ROOT not in sys.path:
 
 from reporting import verdicts as vd  # noqa: E402
 from tools import protocol  # noqa: E402
+from tools.procspread import fastest_call  # noqa: E402
 
 KEY_RX = re.compile(r"^ops\.(\w+)\.time_op\('(.*)', '(\w+)'\)$")
 DEFAULT_BENCH = r"^ops\.[^(]*\(.*'(mlx_cpu|torch_cpu)'\)$"
@@ -75,20 +76,8 @@ FACTORS = (1.05, 1.10, 1.20)
 def measure(fn, samples=SAMPLES, sample_seconds=SAMPLE_SECONDS, budget=MEASURE_SECONDS, clock=time.perf_counter):
     """Seconds a call in the fastest of at most ``samples`` samples of about
     ``sample_seconds`` each, within about ``budget`` seconds (at least one
-    sample), after one untimed call."""
-    fn()
-    start = clock()
-    fn()
-    one = max(clock() - start, 1e-7)
-    number = max(1, int(sample_seconds / one))
-    count = max(1, min(samples, int(budget / (one * number))))
-    best = math.inf
-    for _ in range(count):
-        start = clock()
-        for _ in range(number):
-            fn()
-        best = min(best, (clock() - start) / number)
-    return best
+    sample), after one untimed call: procspread's rule, with a budget."""
+    return fastest_call(fn, samples=samples, sample_seconds=sample_seconds, clock=clock, budget=budget)
 
 
 def worker():

@@ -129,15 +129,19 @@ def spread(observations):
     return out
 
 
-def fastest_call(fn, samples=SAMPLES, sample_seconds=SAMPLE_SECONDS, clock=time.perf_counter):
-    """Seconds a call in the fastest of ``samples`` samples, after one warm-up call."""
+def fastest_call(fn, samples=SAMPLES, sample_seconds=SAMPLE_SECONDS, clock=time.perf_counter, budget=None):
+    """Seconds a call in the fastest of ``samples`` samples, after one warm-up call.
+
+    With ``budget`` (seconds), at most as many samples as fit in it, and at
+    least one (tools/paired.py: its dear cases get fewer)."""
     fn()
     start = clock()
     fn()
-    one = clock() - start
-    number = max(1, int(sample_seconds / max(one, 1e-6)))
+    one = max(clock() - start, 1e-7)
+    number = max(1, int(sample_seconds / one))
+    count = samples if budget is None else max(1, min(samples, int(budget / (one * number))))
     best = math.inf
-    for _ in range(samples):
+    for _ in range(count):
         start = clock()
         for _ in range(number):
             fn()
