@@ -34,7 +34,7 @@ every case, as a calibration would:
   log(factor) to the observations of a seeded random third of the cases.
 
 It prints the A/A false alarms, each case's minimum detectable effect at
-80% power, the injected slowdowns found (cases of 1 ms or more, and all),
+80% power, the injected slowdowns found (cases whose call takes a millisecond or more, and all),
 and what a pair cost. Output: ``.asv/paired/<run>/pairs.json`` (raw
 answers) and ``summary.md``. Not the gate: nothing here installs two
 releases; it says what a gate built this way would find here.
