@@ -355,24 +355,33 @@ def decide(comparisons, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WIT
                                dof, math.nan, None, *samples, c.group))
             continue
         sd = math.sqrt(var)
-        se = sd * math.sqrt(1.0 / nb + 1.0 / nc)
-        q = _t_quantile(1 - alpha / 2, dof)
-        lo, hi = delta - q * se, delta + q * se
-        t = delta / se if se > 0 else math.copysign(math.inf, delta) if delta else 0.0
-        p = float(2 * (stats.norm.sf(abs(t)) if math.isinf(dof) else stats.t.sf(abs(t), dof)))
-        needed = None
-        if lo > margin:
-            verdict = SLOWER
-        elif hi < -margin:
-            verdict = FASTER
-        elif lo > -bound and hi < bound:
-            verdict = SAME
-        else:
-            verdict = UNDECIDED
-            needed = rounds_to_decide(delta, sd, q, margin, bound)
-        out.append(Verdict(c.key, verdict, math.exp(delta), math.exp(lo), math.exp(hi), p, nb, nc,
-                           dof, sd, needed, *samples, c.group))
+        out.append(_judged(c.key, delta, sd, dof, nb, nc, alpha, margin, bound, samples, c.group))
     return out
+
+
+def _judged(key, delta, sd, dof, nb, nc, alpha, margin, bound, samples, group):
+    """The Verdict of an estimated log ratio ``delta`` with per-side ``sd``
+    (``dof`` degrees of freedom) over ``nb`` and ``nc`` observations: the
+    interval at ``alpha``, its p, and the thresholds of :func:`decide`."""
+    se = sd * math.sqrt(1.0 / nb + 1.0 / nc)
+    q = _t_quantile(1 - alpha / 2, dof)
+    lo, hi = delta - q * se, delta + q * se
+    t = delta / se if se > 0 else math.copysign(math.inf, delta) if delta else 0.0
+    p = float(2 * (stats.norm.sf(abs(t)) if math.isinf(dof) else stats.t.sf(abs(t), dof)))
+    needed = None
+    if lo > margin:
+        verdict = SLOWER
+    elif hi < -margin:
+        verdict = FASTER
+    elif lo > -bound and hi < bound:
+        verdict = SAME
+    else:
+        verdict = UNDECIDED
+        needed = rounds_to_decide(delta, sd, q, margin, bound)
+    # An interval from one degree of freedom at the gate's alpha can reach
+    # past what a float holds: its end is infinite, not an error.
+    return Verdict(key, verdict, math.exp(delta), math.exp(max(lo, -700.0)), math.exp(min(hi, 700.0)), p, nb, nc,
+                   dof, sd, needed, *samples, group)
 
 
 def paired_priors(cases, trim=None):
@@ -412,26 +421,8 @@ def decide_paired(cases, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WI
             out[key] = Verdict(key, UNDECIDED, math.exp(mean), math.nan, math.nan, math.nan, n, n, dof, math.nan,
                                group=group)
             continue
-        se = math.sqrt(var / n)
-        q = _t_quantile(1 - alpha / 2, dof)
-        lo, hi = mean - q * se, mean + q * se
-        t = mean / se if se > 0 else math.copysign(math.inf, mean) if mean else 0.0
-        p = float(2 * (stats.norm.sf(abs(t)) if math.isinf(dof) else stats.t.sf(abs(t), dof)))
-        sd = math.sqrt(var / 2)
-        needed = None
-        if lo > margin:
-            verdict = SLOWER
-        elif hi < -margin:
-            verdict = FASTER
-        elif lo > -bound and hi < bound:
-            verdict = SAME
-        else:
-            verdict = UNDECIDED
-            needed = rounds_to_decide(mean, sd, q, margin, bound)
-        # An interval from one degree of freedom at the gate's alpha can
-        # reach past what a float holds: it is infinite, not an error.
-        out[key] = Verdict(key, verdict, math.exp(mean), math.exp(max(lo, -700.0)), math.exp(min(hi, 700.0)),
-                           p, n, n, dof, sd, needed, n, n, group)
+        # sd per side: sd sqrt(1/n + 1/n) is then the pairs' sd / sqrt n.
+        out[key] = _judged(key, mean, math.sqrt(var / 2), dof, n, n, alpha, margin, bound, (n, n), group)
     return out
 
 
