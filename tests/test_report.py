@@ -659,11 +659,12 @@ def test_release_table_shows_same_run_verdicts(project, tmp_path):
     res = results.Results(str(project / "results"), ledger_dir=str(project / "ledger"))
     a, b = res.release_info["v0.2.0"]["commit"], res.release_info["v0.3.0"]["commit"]
     keys = {p["asv_key"] for (r, bench, c, bk), p in res.points.items() if r == "v0.3.0" and p["status"] == "ok"}
-    slow = next(k for k in keys if "64x1000000" in k and "'mlx_cpu'" in k)
+    slow = next(k for k in sorted(keys) if "64x1000000" in k and "'mlx_cpu'" in k)
     rng = _random.Random(3)
     # four processes a side: two rounds, then two fresh ones that confirm (the gate's rule)
+    # sorted: the draws go to the same cases whatever the hash seed (a set's order is not)
     data = {k: {commit: [[0.01 * f * (1 + abs(rng.gauss(0, 0.003)))] * 3 for _ in range(4)]
-                for commit, f in ((a, 1.0), (b, 1.9 if k == slow else 1.0))} for k in keys}
+                for commit, f in ((a, 1.0), (b, 1.9 if k == slow else 1.0))} for k in sorted(keys)}
     for i in range(30):  # more cases of the same noise, as a real session has
         data[f"x.F.time_op('c{i}', 'mlx_cpu')"] = {c: [[0.01 * (1 + abs(rng.gauss(0, 0.003)))] for _ in range(4)]
                                                    for c in (a, b)}
