@@ -38,6 +38,9 @@ once per process: asv_runner >= 0.3 calls setup before every sample, so the
 model is cached per (model, backend) and the inputs per case
 (``common.cached``). A small forward pass when the model is built warms up
 one-time costs (MLX's compiled GELU, kernel JIT, torch's first-call paths).
+For MLX and GPU backends the drawn weights are kept on disk, beside the
+input cache, by the first process that draws them, and loaded bit for bit
+by the next cases' processes (``weights_cache``).
 
 Inputs (``model_inputs``): paragraphs of the shipped corpus cut to the
 length, space-padded when short, tokenized offline by each family's kind of
