@@ -123,6 +123,13 @@ class _DeferMLXImport:
     must not import it. The finder records the modules whose import asked for
     MLX; after the fork the child removes the finder and drops those modules,
     which its own code then imports afresh, with MLX (``_after_fork_in_child``).
+
+    Only the import fails, not the question whether MLX is installed: the
+    finder answers ``importlib.util.find_spec("mlx")`` with MLX's real
+    location and a loader that refuses to load it. ``transformers`` asks that
+    question when it is imported (its ``is_mlx_available``); a finder that
+    raised there made ``import transformers``, and so ``models.py``, fail in
+    the server, and every models.py process imported transformers again.
     """
 
     def __init__(self):
@@ -131,6 +138,25 @@ class _DeferMLXImport:
     def find_spec(self, name, path=None, target=None):
         if name != "mlx" and not name.startswith("mlx."):
             return None
+        real = None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            real = finder.find_spec(name, path, target)
+            if real is not None:
+                break
+        if real is None:
+            return None  # not installed: the import fails as it would anyway
+        import importlib.machinery
+
+        package = real.submodule_search_locations is not None
+        spec = importlib.machinery.ModuleSpec(name, _RefuseMLXLoader(self), origin=real.origin, is_package=package)
+        if package:
+            spec.submodule_search_locations = list(real.submodule_search_locations)
+        return spec
+
+    def refuse(self, name):
+        """Record the module whose import asked for MLX, and fail that import."""
         frame = sys._getframe(1)
         while frame is not None:
             module = frame.f_globals.get("__name__", "")
@@ -152,6 +178,19 @@ class _DeferMLXImport:
             if package in sys.modules and getattr(sys.modules[package], attr, None) is not None:
                 delattr(sys.modules[package], attr)
         mlx.cache_clear()
+
+
+class _RefuseMLXLoader:
+    """The loader of ``_DeferMLXImport``'s specs: loading MLX fails (ImportError)."""
+
+    def __init__(self, finder):
+        self.finder = finder
+
+    def create_module(self, spec):
+        self.finder.refuse(spec.name)
+
+    def exec_module(self, module):
+        self.finder.refuse(module.__name__)
 
 
 # --------------------------------------------------------------------------

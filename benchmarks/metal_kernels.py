@@ -64,6 +64,7 @@ from .common import (
     check_mlx_release,
     mlx,
     normal,
+    profile_event,
     require_mlx,
     rng,
     shape_label,
@@ -283,6 +284,7 @@ class LinalgTable(KernelTiming, CaseTable):
     @classmethod
     def prepared(cls, label, impl, small=False):
         """The Prepared case (cached per process, like CaseTable.callable)."""
+        profile_event("setup", bench=cls.__name__, case=label, backend=impl)
         check_mlx_release()  # under asv: the installed MLX is the results' release
         c = cls.case(label)
         args = c.small if small else c.args
@@ -291,13 +293,17 @@ class LinalgTable(KernelTiming, CaseTable):
         key = (cls.__module__, cls.__name__, label, small)
 
         def build():
+            profile_event("build")
             data = self.inputs(args, key)
+            profile_event("inputs")
             arrays = be.arrays(data)
+            profile_event("on_device")
             call = be.timed(fn, *arrays)
             # Warm up (JIT compiles, lazy inits) outside the timed region. Any
             # error (from MLX, torch or metalcore) propagates: asv records a
             # failure. What a release lacks was skipped above, by a version gate.
             call()
+            profile_event("built")
             return Prepared(impl, be, call, data)
 
         prep = cached(key + (impl,), build)

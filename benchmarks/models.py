@@ -38,6 +38,9 @@ once per process: asv_runner >= 0.3 calls setup before every sample, so the
 model is cached per (model, backend) and the inputs per case
 (``common.cached``). A small forward pass when the model is built warms up
 one-time costs (MLX's compiled GELU, kernel JIT, torch's first-call paths).
+For MLX and GPU backends the drawn weights are kept on disk, beside the
+input cache, by the first process that draws them, and loaded bit for bit
+by the next cases' processes (``weights_cache``).
 
 Inputs (``model_inputs``): paragraphs of the shipped corpus cut to the
 length, space-padded when short, tokenized offline by each family's kind of
@@ -98,7 +101,7 @@ import importlib.util
 import sys
 
 from .lib import model_inputs as mi
-from .common import BACKENDS, backend, cached, check_mlx_release, require_mlx, torch
+from .common import BACKENDS, backend, cached, check_mlx_release, input_cache_dir, profile_event, require_mlx, torch
 
 # As common.py does for the frameworks: in asv's forkserver, import the
 # transformers classes once in the server, not in each per-case process.
@@ -172,18 +175,32 @@ def build(name, be, small=False):
         from .lib import transformer_mlx
 
         require_mlx(transformer_mlx.MIN_MLX, "the MLX transformer encoders")
+    profile_event("build")
     s = mi.spec(name, small)
-    torch_model, source = mi.build_torch_model(s)
+    torch_model, source = mi.build_torch_model(s, cache=weights_cache(be, small))
+    profile_event("inputs")
     if be.is_mlx:
         be.activate()
         model = transformer_mlx.from_torch(torch_model)
         del torch_model
     else:
         model = torch_model.to(be.device)
+    profile_event("on_device")
     built = Built(model, source, s)
     warm = be.arrays(_inputs(name, 50, 1))
     be.timed(forward(built, be), *warm)()
     return built
+
+
+def weights_cache(be, small=False):
+    """Where drawn weights are kept between processes (``mi.build_torch_model``'s
+    ``cache``): beside the input cache, for the full-size models of backends
+    that copy the weights anyway (MLX converts them; torch moves them to a
+    GPU). None elsewhere: a torch CPU model runs on the tensors it was built
+    with, and those stay freshly drawn."""
+    if small or not (be.is_mlx or be.copies_to_device):
+        return None
+    return input_cache_dir()
 
 
 def forward(built, be):
@@ -221,12 +238,15 @@ def forward_callable(name, length, batch, backend_name, small=False):
     ``small`` gives the same case on the toy-sized model of the same family
     (tests). Cached per process, like the model it calls.
     """
+    profile_event("setup", bench="Inference", case=f"{name} {length} {batch}", backend=backend_name)
     check_mlx_release()  # under asv: the installed MLX is the results' release
     be = backend(backend_name)  # NotImplementedError: asv shows the case as skipped
 
     def make():
         built = model(name, backend_name, small)
-        return be.timed(forward(built, be), *be.arrays(_inputs(name, length, batch)))
+        fn = be.timed(forward(built, be), *be.arrays(_inputs(name, length, batch)))
+        profile_event("built")
+        return fn
 
     fn = cached((__name__, "forward", name, length, batch, backend_name, small), make)
     be.activate()  # the cache may hold callables of several backends

@@ -441,6 +441,60 @@ def test_local_checkpoint_is_loaded_offline(tmp_path, monkeypatch):
     )
 
 
+@needs_torch
+def test_drawn_weights_are_kept_and_loaded_bit_for_bit(tmp_path, monkeypatch, capsys):
+    """With a cache folder, the first build draws the weights and saves them;
+    later builds load them without drawing: the same tensors, bit for bit, as
+    weights drawn without a cache. A damaged folder is drawn again and replaced."""
+    s = mi.spec("roberta-base", small=True)
+    fresh, _ = mi.build_torch_model(s, seed=7, source=None)
+    first, source = mi.build_torch_model(s, seed=7, source=None, cache=str(tmp_path))
+    path = mi.weights_cache_path(s, 7, str(tmp_path))
+    assert source == "random(seed=7)" and os.path.isfile(os.path.join(path, "config.json"))
+    assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]  # no temporary folder left
+
+    def no_drawing(model, seed):
+        raise AssertionError("drew the weights although they were cached")
+
+    with monkeypatch.context() as m:
+        m.setattr(mi, "_draw_all", no_drawing)
+        loaded, source = mi.build_torch_model(s, seed=7, source=None, cache=str(tmp_path))
+    assert source == "random(seed=7)" and not loaded.training
+    want = fresh.state_dict()
+    for model in (first, loaded):
+        got = model.state_dict()
+        assert list(got) == list(want)
+        for name, tensor in want.items():
+            assert got[name].dtype == tensor.dtype and np.array_equal(got[name].numpy(), tensor.numpy()), name
+    # another seed is another folder
+    assert mi.weights_cache_path(s, 8, str(tmp_path)) != path
+    # a damaged folder: drawn again, with one line, and replaced by a good one
+    with open(os.path.join(path, "config.json"), "w") as f:
+        f.write("{not json")
+    again, _ = mi.build_torch_model(s, seed=7, source=None, cache=str(tmp_path))
+    assert "unusable" in capsys.readouterr().err
+    assert np.array_equal(again.state_dict()["embeddings.word_embeddings.weight"].numpy(),
+                          want["embeddings.word_embeddings.weight"].numpy())
+    with monkeypatch.context() as m:
+        m.setattr(mi, "_draw_all", no_drawing)
+        mi.build_torch_model(s, seed=7, source=None, cache=str(tmp_path))
+
+
+def test_weights_cache_only_where_the_weights_are_copied(monkeypatch, tmp_path):
+    """models.build keeps drawn weights only for full-size models on backends
+    that copy them (MLX, torch on a GPU): a torch CPU model runs on its own
+    freshly drawn tensors."""
+    from types import SimpleNamespace as NS
+
+    monkeypatch.setenv(common.INPUT_CACHE_ENV, str(tmp_path))
+    assert models.weights_cache(NS(is_mlx=True, copies_to_device=False)) == str(tmp_path)
+    assert models.weights_cache(NS(is_mlx=False, copies_to_device=True)) == str(tmp_path)
+    assert models.weights_cache(NS(is_mlx=False, copies_to_device=False)) is None
+    assert models.weights_cache(NS(is_mlx=True, copies_to_device=True), small=True) is None
+    monkeypatch.setenv(common.INPUT_CACHE_ENV, "off")
+    assert models.weights_cache(NS(is_mlx=True, copies_to_device=True)) is None
+
+
 @needs_both
 def test_mlx_version_gate(monkeypatch):
     """The MLX encoders are gated at transformer_mlx.MIN_MLX: on an older

@@ -79,6 +79,9 @@ os.path.exists = _exists
 from benchmarks.lib import transformer_mlx
 assert transformer_mlx.mx is None and 'mlx.core' not in sys.modules, 'server imported MLX'
 assert common.mlx() is None
+import importlib.util
+assert importlib.util.find_spec('mlx') is not None, 'the finder hid that MLX is installed'
+assert 'mlx' not in sys.modules and 'mlx.core' not in sys.modules, 'a probe imported MLX'
 pid = os.fork()
 if pid == 0:
     ok = common.mlx() is not None
@@ -90,4 +93,30 @@ assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 print('ok')
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cuda_server_imports_models_with_transformers():
+    # transformers asks importlib.util.find_spec("mlx") when it is imported;
+    # the server's finder must answer (MLX is installed) without loading MLX,
+    # so that models.py (and transformers, once) import in the server.
+    pytest.importorskip("transformers")
+    code = r"""
+import os, sys
+_exists = os.path.exists
+os.path.exists = lambda p: p == '/proc/driver/nvidia/version' or _exists(p)
+sys.argv = ['asv_runner', 'run_server']
+from benchmarks import common
+os.path.exists = _exists
+from benchmarks import models
+assert 'transformers' in sys.modules and 'mlx.core' not in sys.modules, sorted(m for m in sys.modules if m.startswith('mlx'))
+assert not any(m.startswith('transformers') for m in common._DEFER_MLX.asked_by), common._DEFER_MLX.asked_by
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if common.mlx() is not None else 3)
+_, status = os.waitpid(pid, 0)
+assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

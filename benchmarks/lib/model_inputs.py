@@ -40,8 +40,11 @@ from __future__ import annotations
 
 import collections
 import functools
+import hashlib
 import importlib.util
 import os
+import shutil
+import sys
 
 import numpy as np
 
@@ -370,7 +373,57 @@ def _draw_all(model, seed):
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
 
 
-def build_torch_model(s, seed=WEIGHT_SEED, source="auto"):
+def weights_cache_path(s, seed, folder):
+    """The folder under ``folder`` that keeps spec ``s``'s seeded random weights.
+
+    Its name hashes everything the drawn bits depend on: the spec, the seed,
+    the attention implementation, and the torch and transformers versions
+    (whose initialisation may consume the generator differently)."""
+    import torch
+    import transformers
+
+    what = (tuple(s), seed, ATTENTION, torch.__version__, transformers.__version__)
+    digest = hashlib.sha256(repr(what).encode()).hexdigest()[:24]
+    return os.path.join(folder, "models", f"{s.name}-{digest}")
+
+
+def _load_cached_weights(s, model_cls, path):
+    """The model saved at ``path`` (``_save_cached_weights``), or None."""
+    import torch
+
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        return None
+    try:
+        model = model_cls.from_pretrained(
+            path, local_files_only=True, add_pooling_layer=False, dtype=torch.float32,
+            attn_implementation=ATTENTION,
+        )
+        _check_config(s, model.config)
+        return model
+    except Exception as e:  # a damaged or foreign folder: draw again (and replace it)
+        print(f"mlx-asv: cached weights {path} unusable ({type(e).__name__}: {e}); drawing them again",
+              file=sys.stderr)
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+
+
+def _save_cached_weights(model, path):
+    """Save ``model`` at ``path``: written beside it, then renamed into place,
+    so a reader sees all of it or nothing; a folder that can't be written
+    costs only the time."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        model.save_pretrained(tmp)
+        os.rename(tmp, path)
+    except OSError as e:
+        if not os.path.isdir(path):  # not a concurrent writer that got there first
+            print(f"mlx-asv: could not keep the drawn weights in {path} ({e})", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_torch_model(s, seed=WEIGHT_SEED, source="auto", cache=None):
     """The ``transformers`` encoder of spec ``s`` in inference mode, on the CPU.
 
     ``source``: ``"auto"`` loads the local checkpoint of a full-size model
@@ -380,6 +433,13 @@ def build_torch_model(s, seed=WEIGHT_SEED, source="auto"):
     Returns ``(model, source)``, source being the checkpoint or
     ``"random(seed=...)"``. No pooler: the benchmark ends at the last hidden
     state. ``model.eval()`` turns dropout off.
+
+    ``cache``: a folder that keeps drawn weights between processes
+    (``weights_cache_path``): the first call draws them and saves the model
+    there (``save_pretrained``: safetensors of the float32 tensors), later
+    calls load it, the same bits without drawing 110-335 million numbers
+    again (asv builds the model in every case's process). Only for drawn
+    weights; the source is ``"random(seed=...)"`` either way.
     """
     import torch
 
@@ -393,9 +453,14 @@ def build_torch_model(s, seed=WEIGHT_SEED, source="auto"):
         )
         _check_config(s, model.config)
     else:
-        torch.manual_seed(seed)
-        model = model_cls(hf_config(s), add_pooling_layer=False)
-        _draw_all(model, seed)
+        path = weights_cache_path(s, seed, cache) if cache else None
+        model = _load_cached_weights(s, model_cls, path) if path else None
+        if model is None:
+            torch.manual_seed(seed)
+            model = model_cls(hf_config(s), add_pooling_layer=False)
+            _draw_all(model, seed)
+            if path:
+                _save_cached_weights(model, path)
         source = f"random(seed={seed})"
     model = model.float().eval()
     return model, source
