@@ -3,6 +3,7 @@ known answers on synthetic pairs, the workers' turns, exact injection."""
 
 import json
 import math
+import os
 import random
 
 import pytest
@@ -190,3 +191,104 @@ def test_faults_reports_the_page_faults_of_one_call_of_the_shown_cases():
     assert len(lines) == 1 and lines[0].endswith(key)
     count, rest = lines[0].split(" faults a call ")
     assert int(count) >= 0 and float(rest.split("ms")[0]) > 0
+
+
+# -- --fresh: pairs of fresh processes (asv's forkserver and runner) ---------
+
+def test_a_fresh_pass_runs_both_sides_back_to_back_first_side_alternating():
+    log = []
+    seconds = {"a": 1.0, "b": 1.5}
+
+    def run_side(bench, key, spawner):
+        log.append((spawner, key.split(".")[1]))
+        return {"seconds": seconds[spawner]}
+
+    benches = {"ops.F.time_op": {}, "ops.G.time_op": {}}
+    out = paired.fresh_pass(CASES, benches, ["a", "b"], 0, run_side=run_side)
+    assert out[CASES[0][0]] == {"a": [1.0], "b": [1.5]}
+    assert log == [("a", "F"), ("b", "F"), ("b", "G"), ("a", "G")]
+    log.clear()
+    paired.fresh_pass(CASES, benches, ["a", "b"], 1, run_side=run_side)
+    assert log == [("b", "F"), ("a", "F"), ("a", "G"), ("b", "G")]
+
+
+def test_a_fresh_side_that_fails_marks_the_case_failed():
+    def run_side(bench, key, spawner):
+        return {"failed": "RuntimeError: boom"} if spawner == "b" else {"seconds": 1.0}
+
+    out = paired.fresh_pass(CASES[:1], {"ops.F.time_op": {}}, ["a", "b"], 0, run_side=run_side)
+    assert out[CASES[0][0]] == {"failed": "RuntimeError: boom"}
+
+
+def test_param_index_finds_the_case_in_asvs_parameter_grid():
+    bench = {"name": "ops.F.time_op", "params": [["'x'", "'y'"], ["'mlx_cpu'", "'torch_cpu'"]]}
+    assert paired.param_index(bench, "ops.F.time_op('y', 'mlx_cpu')") == 2
+    with pytest.raises(KeyError):
+        paired.param_index(bench, "ops.F.time_op('z', 'mlx_cpu')")
+
+
+def test_the_unpaired_test_on_the_same_processes_finds_large_injections_and_no_aa_alarm():
+    ev = paired.evaluate(fake_pairs(sd=0.005, n_pairs=4), unpaired=True)
+    assert ev["test"].startswith("unpaired")
+    assert sum(v.verdict in (vd.SLOWER, vd.FASTER) for v in ev["verdicts"].values()) == 0
+    hit, n = ev["found"][1.20]["long"]
+    assert n > 0 and hit == n
+    assert all(r["faster"] == 0 for r in ev["found"].values())
+    # each side's processes are the pairs' a (b) values: 4 a side, not pairs
+    v = next(iter(ev["verdicts"].values()))
+    assert (v.n_base, v.n_cand) == (4, 4)
+
+
+def test_pairing_helps_where_pairs_share_a_moment_and_not_where_they_do_not():
+    rng = random.Random(5)
+
+    def pairs_with(shared):
+        out = []
+        for _ in range(4):
+            p = {}
+            for i in range(60):
+                moment = rng.gauss(0, shared)  # the same for both sides of a pair
+                p[f"ops.F.time_op('c{i}', 'mlx_cpu')"] = {
+                    "a": [0.01 * math.exp(moment + rng.gauss(0, 0.01))],
+                    "b": [0.01 * math.exp(moment + rng.gauss(0, 0.01))]}
+            out.append(p)
+        return out
+
+    shared = pairs_with(0.05)
+    paired_ev, unpaired_ev = paired.evaluate(shared), paired.evaluate(shared, unpaired=True)
+    assert paired_ev["found"][1.10]["long"][0] > unpaired_ev["found"][1.10]["long"][0]
+
+
+def test_gates_text_splits_the_passes_and_decides_each_both_ways():
+    text = paired.gates_text(fake_pairs(sd=0.005, n_pairs=6), 3)
+    assert text.startswith("3 gates of 2 pairs each")
+    rows = [line for line in text.splitlines() if line.startswith("| paired") or line.startswith("| two-sample")]
+    assert len(rows) == 2
+    assert all("| 0 of 270 | 0 of 3 |" in r for r in rows)  # 90 cases x 3 gates, no alarm
+    with pytest.raises(ValueError, match="can't make"):
+        paired.gates_text(fake_pairs(n_pairs=3), 2)
+
+
+def test_fresh_measures_a_case_with_asvs_forkserver_end_to_end(tmp_path, monkeypatch):
+    key = "ops.SumAll.time_op('dim=1000000', 'mlx_cpu')"
+    monkeypatch.setattr(paired.protocol, "load_costs", lambda path=None: {key: 0.2})
+    out = tmp_path / "run"
+    assert paired.main(["--fresh", "--pairs", "2", "--folder", str(out),
+                        "-b", r"^ops\.SumAll\.time_op\('dim=1000000', 'mlx_cpu'\)$"]) == 0
+    with open(out / "pairs.json") as f:
+        saved = json.load(f)
+    assert saved["fresh"] and len(saved["pairs"]) == 2
+    for p in saved["pairs"]:
+        a, b = p[key]["a"], p[key]["b"]
+        # a sum of a million floats takes tens of microseconds to milliseconds here, never a second
+        assert len(a) == len(b) == 1 and 1e-6 < a[0] < 1 and 1e-6 < b[0] < 1
+
+
+def test_summary_first_keeps_only_the_first_passes(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pairs.json").write_text(json.dumps({"pairs": fake_pairs(sd=0.005, n_pairs=5)}))
+    assert paired.main(["--summary", str(run), "--gates", "1", "--first", "3"]) == 0
+    assert capsys.readouterr().out.startswith("1 gates of 3 pairs each (passes 3 of 3 recorded)")
+    assert paired.main(["--summary", str(run), "--gates", "3"]) == 2
+    assert "give fewer --gates" in capsys.readouterr().err
