@@ -304,9 +304,10 @@ def base_time(pairs, key):
 
 
 def _unpaired(pairs, keys, groups, alpha):
-    """(decide, prior) of the two-sample test (the gate's, ``verdicts.decide``)
-    on the same processes, every pair's sides taken as unpaired processes:
-    decide(shift) gives the verdicts with log(shift[k]) added to the b side."""
+    """The two-sample test (the gate's, ``verdicts.decide``) on the same
+    processes, every pair's sides taken as unpaired processes: a function
+    decide(shift) giving the verdicts with case k's b side ``shift[k]`` times
+    slower, all decided with the prior fitted on the A/A processes."""
     def comparisons(shift):
         # a side's worker (or fresh process) of each pair is one process; its
         # turns are its samples
@@ -424,9 +425,10 @@ def gates_text(pairs, gates, seeds=(1, 2, 3, 4, 5)):
                      f"{gates} | {same} | {' | '.join(cells)} | {faster} | {100 * med:.1f}% |")
     lines += ["", "Spread, cases of 1 ms or more (median over cases of the standard deviation over all these "
               "passes of the log ratio of a pair's sides, and of one side's log):"]
-    for backend in sorted({KEY_RX.match(k).group(3) for k in observations(pairs)}):
+    obs = observations(pairs)
+    for backend in sorted({KEY_RX.match(k).group(3) for k in obs}):
         paired_sd, side_sd = [], []
-        for k, d in observations(pairs).items():
+        for k, d in obs.items():
             if KEY_RX.match(k).group(3) != backend or base_time(pairs, k) < 1e-3 or len(d) < 2:
                 continue
             paired_sd.append(statistics.stdev(d))
@@ -525,7 +527,7 @@ def main(argv=None):
                 # (a gate's round): a forked child inherits its server's layout
                 # (libraries' addresses, the heap after the imports), so children
                 # of one server share an effect of their own. Measured: with two
-                # servers kept for 3 passes, torch's MatMul 1000x64x256 ran 25-34%
+                # servers kept for 3 passes, torch's MatMul 1000x64x256 ran 22-29%
                 # faster on one side in every pass (an A/A false alarm).
                 spawners[:] = start_servers(env)
                 pairs.append(fresh_pass(cases, benches, spawners, i, log=lambda m: print(m, flush=True)))
