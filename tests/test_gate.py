@@ -507,3 +507,25 @@ def test_pairing_ratio_tells_round_noise_from_process_noise(tmp_path, shared, ex
     (tmp_path / "r1" / "rounds.json").write_text(json.dumps({"data": data}))
     ratio, n = calibrate.pairing_ratio([{"run": "r1", "cases": cases_}], str(tmp_path))
     assert n == 30 and expect[0] < ratio < expect[1]
+
+
+def test_calibration_power_table_has_a_row_per_backend(tmp_path):
+    """The power table splits cases of 1 ms or more by backend (MLX's rows are
+    what a release changes), each row counting only its backend's cases."""
+    from tools import calibrate
+
+    def case(key, factor, verdict, base_s=0.01):
+        return dict(key=key, factor=factor, verdict=verdict, ratio=factor, lo=1.0, hi=1.3, base_s=base_s,
+                    mde=0.2, note="")
+
+    cases_ = [case("ops.F.time_op('a', 'mlx_cpu')", 1.2, vd.SLOWER),
+              case("ops.F.time_op('b', 'mlx_cpu')", 1.2, vd.SLOWER),
+              case("ops.F.time_op('a', 'torch_cpu')", 1.2, vd.UNDECIDED),
+              case("ops.F.time_op('c', 'torch_cpu')", 1.2, vd.SLOWER, base_s=1e-4),  # under 1 ms: not in the rows
+              case("ops.F.time_op('d', 'mlx_cpu')", 1.0, vd.SAME)]
+    run = {"run": "calib-1", "kind": "gate", "release": "v0.3.0", "twin": "cand", "seconds": 60, "rounds": 2,
+           "stages": 1, "alpha": vd.ALPHA, "min_effect": vd.MIN_EFFECT, "cases": cases_}
+    text = calibrate.summarize([run], str(tmp_path))
+    assert "| mlx_cpu, >= 1 ms | 2/2 (100%) |" in text
+    assert "| torch_cpu, >= 1 ms | 0/1 (0%) |" in text
+    assert "| all >= 1 ms | 2/3 (67%) |" in text

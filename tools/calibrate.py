@@ -299,6 +299,15 @@ def summarize(runs, folder=FOLDER):
                     hit = sum(1 for c in sel if c["verdict"] == vd.SLOWER)
                     cells.append(f"{hit}/{len(sel)}" + (f" ({100 * hit / len(sel):.0f}%)" if sel else ""))
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            # by backend: MLX's rows are what a release or a pull request changes
+            for backend in sorted({protocol.group_of(c["key"]) for c in inj} - {""}):
+                cells = []
+                for f in factors:
+                    sel = [c for c in inj if c["factor"] == f and protocol.group_of(c["key"]) == backend
+                           and (c["base_s"] or 0) >= 1e-3]
+                    hit = sum(1 for c in sel if c["verdict"] == vd.SLOWER)
+                    cells.append(f"{hit}/{len(sel)}" + (f" ({100 * hit / len(sel):.0f}%)" if sel else ""))
+                lines.append(f"| {backend}, >= 1 ms | " + " | ".join(cells) + " |")
             wrong = [c for c in inj if c["verdict"] == vd.FASTER]
             lines.append("")
             lines.append(f"Injected slowdowns called faster: {len(wrong)} of {len(inj)}.")
