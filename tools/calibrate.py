@@ -290,24 +290,26 @@ def summarize(runs, folder=FOLDER):
             lines += ["", "## Power: injected slowdowns, share called slower", "",
                       "| case duration | " + " | ".join(f"+{100 * (f - 1):.0f}%" for f in factors) + " |",
                       "|---|" + "---|" * len(factors)]
-            classes = [label for _, _, label in DURATION_CLASSES] + ["all >= 1 ms"]
-            for label in classes:
+
+            def row(label, chosen):
+                """A table row: per factor, the injected cases ``chosen`` keeps, and how many were called slower."""
                 cells = []
                 for f in factors:
-                    sel = [c for c in inj if c["factor"] == f and (
-                        duration_class(c["base_s"]) == label or (label == "all >= 1 ms" and (c["base_s"] or 0) >= 1e-3))]
+                    sel = [c for c in inj if c["factor"] == f and chosen(c)]
                     hit = sum(1 for c in sel if c["verdict"] == vd.SLOWER)
                     cells.append(f"{hit}/{len(sel)}" + (f" ({100 * hit / len(sel):.0f}%)" if sel else ""))
-                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+                return f"| {label} | " + " | ".join(cells) + " |"
+
+            def long(c):
+                return (c["base_s"] or 0) >= 1e-3
+
+            for _, _, label in DURATION_CLASSES:
+                lines.append(row(label, lambda c, label=label: duration_class(c["base_s"]) == label))
+            lines.append(row("all >= 1 ms", long))
             # by backend: MLX's rows are what a release or a pull request changes
             for backend in sorted({protocol.group_of(c["key"]) for c in inj} - {""}):
-                cells = []
-                for f in factors:
-                    sel = [c for c in inj if c["factor"] == f and protocol.group_of(c["key"]) == backend
-                           and (c["base_s"] or 0) >= 1e-3]
-                    hit = sum(1 for c in sel if c["verdict"] == vd.SLOWER)
-                    cells.append(f"{hit}/{len(sel)}" + (f" ({100 * hit / len(sel):.0f}%)" if sel else ""))
-                lines.append(f"| {backend}, >= 1 ms | " + " | ".join(cells) + " |")
+                lines.append(row(f"{backend}, >= 1 ms",
+                                 lambda c, backend=backend: long(c) and protocol.group_of(c["key"]) == backend))
             wrong = [c for c in inj if c["verdict"] == vd.FASTER]
             lines.append("")
             lines.append(f"Injected slowdowns called faster: {len(wrong)} of {len(inj)}.")
