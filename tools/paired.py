@@ -156,36 +156,50 @@ def cases_of(bench, costs, max_cost):
     return chosen, left
 
 
+def both_sides(cases, turns, ask, first=0, log=lambda m: None):
+    """Each case's two sides asked in turn, ``turns`` times, the side that goes
+    first alternating with the case and the turn (``first`` shifts it: a
+    pass's index): {key: {"a": [...], "b": [...]}}, or {key: {"failed": why}}
+    at a side's first answer without "seconds". ``ask(side, case)`` -> an
+    answer: {"seconds": s}, or {"failed"|"error"|"skip": why}."""
+    out = {}
+    for i, case in enumerate(cases):
+        got = {"a": [], "b": []}
+        for t in range(turns):
+            for side in ((0, 1) if (first + t + i) % 2 == 0 else (1, 0)):
+                answer = ask(side, case)
+                if "seconds" not in answer:
+                    got = {"failed": answer.get("failed") or answer.get("error") or answer.get("skip")}
+                    break
+                got["ab"[side]].append(answer["seconds"])
+            if "failed" in got:
+                break
+        out[case[0]] = got
+        if (i + 1) % 25 == 0:
+            log(f"  {i + 1} of {len(cases)} cases")
+    return out
+
+
 def run_pair(cases, turns, launch, log=lambda m: None):
     """{key: {"a": [...], "b": [...]}} or {key: {"failed": why}} for one pair of workers."""
     workers = [launch(), launch()]
-    out = {}
+
+    def ask(side, case):
+        key, family, label, backend = case
+        w = workers[side]
+        w.stdin.write(json.dumps([family, label, backend]) + "\n")
+        w.stdin.flush()
+        line = w.stdout.readline()
+        if not line.strip():
+            raise RuntimeError(f"a worker stopped at {key} (exit {w.poll()})")
+        return json.loads(line)
+
     try:
         for w in workers:
             line = w.stdout.readline()
             if not line.strip() or not json.loads(line).get("ready"):
                 raise RuntimeError(f"a worker did not start: {line.strip() or 'no output'}")
-        for i, (key, family, label, backend) in enumerate(cases):
-            got = {"a": [], "b": []}
-            for t in range(turns):
-                for side in ((0, 1) if (t + i) % 2 == 0 else (1, 0)):
-                    w = workers[side]
-                    w.stdin.write(json.dumps([family, label, backend]) + "\n")
-                    w.stdin.flush()
-                    line = w.stdout.readline()
-                    if not line.strip():
-                        raise RuntimeError(f"a worker stopped at {key} (exit {w.poll()})")
-                    answer = json.loads(line)
-                    if "seconds" not in answer:
-                        got = {"failed": answer.get("error") or answer.get("skip")}
-                        break
-                    got["ab"[side]].append(answer["seconds"])
-                if "failed" in got:
-                    break
-            out[key] = got
-            if (i + 1) % 25 == 0:
-                log(f"  {i + 1} of {len(cases)} cases")
-        return out
+        return both_sides(cases, turns, ask, log=log)
     finally:
         for w in workers:
             w.stdin.close()
@@ -272,20 +286,10 @@ def fresh_pass(cases, benches, spawners, index, log=lambda m: None, run_side=fre
     """One pair of fresh processes a case, back to back, the first side
     alternating with the case and the pass: {key: {"a": [s], "b": [s]}} or
     {key: {"failed": why}}."""
-    out = {}
-    for i, (key, family, label, backend) in enumerate(cases):
-        bench = benches[key.split("(")[0]]
-        got = {"a": [], "b": []}
-        for side in ((0, 1) if (index + i) % 2 == 0 else (1, 0)):
-            answer = run_side(bench, key, spawners[side])
-            if "seconds" not in answer:
-                got = {"failed": answer["failed"]}
-                break
-            got["ab"[side]].append(answer["seconds"])
-        out[key] = got
-        if (i + 1) % 25 == 0:
-            log(f"  {i + 1} of {len(cases)} cases")
-    return out
+    def ask(side, case):
+        return run_side(benches[case[0].split("(")[0]], case[0], spawners[side])
+
+    return both_sides(cases, 1, ask, first=index, log=log)
 
 
 def observations(pairs):
