@@ -437,6 +437,45 @@ def rounds_to_decide(delta, sd, q, margin, bound):
     return max(n, 2) if n <= MAX_ROUNDS else None
 
 
+def decide_counts(key, base, cand, min_effect=MIN_EFFECT, group=""):
+    """The :class:`Verdict` of a case's *instruction counts* (tools/instructions.py).
+
+    ``base`` and ``cand`` are lists of counts, one per measured call (every
+    call of every process of that side). An instruction count does not
+    depend on the machine's load, so there is no sampling error to estimate
+    and no test: the interval is the range of every ratio the counts allow,
+    min(cand) / max(base) to max(cand) / min(base). A case whose counts are
+    the same from call to call gets a point; one whose counts vary (work
+    that depends on timing: threads waiting by spinning) gets a wide range,
+    and the verdict says so. The rule is the time verdicts' own, with the
+    range for the interval and ``min_effect`` for both thresholds:
+    ``slower`` (more instructions) if the range lies above 1 + min_effect,
+    ``faster`` below 1 / (1 + min_effect), ``same`` inside those two,
+    ``undecided`` otherwise. Its false alarms between processes of one
+    build are measured (README, "Instruction counts").
+    """
+    base = [c for c in base if c and c > 0]
+    cand = [c for c in cand if c and c > 0]
+    nb, nc = len(base), len(cand)
+    if not nb or not nc:
+        return Verdict(key, UNDECIDED, math.nan, math.nan, math.nan, math.nan, nb, nc, 0, math.nan,
+                       None, nb, nc, group, note="no counts")
+    ratio = statistics.median(cand) / statistics.median(base)
+    lo, hi = min(cand) / max(base), max(cand) / min(base)
+    spread = max(max(base) / min(base), max(cand) / min(cand)) - 1.0
+    if lo > 1 + min_effect:
+        verdict = SLOWER
+    elif hi < 1 / (1 + min_effect):
+        verdict = FASTER
+    elif lo >= 1 / (1 + min_effect) and hi <= 1 + min_effect:
+        verdict = SAME
+    else:
+        verdict = UNDECIDED
+    note = f"counts vary by {100 * spread:.2g}% on one side" if spread > min_effect / 2 else ""
+    return Verdict(key, verdict, ratio, lo, hi, math.nan, nb, nc, math.nan, spread, None, nb, nc, group,
+                   note=note)
+
+
 def summary(verdicts):
     """{verdict: count}, every verdict present."""
     counts = {v: 0 for v in VERDICTS}

@@ -1,0 +1,134 @@
+"""Reading callgrind's dumps: a dump's name, its total instructions, and the
+instructions each function executed itself.
+
+tools/instructions.py runs a case's timed call under valgrind's callgrind
+and has it write one dump per call (a client request names the dump after
+the case). A dump is callgrind's text format
+(https://valgrind.org/docs/manual/cl-format.html); only what the verdicts and
+the explanation need is read here:
+
+- ``desc: Trigger: Client Request: NAME``: the dump's name;
+- the cost lines under each ``fn=``: the function's own instructions
+  (*self* cost). The line after a ``calls=`` line is the cost of the call
+  (inclusive, counted again in the callee's own lines), so it is skipped,
+  as is the position line after a ``jump=``/``jcnd=`` (``--collect-jumps``).
+
+A dump's total is the sum of its functions' own instructions. Its
+``totals:`` line is not used: with the statistics zeroed while other threads
+run (MLX evaluates on a thread of its own), callgrind 3.19 wrote totals that
+had wrapped below zero (18446744073707279343) or held one thread's share,
+where the functions' sum was the same for every call of a case (measured:
+3751065703 and 3751052832 for two calls of MLX's Softmax 64x16x32x1024).
+
+Names are compressed in the format: ``fn=(12) name`` defines id 12 and a
+later ``fn=(12)`` (or ``cfn=(12)``) refers to it; ``ob=`` (the library) works
+the same way in its own table. A function is named ``name [library]``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_NAMED = re.compile(r"^\((\d+)\)(?:\s+(.*))?$")
+_TRIGGER = "desc: Trigger: Client Request: "
+
+
+class CallgrindError(Exception):
+    pass
+
+
+def _resolve(table, spec):
+    """``(12) name`` -> name (remembered); ``(12)`` -> the name it had; ``name`` -> name."""
+    m = _NAMED.match(spec.strip())
+    if not m:
+        return spec.strip()
+    ident, name = m.groups()
+    if name is not None:
+        table[ident] = name
+        return name
+    return table.get(ident, f"({ident})")
+
+
+# Code without a symbol (its address for a name: JIT-compiled or stripped
+# code) moves from release to release; by address it would show as one
+# function gone and another come. It is counted as one.
+NO_SYMBOL = "(code without a symbol)"
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]+$")
+
+
+def _function_name(name, ob):
+    if _ADDRESS.match(name):
+        return f"{NO_SYMBOL} [{ob}]" if ob else NO_SYMBOL
+    return f"{name} [{ob}]" if ob else name
+
+
+def parse(text):
+    """{"name": str or None, "total": int, "functions": {"fn [lib]": self Ir}} of one dump."""
+    positions, n_events = 1, 1
+    names, fns, obs = None, {}, {}
+    ob, fn = "", None
+    skip_next = False
+    functions = {}
+    seen_totals = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if skip_next:
+            skip_next = False
+            continue
+        head = line[0]
+        if head.isdigit() or head in "+-*":
+            if fn is None:
+                continue
+            fields = line.split()
+            values = fields[positions:positions + n_events]
+            if values:
+                functions[fn] = functions.get(fn, 0) + int(values[0])
+            continue
+        key, sep, value = line.partition("=")
+        if sep and key in ("fn", "ob", "cfn", "cob", "fl", "fi", "fe", "cfi", "cfl", "jump", "jcnd", "calls"):
+            if key == "ob":
+                ob = os.path.basename(_resolve(obs, value))
+            elif key == "cob":
+                _resolve(obs, value)
+            elif key == "fn":
+                fn = _function_name(_resolve(fns, value), ob)
+            elif key == "cfn":
+                _resolve(fns, value)
+            elif key in ("calls", "jump", "jcnd"):
+                # the next line is the call's inclusive cost (or the jump's position)
+                skip_next = True
+            continue
+        if line.startswith(_TRIGGER):
+            names = line[len(_TRIGGER):]
+        elif line.startswith("positions:"):
+            positions = len(line.split()[1:]) or 1
+        elif line.startswith("events:"):
+            n_events = len(line.split()[1:]) or 1
+        elif line.startswith("totals:"):
+            seen_totals = True
+    if not seen_totals:
+        # callgrind writes totals last: without them the dump is cut short
+        raise CallgrindError("no totals: line (not a callgrind dump, or cut short)")
+    return {"name": names, "total": sum(functions.values()), "functions": functions}
+
+
+def read(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        try:
+            return parse(f.read())
+        except CallgrindError as e:
+            raise CallgrindError(f"{path}: {e}") from None
+
+
+def function_changes(base, cand, top=8):
+    """The functions whose own instructions changed most from ``base`` to
+    ``cand`` (two ``functions`` dicts): [(name, base Ir, cand Ir)], largest
+    absolute change first."""
+    names = set(base) | set(cand)
+    rows = [(n, base.get(n, 0), cand.get(n, 0)) for n in names]
+    rows = [r for r in rows if r[1] != r[2]]
+    rows.sort(key=lambda r: (-abs(r[2] - r[1]), r[0]))
+    return rows[:top]

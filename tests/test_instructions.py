@@ -1,0 +1,255 @@
+"""Instruction counts (tools/instructions.py, tools/instructions_child.py,
+reporting/callgrind.py, verdicts.decide_counts): the dump reader on a dump
+written by hand with known answers, the counts' verdicts on known counts,
+the A/A and injected counts, the tool's one-line errors, and the counting
+itself under valgrind on two real ops.py cases whose counts must scale with
+their sizes."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from reporting import callgrind
+from reporting import verdicts as vd
+from tools import instructions
+
+# A dump in callgrind's format: compressed names, a call (its inclusive cost
+# line must not count as the caller's own), two libraries, totals that wrapped
+# (callgrind 3.19 with threads), a second fn block of a function seen before.
+DUMP = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+pid: 4242
+cmd:  python child.py
+part: 2
+
+desc: I1 cache:
+desc: Trigger: Client Request: ops.ReLU.time_op('dim=2', 'mlx_cpu')#1
+
+positions: line
+events: Ir
+summary: 18446744073707279343
+
+ob=(1) /usr/lib/libmlx.so
+fl=(1) ???
+fn=(1) mlx::core::unary_op<Relu>
+0 700
++3 300
+cfn=(2) memcpy
+calls=2 0
+0 5000
+fn=(2)
+0 40
+ob=(2) /lib/x86_64-linux-gnu/libc.so.6
+fn=(3) memset
+0 60
+ob=(1)
+fn=(1)
+0 5
+ob=(3) ???
+fn=(4) 0x000000000adab940
+0 7
+fn=(5) 0x000000000adc0df0
+0 3
+
+totals: 18446744073707279343
+"""
+
+
+def test_a_dump_read_by_hand():
+    d = callgrind.parse(DUMP)
+    assert d["name"] == "ops.ReLU.time_op('dim=2', 'mlx_cpu')#1"
+    assert d["functions"] == {
+        "mlx::core::unary_op<Relu> [libmlx.so]": 1005,  # 700 + 300 + 5, not the call's 5000
+        "memcpy [libmlx.so]": 40,
+        "memset [libc.so.6]": 60,
+        "(code without a symbol) [???]": 10,  # two addresses, one name: they move between releases
+    }
+    assert d["total"] == 1115  # the functions' own, not the wrapped totals line
+
+
+def test_a_dump_cut_short_is_an_error():
+    with pytest.raises(callgrind.CallgrindError, match="cut short"):
+        callgrind.parse(DUMP.split("totals:")[0])
+
+
+def test_function_changes_largest_first():
+    base = {"a": 100, "b": 1000, "c": 5}
+    cand = {"a": 100, "b": 400, "c": 50, "d": 700}
+    assert callgrind.function_changes(base, cand, top=2) == [("d", 0, 700), ("b", 1000, 400)]
+    assert callgrind.function_changes(base, base) == []
+
+
+@pytest.mark.parametrize("cand, verdict", [
+    ([1000, 1000], vd.SAME),
+    ([1010, 1012], vd.SAME),            # +1.1%: under the 2% threshold
+    ([1100, 1100], vd.SLOWER),          # +10%
+    ([1021, 1025], vd.SLOWER),          # just past 2%, and steady
+    ([900, 901], vd.FASTER),
+    ([1000, 1300], vd.UNDECIDED),       # the candidate's counts vary by 30%
+    ([1015, 1025], vd.UNDECIDED),       # straddles the threshold
+])
+def test_count_verdicts(cand, verdict):
+    v = vd.decide_counts("k", [1000, 1000], cand)
+    assert v.verdict == verdict
+    assert v.lo <= v.ratio <= v.hi
+
+
+def test_count_verdict_without_counts_is_undecided():
+    v = vd.decide_counts("k", [], [1000])
+    assert v.verdict == vd.UNDECIDED and v.note == "no counts"
+
+
+def test_varying_counts_say_so():
+    v = vd.decide_counts("k", [1000, 1000], [1000, 1300])
+    assert "vary by 30%" in v.note
+
+
+def _side(counts, functions=None):
+    return {"counts": list(counts), "functions": functions or {"f": counts[0]}}
+
+
+def test_power_on_steady_and_on_varying_counts():
+    steady = {f"k{i}": _side([1000 + i, 1000 + i]) for i in range(30)}
+    run = {"a": steady, "b": {k: _side(v["counts"]) for k, v in steady.items()}}
+    result = instructions.power(run, "a", "b")
+    assert result["aa"][vd.SAME] == 30 and not result["aa_alarms"]
+    for factor in ("1.05", "1.1", "1.2"):
+        found, injected, faster = result[factor]
+        assert found == injected == 50 and faster == 0  # 10 cases a seed, 5 seeds
+    # counts that vary by 4% from call to call: a 5% change is not resolved, 20% is
+    varying = {f"k{i}": _side([1000, 1040]) for i in range(30)}
+    result = instructions.power({"a": varying, "b": varying}, "a", "b")
+    assert result["1.05"][0] < result["1.05"][1]
+    assert result["1.2"][0] == result["1.2"][1]
+    assert not result["aa_alarms"]
+
+
+def test_compare_lists_functions_of_a_changed_case_and_keeps_failures():
+    base = {"x": _side([1000, 1000], {"f": 900, "g": 100}), "y": {"error": "RuntimeError: boom"},
+            "z": {"skip": "not in this release"}}
+    cand = {"x": _side([1500, 1500], {"f": 1400, "g": 100}), "y": _side([5, 5]), "z": {"skip": "not in this release"}}
+    rows = {v.key: (v, fns) for v, fns in instructions.compare(base, cand)}
+    assert rows["x"][0].verdict == vd.SLOWER and rows["x"][1] == [("f", 900, 1400)]
+    assert rows["y"][0].verdict == "failed" and "boom" in rows["y"][0].note
+    assert rows["z"][0].verdict == "skipped"
+    text = instructions.markdown({"pairs": [instructions.pair_report("A", "B", base, cand, 2, 1, vd.MIN_EFFECT)]})
+    assert "slower (more instructions): 1" in text and "|   f | 900 | 1.4k" in text and "boom" in text
+
+
+def test_cases_are_ops_cases_on_cpu_backends():
+    got = instructions.cases(r"^ops\.ReLU\.")
+    assert [c[0] for c in got] == [
+        "ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')", "ops.ReLU.time_op('dim=128x16x1024', 'torch_cpu')",
+        "ops.ReLU.time_op('dim=64x128x1024', 'mlx_cpu')", "ops.ReLU.time_op('dim=64x128x1024', 'torch_cpu')"]
+    # the catalogue's 91 cases on both frameworks, and Compile's 4 (mx.compile itself) on MLX
+    assert len(instructions.cases()) == 2 * 91 + 4
+
+
+def test_read_process(tmp_path):
+    (tmp_path / "child.jsonl").write_text(
+        json.dumps({"key": "a", "done": 2}) + "\nwarning: stray\n" + json.dumps({"key": "b", "error": "E: x"}) + "\n")
+    for n, (name, cost) in enumerate([("a#0", 10), ("a#1", 11)], start=1):
+        (tmp_path / f"callgrind.77.{n}").write_text(
+            DUMP.replace("ops.ReLU.time_op('dim=2', 'mlx_cpu')#1", name).replace("0 700", f"0 {cost}"))
+    got = instructions.read_process(str(tmp_path))
+    assert got["a"]["counts"] == [10 + 415, 11 + 415]
+    assert got["b"] == {"error": "E: x"}
+
+
+def test_bad_input_is_one_line(capsys, monkeypatch):
+    assert instructions.main(["v0.32.4"]) == 2
+    assert "two ledger names" in capsys.readouterr().err
+    monkeypatch.setattr(instructions, "check_tools", lambda: None)
+    monkeypatch.setattr("tools.ledger.ensure", lambda log=None: [])
+    monkeypatch.setattr("tools.protocol.resolve", lambda name: "0" * 40)
+    assert instructions.main(["v0.32.3", "v0.32.4", "--backends", "mlx_gpu"]) == 2
+    assert "CPU instructions only" in capsys.readouterr().err
+    assert instructions.main(["v0.32.3", "v0.32.4", "-b", "NoSuchFamily"]) == 2
+    assert "no ops.py case" in capsys.readouterr().err
+    assert instructions.main(["--power", "/nonexistent"]) == 2
+
+
+def test_missing_valgrind_names_the_fix():
+    with pytest.raises(instructions.InstructionsError, match="apt install valgrind"):
+        instructions.check_tools(which=lambda name: None)
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("cc")
+                    or not os.path.exists("/usr/include/valgrind/callgrind.h"),
+                    reason="needs valgrind, its headers and a C compiler")
+def test_counts_under_valgrind_scale_with_the_case(tmp_path):
+    """The child under callgrind, in this environment (its MLX and torch): the
+    counts of one call are steady from call to call, and ReLU on 8 Mi
+    elements executes about 4 times the instructions of ReLU on 2 Mi, on both
+    frameworks: the counts are the call's work, nothing fixed."""
+    pytest.importorskip("mlx.core")
+    pytest.importorskip("torch")
+    todo = [c for c in instructions.cases(r"^ops\.ReLU\.")]
+    folder = tmp_path / "p0"
+    proc = instructions.launch(sys.executable, todo, str(folder), 2, instructions.marks_library(str(tmp_path)))
+    assert proc.wait(timeout=600) == 0, (folder / "valgrind.log").read_text()[-2000:]
+    got = instructions.read_process(str(folder))
+    for _, _, _, be in todo:
+        small = got[f"ops.ReLU.time_op('dim=128x16x1024', '{be}')"]["counts"]
+        large = got[f"ops.ReLU.time_op('dim=64x128x1024', '{be}')"]["counts"]
+        assert len(small) == len(large) == 2
+        assert max(small) / min(small) < 1.01 and max(large) / min(large) < 1.01
+        assert 3.6 < (sum(large) / 2) / (sum(small) / 2) < 4.4, (be, small, large)
+        # at least one instruction an element: the call's work was counted
+        assert min(large) > 64 * 128 * 1024 / 8
+
+
+def test_long_cpp_names_keep_their_templates():
+    name = ("mlx::core::Softmax::eval_cpu(std::vector<mlx::core::array, std::allocator<mlx::core::array> > "
+            "const&, mlx::core::array&) [libmlx.so]")
+    assert instructions.short_name(name) == "mlx::core::Softmax::eval_cpu(...) [libmlx.so]"
+    short = "mlx::core::simd::exp<float, 1>(mlx::core::simd::Simd<float, 1>) [libmlx.so]"
+    assert instructions.short_name(short) == short
+    assert len(instructions.short_name("f<" + "x" * 300 + ">()")) == 110
+
+
+def test_show_decides_a_finished_run_again(tmp_path, capsys):
+    run = {"names": ["A", "B"], "commits": ["a", "b"], "calls": 2, "processes": 1,
+           "counts": {"A": {"k": _side([1000, 1000])}, "B": {"k": _side([1030, 1030])}}}
+    (tmp_path / "counts.json").write_text(json.dumps(run))
+    assert instructions.main(["--show", str(tmp_path)]) == 1  # +3%: more instructions
+    assert "slower (more instructions): 1" in capsys.readouterr().out
+    assert instructions.main(["--show", str(tmp_path), "--min-effect", "0.05"]) == 0
+    assert "### same: 1" in capsys.readouterr().out
+    assert instructions.main(["--power", str(tmp_path)]) == 0
+    assert "A/A false alarms: 1 of 1" in capsys.readouterr().out
+
+
+def test_a_release_that_does_not_install_is_left_out(tmp_path, monkeypatch, capsys):
+    """As asv does: a series goes on without the release that did not
+    install, compares its neighbours, and says why it is missing."""
+    monkeypatch.setattr(instructions, "check_tools", lambda: None)
+    monkeypatch.setattr("tools.ledger.ensure", lambda log=None: [])
+    monkeypatch.setattr("tools.protocol.resolve", lambda name: name.ljust(40, "0"))
+
+    def side_env(commit, log=print):
+        if commit.startswith("v2"):
+            raise instructions.InstructionsError("MLX 2: no wheel for linux x86_64 cp311")
+        return "python-" + commit[:2]
+
+    counts = {"v1": 1000, "v3": 1000, "v4": 1500}
+
+    def measure(sides, todo, folder, **kw):
+        return {n: {todo[0][0]: _side([counts[n], counts[n]])} for n in sides}
+
+    monkeypatch.setattr(instructions, "side_env", side_env)
+    monkeypatch.setattr(instructions, "measure", measure)
+    code = instructions.main(["v1", "v2", "v3", "v4", "-b", r"^ops\.ReLU\.time_op\('dim=128x16x1024', 'mlx_cpu'\)$",
+                              "--out", str(tmp_path)])
+    out = capsys.readouterr()
+    assert code == 1  # v3 -> v4: 1.5x the instructions
+    assert "v2 left out: MLX 2: no wheel" in out.err
+    assert "## v1 -> v3" in out.out and "## v3 -> v4" in out.out and "v2 ->" not in out.out
+    assert "| ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu') | 1k | 1k | 1.5k |" in out.out
+    assert json.loads((tmp_path / "counts.json").read_text())["left_out"] == {"v2": "MLX 2: no wheel for linux x86_64 cp311"}

@@ -1,0 +1,594 @@
+#!/usr/bin/env python3
+r"""Instruction counts: does CANDIDATE make a case do more work than BASE, and in which functions?
+
+    python tools/instructions.py v0.22.0 v0.22.1 -b "^ops\.Softmax\."
+    python tools/instructions.py v0.29.0..v0.30.0 -b "^ops\.Sigmoid\..*'mlx_cpu'"    # every release of a range
+    python tools/instructions.py v0.32.4 candidate/my-pr -b "^ops\.LayerNorm\." --format json
+    python tools/instructions.py --power .asv/instructions/<run>       # an A/A run, slowdowns injected
+    python tools/instructions.py --show .asv/instructions/<run>        # a finished run's verdicts again
+
+Time on a shared 2-core machine spreads by a few percent between processes
+of one build (README, "Calibration"), so the gate (tools/gate.py) finds a 10%
+slowdown only sometimes in its 15 minutes. The number of instructions a call
+executes does not depend on the machine's load: this tool counts them, with
+valgrind's callgrind, for the very callables asv times (``CaseTable.callable``
+of benchmarks/ops.py), on the CPU backends (``mlx_cpu``, ``torch_cpu``), and
+says which functions the change is in. It answers a narrower question than
+the gate: a change in the *work* done (an op that lost its vectorised path,
+an extra pass over the data, a copy), not in memory traffic, page faults,
+threads or the GPU, which cost time without instructions. Where the gate says
+"undecided", this says whether the work changed and where.
+
+How:
+- each side (a ledger name: release tag, candidate branch, commit) gets an
+  environment of its own, ``.asv/instructions/envs/<commit>``: a virtualenv
+  that sees torch and NumPy from one shared environment (asv.conf.json's
+  pinned versions) and has the side's MLX installed by ``tools/install.py``
+  from the side's ledger commit, as asv installs it;
+- one process a side (``--processes`` more) runs under
+  ``valgrind --tool=callgrind --instr-atstart=no``; it builds each case,
+  calls it once uninstrumented (first-call work: allocations, lazy set-up),
+  then ``--calls`` times between two client requests
+  (tools/native/callgrind_marks.c) that zero callgrind's counters and dump
+  them, named after the case: every thread's instructions during the call,
+  MLX's evaluation thread included. ``OMP_NUM_THREADS=1``: torch's OpenMP
+  threads wait by spinning, which would add instructions that depend on
+  timing; under valgrind threads run one at a time anyway;
+- sides run side by side (``--jobs``, default the machine's cores): counts
+  do not depend on what else runs;
+- reporting/callgrind.py reads the dumps, reporting/verdicts.py's
+  ``decide_counts`` decides: slower (more instructions), faster, same (within
+  ``--min-effect``, 2%), undecided (counts that vary from call to call); for
+  a changed case it lists the functions whose own instructions changed most.
+
+A series of three or more names compares each with the one before (counts
+do not drift between runs, but this tool measures the series in one run
+all the same). ``--power RUN`` takes an A/A run (a release against its twin,
+``python tools/ledger.py --candidate aa --base v0.32.4 --same-as v0.32.4``,
+``--processes 2``), decides it as it is, then multiplies the candidate's
+counts of a seeded random third of the cases by 1.05, 1.10 and 1.20 and
+decides again: the false alarms and the share of injected changes found.
+
+Cost: valgrind runs a call 10-200 times slower than the machine (measured,
+README "Instruction counts"); pick families with ``-b``. Output:
+``.asv/instructions/<run>/`` (``counts.json``, ``verdicts.md``, the dumps).
+Exit status: 1 if a case executes more instructions, 0 otherwise, 2 on bad
+input (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from reporting import callgrind  # noqa: E402
+from reporting import verdicts as vd  # noqa: E402
+
+HOME = os.path.join(ROOT, ".asv", "instructions")
+MARKS_SOURCE = os.path.join(ROOT, "tools", "native", "callgrind_marks.c")
+CPU_BACKENDS = ("mlx_cpu", "torch_cpu")
+DEFAULT_CALLS = 2
+# Functions kept per dump in counts.json (by their own instructions): enough
+# to explain a change, small enough to keep.
+KEEP_FUNCTIONS = 60
+POWER_FACTORS = (1.05, 1.10, 1.20)
+VALGRIND = ("valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
+
+
+class InstructionsError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# The cases
+# --------------------------------------------------------------------------
+
+
+def case_key(family, label, backend):
+    """The case's asv name: ops.<Family>.time_op('<label>', '<backend>')."""
+    return f"ops.{family}.time_op('{label}', '{backend}')"
+
+
+def cases(bench=None, backends=CPU_BACKENDS):
+    """[(key, family, label, backend)] of benchmarks/ops.py matching ``bench``."""
+    from benchmarks import common, ops
+
+    rx = re.compile(bench) if bench else None
+    out = []
+    for name, cls in sorted(vars(ops).items()):
+        if (name.startswith("_") or not inspect.isclass(cls) or inspect.isabstract(cls)
+                or not issubclass(cls, common.CaseTable)):
+            continue
+        labels, bes = cls.params
+        for label in labels:
+            for be in bes:
+                key = case_key(name, label, be)
+                if be in backends and (rx is None or rx.search(key)):
+                    out.append((key, name, label, be))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Environments
+# --------------------------------------------------------------------------
+
+
+def _run(cmd, what, **kw):
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip() or "(no output)").splitlines()[-1]
+        raise InstructionsError(f"{what} failed: {tail}")
+    return proc
+
+
+def check_tools(which=shutil.which):
+    """One line naming the fix if valgrind or a C compiler is missing."""
+    if not which("valgrind"):
+        raise InstructionsError("valgrind is not installed (Debian: apt install valgrind)")
+    if not which("cc"):
+        raise InstructionsError("no C compiler (cc) to build tools/native/callgrind_marks.c "
+                                "(Debian: apt install gcc)")
+    if not os.path.exists("/usr/include/valgrind/callgrind.h"):
+        raise InstructionsError("valgrind's headers are missing (/usr/include/valgrind/callgrind.h; "
+                                "Debian: apt install valgrind)")
+
+
+def marks_library(home=HOME):
+    """The compiled marks library (built once per source version)."""
+    with open(MARKS_SOURCE, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    path = os.path.join(home, f"callgrind_marks-{digest}.so")
+    if not os.path.exists(path):
+        os.makedirs(home, exist_ok=True)
+        _run(["cc", "-O2", "-shared", "-fPIC", "-o", path + ".tmp", MARKS_SOURCE], "compiling callgrind_marks.c")
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def _site_packages(env):
+    found = _run([os.path.join(env, "bin", "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                 f"asking {env} for its site-packages")
+    return found.stdout.strip()
+
+
+def pinned_requirements():
+    """torch and NumPy at asv.conf.json's versions: the shared environment's."""
+    from tools import protocol
+
+    req = protocol.load_conf()["matrix"]["req"]
+    return [f"{name}=={req[name][0]}" for name in ("torch", "numpy") if req.get(name)]
+
+
+def _virtualenv(path):
+    _run([sys.executable, "-m", "virtualenv", "-q", path], f"creating the virtualenv {path}")
+
+
+def shared_env(home=HOME, log=print):
+    """The environment with torch and NumPy (no MLX), made once."""
+    env = os.path.join(home, "envs", "shared")
+    reqs = pinned_requirements()
+    stamp = os.path.join(env, "mlx-asv-requirements.txt")
+    if os.path.exists(stamp) and open(stamp).read().split() == reqs:
+        return env
+    log(f"making {os.path.relpath(env, ROOT)} with {' '.join(reqs)} (once; about half a minute here)")
+    if not os.path.exists(os.path.join(env, "bin", "python")):
+        _virtualenv(env)
+    _run([os.path.join(env, "bin", "python"), "-m", "pip", "install", "-q", "--no-input", *reqs],
+         f"installing {' '.join(reqs)} into {env}")
+    with open(stamp, "w") as f:
+        f.write("\n".join(reqs) + "\n")
+    return env
+
+
+def checkout(commit, home=HOME):
+    """The ledger commit's files (MLX_VERSION, a candidate's wheels), as asv's build dir would hold them."""
+    from tools import ledger
+
+    folder = os.path.join(home, "checkouts", commit)
+    if os.path.exists(os.path.join(folder, ".complete")):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    archive = subprocess.run(["git", "-C", ledger.DEFAULT_REPO, "archive", commit], capture_output=True)
+    if archive.returncode != 0:
+        raise InstructionsError(f"git archive {commit[:10]} of the ledger failed: "
+                                f"{archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+    open(os.path.join(folder, ".complete"), "w").close()
+    return folder
+
+
+def side_env(commit, home=HOME, log=print):
+    """A virtualenv for ledger commit ``commit``: the shared torch/NumPy, and
+    that commit's MLX, installed by tools/install.py (kept when it is there)."""
+    shared = shared_env(home, log=log)
+    env = os.path.join(home, "envs", commit[:12])
+    python = os.path.join(env, "bin", "python")
+    if not os.path.exists(python):
+        _virtualenv(env)
+        with open(os.path.join(_site_packages(env), "_mlx_asv_shared.pth"), "w") as f:
+            f.write(_site_packages(shared) + "\n")
+    build_dir = checkout(commit, home)
+    proc = subprocess.run([python, os.path.join(ROOT, "tools", "install.py"), "--build-dir", build_dir],
+                          capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip() or "(no output)").splitlines()[-1]
+        raise InstructionsError(f"installing the MLX of {commit[:10]}: {tail}")
+    log(f"{commit[:10]}: {(proc.stdout.strip().splitlines() or ['installed'])[-1]}")
+    return python
+
+
+# --------------------------------------------------------------------------
+# Counting
+# --------------------------------------------------------------------------
+
+
+def launch(python, todo, folder, calls, marks):
+    """Start one counting process: ``todo`` cases, dumps and log in ``folder``."""
+    os.makedirs(folder, exist_ok=True)
+    cases_path = os.path.join(folder, "cases.json")
+    with open(cases_path, "w") as f:
+        json.dump([list(c) for c in todo], f)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    cmd = [*VALGRIND, f"--callgrind-out-file={folder}/callgrind.%p",
+           f"--log-file={folder}/valgrind.log",
+           python, os.path.join(ROOT, "tools", "instructions_child.py"), cases_path, str(calls), marks]
+    out = open(os.path.join(folder, "child.jsonl"), "w")
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+
+
+def read_process(folder):
+    """{key: {"counts": [...], "functions": {...}} or {"skip"|"error": why}} of one process's folder."""
+    got = {}
+    with open(os.path.join(folder, "child.jsonl"), encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # the child's stray output (warnings)
+            if "key" in row and ("skip" in row or "error" in row):
+                got[row["key"]] = {k: row[k] for k in ("skip", "error") if k in row}
+    for name in sorted(os.listdir(folder)):
+        if not re.fullmatch(r"callgrind\.\d+\.\d+", name):
+            continue
+        dump = callgrind.read(os.path.join(folder, name))
+        if not dump["name"] or "#" not in dump["name"]:
+            continue
+        key, _, k = dump["name"].rpartition("#")
+        row = got.setdefault(key, {"counts": [], "functions": None})
+        row["counts"].append(dump["total"])
+        if k == "0":
+            keep = sorted(dump["functions"].items(), key=lambda kv: -kv[1])[:KEEP_FUNCTIONS]
+            row["functions"] = dict(keep)
+    return got
+
+
+def merge_processes(processes):
+    """One side's {key: {"counts": all calls of all processes, "functions": the first's}}."""
+    side = {}
+    for got in processes:
+        for key, row in got.items():
+            if "counts" not in row:
+                side.setdefault(key, row)
+                continue
+            into = side.setdefault(key, {"counts": [], "functions": row["functions"]})
+            if "counts" in into:
+                into["counts"].extend(row["counts"])
+    return side
+
+
+def measure(sides, todo, folder, calls=DEFAULT_CALLS, processes=1, jobs=None, timeout_s=None, log=print):
+    """Count every case of ``todo`` on each side ({name: python}); -> {name: side}."""
+    marks = marks_library()
+    jobs = jobs or os.cpu_count() or 1
+    queue = [(name, p) for p in range(processes) for name in sides]
+    running, done = [], {name: [] for name in sides}
+    t0 = time.time()
+    while queue or running:
+        while queue and len(running) < jobs:
+            name, p = queue.pop(0)
+            sub = os.path.join(folder, f"{_safe(name)}-p{p}")
+            log(f"counting {name} (process {p + 1} of {processes}, {len(todo)} cases) under callgrind")
+            running.append((name, sub, launch(sides[name], todo, sub, calls, marks), time.time()))
+        time.sleep(0.5)
+        for item in list(running):
+            name, sub, proc, started = item
+            if timeout_s and proc.poll() is None and time.time() - started > timeout_s:
+                proc.kill()
+                proc.wait()
+                raise InstructionsError(f"{name}: the counting process ran past {timeout_s / 60:g} min "
+                                        f"(last case: {_last_case(sub)}); pass --timeout MIN or fewer cases (-b)")
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            if proc.returncode != 0:
+                raise InstructionsError(f"{name}: the counting process exited {proc.returncode} "
+                                        f"after {_last_case(sub)}; see {os.path.relpath(sub, ROOT)}/valgrind.log")
+            done[name].append(read_process(sub))
+            log(f"{name}: process done after {time.time() - t0:.0f} s")
+    return {name: merge_processes(done[name]) for name in sides}
+
+
+def _last_case(folder):
+    try:
+        with open(os.path.join(folder, "child.jsonl")) as f:
+            keys = [json.loads(line).get("key") for line in f if line.startswith("{")]
+        return keys[-1] if keys else "the start"
+    except (OSError, ValueError):
+        return "the start"
+
+
+def _safe(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+# --------------------------------------------------------------------------
+# Verdicts
+# --------------------------------------------------------------------------
+
+
+def compare(base, cand, min_effect=vd.MIN_EFFECT, top=5):
+    """[(Verdict, [(function, base Ir, cand Ir)] or why it was not measured)] for every case of ``base``."""
+    out = []
+    for key in sorted(set(base) | set(cand)):
+        b, c = base.get(key, {}), cand.get(key, {})
+        if "counts" not in b or "counts" not in c:
+            why = b.get("error") or c.get("error") or b.get("skip") or c.get("skip") or "not measured"
+            failed = bool(b.get("error") or c.get("error"))
+            out.append((vd.Verdict(key, "failed" if failed else "skipped", float("nan"), float("nan"),
+                                   float("nan"), float("nan"), 0, 0, 0, float("nan"), note=why), []))
+            continue
+        verdict = vd.decide_counts(key, b["counts"], c["counts"], min_effect=min_effect)
+        changes = (callgrind.function_changes(b["functions"] or {}, c["functions"] or {}, top=top)
+                   if verdict.verdict in (vd.SLOWER, vd.FASTER) else [])
+        out.append((verdict, changes))
+    return out
+
+
+def _fmt_count(n):
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
+
+
+def markdown(report):
+    lines = []
+    for pair in report["pairs"]:
+        lines.append(f"## {pair['base']} -> {pair['cand']}: instructions executed by the timed call "
+                     f"(callgrind, {pair['calls']} calls x {pair['processes']} process(es) a side)")
+        lines.append("")
+        counts = {}
+        for row in pair["cases"]:
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+        lines.append(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+        for verdict in (vd.SLOWER, vd.FASTER, vd.UNDECIDED, "failed", vd.SAME, "skipped"):
+            rows = [r for r in pair["cases"] if r["verdict"] == verdict]
+            if not rows or (verdict in (vd.SAME, "skipped") and len(report["pairs"]) > 1):
+                continue  # a series lists what changed; its last table has every count
+            title = {vd.SLOWER: "slower (more instructions)", vd.FASTER: "faster (fewer instructions)"}.get(verdict, verdict)
+            lines += ["", f"### {title}: {len(rows)}", "", "| case | base | candidate | ratio | range |", "|---|---|---|---|---|"]
+            for r in rows:
+                if verdict in ("failed", "skipped"):
+                    lines.append(f"| {r['key']} | | | | {r['note']} |")
+                    continue
+                lines.append(f"| {r['key']} | {_fmt_count(r['base'])} | {_fmt_count(r['cand'])} | {r['ratio']:.3f}x | "
+                             f"{r['lo']:.4f}-{r['hi']:.4f}{' (' + r['note'] + ')' if r['note'] else ''} |")
+                for fn, b, c in r.get("functions", []):
+                    lines.append(f"|   {short_name(fn)} | {_fmt_count(b)} | {_fmt_count(c)} | "
+                                 f"{('%+.3g' % ((c - b) / r['base'] * 100)) + '% of base' if r['base'] else ''} | |")
+        lines.append("")
+    for name, why in (report.get("left_out") or {}).items():
+        lines.append(f"Left out: {name}: {why}")
+    series = report.get("series")
+    if series and len(series["names"]) > 2:
+        lines += ["", "## Instructions a call, each release", "",
+                  "| case | " + " | ".join(series["names"]) + " |", "|---|" + "---|" * len(series["names"])]
+        for key, row in series["rows"].items():
+            lines.append(f"| {key} | " + " | ".join(_fmt_count(c) if c else "n/a" for c in row) + " |")
+    return "\n".join(lines)
+
+
+def series_table(names, counts):
+    """{"names": [...], "rows": {key: [median count or None, one a name]}}."""
+    keys = sorted({k for n in names for k in counts[n]})
+    rows = {}
+    for key in keys:
+        row = []
+        for n in names:
+            c = sorted(counts[n].get(key, {}).get("counts") or [])
+            row.append(c[len(c) // 2] if c else None)
+        rows[key] = row
+    return {"names": names, "rows": rows}
+
+
+def short_name(name, width=110):
+    """A C++ function's name for a table: argument lists collapsed to (...)
+    when the name is long (templates kept: Simd<float, 1> says a lot), then cut."""
+    name = name.replace("|", "/")
+    if len(name) > width:
+        out, depth, inside = [], 0, []
+        for ch in name:
+            if ch == "(":
+                depth += 1
+                if depth == 1:
+                    inside = []
+                    continue
+            elif ch == ")" and depth:
+                depth -= 1
+                if depth == 0:
+                    out.append("(...)" if inside else "()")
+                    continue
+            if depth:
+                inside.append(ch)
+            else:
+                out.append(ch)
+        name = "".join(out)
+    return name if len(name) <= width else name[:width - 3] + "..."
+
+
+def pair_report(base_name, cand_name, base, cand, calls, processes, min_effect, top=5):
+    def median(side, key):
+        counts = sorted(side.get(key, {}).get("counts") or [0])
+        return counts[len(counts) // 2]
+
+    rows = []
+    for verdict, changes in compare(base, cand, min_effect=min_effect, top=top):
+        rows.append({"key": verdict.key, "verdict": verdict.verdict, "ratio": verdict.ratio, "lo": verdict.lo,
+                     "hi": verdict.hi, "note": verdict.note, "base": median(base, verdict.key),
+                     "cand": median(cand, verdict.key), "functions": [list(c) for c in changes]})
+    return {"base": base_name, "cand": cand_name, "calls": calls, "processes": processes, "cases": rows}
+
+
+# --------------------------------------------------------------------------
+# Power: an A/A run with changes injected into its recorded counts
+# --------------------------------------------------------------------------
+
+
+def power(counts, base_name, cand_name, seeds=(1, 2, 3, 4, 5), factors=POWER_FACTORS, min_effect=vd.MIN_EFFECT):
+    """{"aa": {verdict: n}, "aa_alarms": [...], factor: (found, injected, called faster)} over ``seeds``."""
+    base, cand = counts[base_name], counts[cand_name]
+    keys = sorted(k for k in base if "counts" in base[k] and "counts" in cand.get(k, {}))
+    aa = [vd.decide_counts(k, base[k]["counts"], cand[k]["counts"], min_effect=min_effect) for k in keys]
+    out = {"cases": len(keys), "aa": vd.summary(aa),
+           "aa_alarms": [(v.key, v.verdict, v.ratio) for v in aa if v.verdict in (vd.SLOWER, vd.FASTER)]}
+    for factor in factors:
+        found = injected = faster = 0
+        for seed in seeds:
+            rng = random.Random(seed)
+            chosen = set(rng.sample(keys, len(keys) // 3))
+            for k in chosen:
+                v = vd.decide_counts(k, base[k]["counts"], [c * factor for c in cand[k]["counts"]],
+                                     min_effect=min_effect)
+                injected += 1
+                found += v.verdict == vd.SLOWER
+                faster += v.verdict == vd.FASTER
+        out[f"{factor:g}"] = (found, injected, faster)
+    return out
+
+
+def power_text(result):
+    lines = [f"A/A over {result['cases']} cases: " + ", ".join(f"{n} {v}" for v, n in result["aa"].items()),
+             f"A/A false alarms: {len(result['aa_alarms'])} of {result['cases']}"]
+    lines += [f"  {k} {v} {r:.4f}x" for k, v, r in result["aa_alarms"]]
+    for factor in POWER_FACTORS:
+        found, injected, faster = result[f"{factor:g}"]
+        lines.append(f"injected +{(factor - 1) * 100:.0f}%: called slower {found} of {injected} "
+                     f"({100 * found / max(injected, 1):.0f}%), called faster {faster}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help="two or more ledger names (base first), e.g. v0.22.0 v0.22.1")
+    ap.add_argument("-b", "--bench", help="regex over the cases' asv names (default: every ops.py case)")
+    ap.add_argument("--backends", default=",".join(CPU_BACKENDS), help="CPU backends (default mlx_cpu,torch_cpu)")
+    ap.add_argument("--calls", type=int, default=DEFAULT_CALLS, help="counted calls a case a process (default 2)")
+    ap.add_argument("--processes", type=int, default=1, help="counting processes a side (default 1)")
+    ap.add_argument("--jobs", type=int, help="processes at a time (default: the machine's cores)")
+    ap.add_argument("--timeout", type=float, default=120.0, help="minutes a counting process may take (default 120)")
+    ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
+    ap.add_argument("--top", type=int, default=5, help="functions listed for a changed case (default 5)")
+    ap.add_argument("--out", help="folder for this run (default .asv/instructions/<time>-<names>)")
+    ap.add_argument("--format", choices=("md", "json"), default="md")
+    ap.add_argument("--power", metavar="RUN", help="an A/A run's folder: its false alarms, and injected changes found")
+    ap.add_argument("--show", metavar="RUN", help="a finished run's folder: its verdicts again (--min-effect, --top)")
+    args = ap.parse_args(argv)
+    if args.power or args.show:
+        folder = args.power or args.show
+        try:
+            with open(os.path.join(folder, "counts.json")) as f:
+                run = json.load(f)
+            names, counts = run["names"], run["counts"]
+            if args.power:
+                print(power_text(power(counts, names[0], names[1], min_effect=args.min_effect)))
+                return 0
+            report = {"pairs": [pair_report(a, b, counts[a], counts[b], run["calls"], run["processes"],
+                                            args.min_effect, top=args.top) for a, b in zip(names, names[1:])],
+                      "left_out": run.get("left_out"), "series": series_table(names, counts)}
+        except (OSError, ValueError, KeyError, IndexError) as e:
+            print(f"instructions: {folder} is not a finished run of this tool ({type(e).__name__}: {e})",
+                  file=sys.stderr)
+            return 2
+        print(json.dumps(report, indent=1) if args.format == "json" else markdown(report))
+        return 1 if any(r["verdict"] == vd.SLOWER for p in report["pairs"] for r in p["cases"]) else 0
+    from tools import ledger, protocol, steps
+
+    if len(args.names) < 2 and not any(".." in n for n in args.names):
+        print("instructions: name two ledger names or more (base first), e.g. v0.22.0 v0.22.1, "
+              "or a range v0.29.0..v0.30.0", file=sys.stderr)
+        return 2
+    log = lambda m: print(f"instructions: {m}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        check_tools()
+        names = steps.expand(args.names)
+        commits = [protocol.resolve(n) for n in names]
+        backends = [b for b in args.backends.split(",") if b]
+        bad = [b for b in backends if b not in CPU_BACKENDS]
+        if bad:
+            raise InstructionsError(f"{', '.join(bad)}: valgrind counts CPU instructions only; "
+                                    f"use {','.join(CPU_BACKENDS)} (GPU work is the gate's: tools/gate.py)")
+        todo = cases(args.bench, backends)
+        if not todo:
+            raise InstructionsError(f"no ops.py case on {','.join(backends)} matches {args.bench!r}")
+        folder = args.out or os.path.join(HOME, f"{protocol.stamp()}-{_safe('-'.join(args.names))}"[:200])
+        os.makedirs(folder, exist_ok=True)
+        sides, skipped = {}, {}
+        for name, commit in zip(names, commits):
+            if name in sides:
+                continue
+            try:
+                sides[name] = side_env(commit, log=log)
+            except InstructionsError as e:
+                # as asv does: a release that does not install is left out, the others go on
+                log(f"{name} left out: {e}")
+                skipped[name] = str(e)
+        kept = [(n, c) for n, c in zip(names, commits) if n in sides]
+        names, commits = [n for n, _ in kept], [c for _, c in kept]
+        if len(names) < 2:
+            raise InstructionsError(f"fewer than two of {', '.join(list(sides) + list(skipped))} installed")
+        t0 = time.time()
+        counts = measure(sides, todo, folder, calls=args.calls, processes=args.processes, jobs=args.jobs,
+                         timeout_s=args.timeout * 60, log=log)
+    except (InstructionsError, ledger.LedgerError, protocol.ProtocolError) as e:
+        print(f"instructions: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("instructions: interrupted; nothing was decided (the dumps so far are in .asv/instructions/)",
+              file=sys.stderr)
+        return 2
+    pairs = [pair_report(a, b, counts[a], counts[b], args.calls, args.processes, args.min_effect, top=args.top)
+             for a, b in zip(names, names[1:])]
+    report = {"names": names, "commits": commits, "seconds": round(time.time() - t0, 1), "pairs": pairs,
+              "left_out": skipped, "series": series_table(names, counts)}
+    with open(os.path.join(folder, "counts.json"), "w") as f:
+        json.dump({"names": names, "commits": commits, "calls": args.calls, "processes": args.processes,
+                   "left_out": skipped, "counts": counts}, f)
+    text = markdown(report)
+    with open(os.path.join(folder, "verdicts.md"), "w") as f:
+        f.write(text)
+    print(json.dumps(report, indent=1) if args.format == "json" else text)
+    log(f"{len(todo)} cases on {len(sides)} sides counted in {report['seconds']:.0f} s; "
+        f"verdicts in {os.path.relpath(folder, ROOT)}/verdicts.md")
+    return 1 if any(r["verdict"] == vd.SLOWER for p in pairs for r in p["cases"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""The process tools/instructions.py runs under valgrind, in a side's environment.
+
+    valgrind --tool=callgrind --instr-atstart=no ... python tools/instructions_child.py CASES CALLS MARKS
+
+For each case of CASES (a JSON list of [key, family, label, backend]) it
+builds the callable asv times (``CaseTable.callable`` of benchmarks/ops.py),
+calls it once uninstrumented (first-call work), then CALLS times between the
+marks library's start() and stop(name) (tools/native/callgrind_marks.c),
+which make callgrind count every thread's instructions of that call and
+write them as a dump named ``<key>#<call>``. One JSON line per case on
+stdout: done, skipped (the release lacks the op) or its error; the other
+cases go on. Kept apart from tools/instructions.py so that it imports
+nothing but the benchmarks (the side's environment has MLX, torch, NumPy).
+"""
+
+import ctypes
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def count(cases_path, calls, marks_path, out=sys.stdout):
+    from benchmarks import ops
+
+    marks = ctypes.CDLL(marks_path)
+    marks.stop.argtypes = [ctypes.c_char_p]
+    if not marks.on_valgrind():
+        print(json.dumps({"error": "not running under valgrind"}), file=out, flush=True)
+        return 1
+    with open(cases_path, encoding="utf-8") as f:
+        todo = json.load(f)
+    for key, family, label, backend in todo:
+        t0 = time.perf_counter()
+        try:
+            fn = getattr(ops, family).callable(label, backend)
+            fn()
+            for k in range(calls):
+                marks.start()
+                fn()
+                marks.stop(f"{key}#{k}".encode())
+        except NotImplementedError as e:
+            print(json.dumps({"key": key, "skip": str(e) or "not in this release"}), file=out, flush=True)
+            continue
+        except Exception as e:  # noqa: BLE001 - this case's failure, reported; the others go on
+            print(json.dumps({"key": key, "error": f"{type(e).__name__}: {e}"}), file=out, flush=True)
+            continue
+        print(json.dumps({"key": key, "done": calls, "seconds": round(time.perf_counter() - t0, 3)}),
+              file=out, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(count(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
