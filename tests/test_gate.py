@@ -207,6 +207,8 @@ def test_gate_confirms_a_slowdown_with_fresh_rounds(monkeypatch, tmp_path):
     assert all("confirmed" in g.results[k].note for k in cases(3, name="ops.G.time_op"))
     text = gate.markdown(g.as_json())
     assert "## Slower (confirmed) (3)" in text and "## Same (20)" in text
+    # the slowdowns are on mlx_cpu: the command that counts their instructions
+    assert f"python tools/instructions.py base cand -b \"{protocol.case_regex(cases(3, name='ops.G.time_op'))}\"" in text
 
 
 def test_gate_exit_codes(monkeypatch, tmp_path, small_ledger):
