@@ -253,3 +253,16 @@ def test_a_release_that_does_not_install_is_left_out(tmp_path, monkeypatch, caps
     assert "## v1 -> v3" in out.out and "## v3 -> v4" in out.out and "v2 ->" not in out.out
     assert "| ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu') | 1k | 1k | 1.5k |" in out.out
     assert json.loads((tmp_path / "counts.json").read_text())["left_out"] == {"v2": "MLX 2: no wheel for linux x86_64 cp311"}
+
+
+def test_hint_names_slower_and_undecided_cpu_cases_slower_first():
+    k = lambda f, be: f"ops.{f}.time_op('x', '{be}')"  # noqa: E731
+    verdicts = [(k("A", "mlx_cpu"), vd.UNDECIDED, 1.05), (k("B", "mlx_cpu"), vd.SLOWER, 1.2),
+                (k("C", "mlx_gpu"), vd.SLOWER, 2.0), (k("D", "torch_cpu"), vd.SAME, 1.0),
+                (k("E", "torch_cpu"), vd.UNDECIDED, 0.7), ("models.Inference.time_forward('m', 'mlx_cpu')", vd.SLOWER, 3.0)]
+    text = instructions.hint("v1", "v2", verdicts)
+    assert text.startswith("Whether the work of 3 of these changed")
+    from tools import protocol
+
+    assert protocol.case_regex([k("B", "mlx_cpu"), k("E", "torch_cpu"), k("A", "mlx_cpu")]) in text
+    assert instructions.hint("v1", "v2", [(k("D", "torch_cpu"), vd.SAME, 1.0)]) == ""

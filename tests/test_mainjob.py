@@ -38,6 +38,10 @@ def test_summary_names_the_confirmed_slower_cases_with_their_evidence():
     assert "same run" in lines[0] and "moderated t-test" in lines[0] and "fresh rounds" in lines[0]
     assert any(line.strip().startswith("slower") and SLOW in line for line in lines[1:])
     assert not any(NOISE in line for line in lines)
+    # the slower MLX CPU case: the command that counts its instructions, the case named exactly
+    from tools import protocol
+
+    assert f"python tools/instructions.py v0.32.3 v0.32.4 -b \"{protocol.case_regex([SLOW])}\"" in "\n".join(lines)
 
 
 def test_a_change_without_fresh_rounds_is_undecided_and_named_as_unconfirmed():

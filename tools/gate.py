@@ -445,32 +445,13 @@ def markdown(report):
             lines.append(f"| {fmt_time(c['base_s'])} | {fmt_time(c['cand_s'])} | {c['ratio']:.3f} | "
                          f"{c['lo']:.3f}-{c['hi']:.3f} | {c['processes'][0]}+{c['processes'][1]} | {mde} | "
                          f"{note} | {c['key']} |")
-    hint = instructions_hint(report)
+    from tools import instructions
+
+    hint = instructions.hint(report["base_name"], report["candidate_name"],
+                             [(c["key"], c["verdict"], c["ratio"]) for c in report["cases"]])
     if hint:
         lines += ["", hint]
     return "\n".join(lines) + "\n"
-
-
-# Cases named in the instruction-count hint, at most: valgrind takes
-# seconds to minutes a case here.
-HINT_CASES = 10
-
-
-def instructions_hint(report):
-    """For slower or undecided ops.py cases on a CPU backend: the command that
-    says whether their work (instructions) changed, and in which functions."""
-    from tools import instructions
-
-    wanted = [c for c in report["cases"] if c["verdict"] in (vd.SLOWER, vd.UNDECIDED)
-              and c["key"].startswith("ops.") and any(f"'{b}')" in c["key"] for b in instructions.CPU_BACKENDS)]
-    if not wanted:
-        return ""
-    # slower first, then the undecided that moved most
-    wanted.sort(key=lambda c: (c["verdict"] != vd.SLOWER, -abs(math.log(c["ratio"])) if c["ratio"] > 0 else 0))
-    keys = [c["key"] for c in wanted[:HINT_CASES]]
-    return (f"Whether the work of {len(keys)} of these changed, and in which functions (instruction counts "
-            f"under valgrind, minutes a case here): `python tools/instructions.py {report['base_name']} "
-            f"{report['candidate_name']} -b \"{protocol.case_regex(keys)}\"`")
 
 
 def main(argv=None):

@@ -62,6 +62,7 @@ import argparse
 import hashlib
 import inspect
 import json
+import math
 import os
 import random
 import re
@@ -451,6 +452,29 @@ def pair_report(base_name, cand_name, base, cand, calls, processes, min_effect, 
                      "hi": verdict.hi, "note": verdict.note, "base": median(base, verdict.key),
                      "cand": median(cand, verdict.key), "functions": [list(c) for c in changes]})
     return {"base": base_name, "cand": cand_name, "calls": calls, "processes": processes, "cases": rows}
+
+
+# Cases named in a hint, at most: valgrind takes seconds to minutes a case here.
+HINT_CASES = 10
+
+
+def hint(base_name, cand_name, verdicts):
+    """For the slower or undecided ops.py cases on a CPU backend among
+    ``verdicts`` ([(key, verdict, ratio)], a time comparison's): the command
+    that says whether their work changed, and in which functions; "" if none."""
+    wanted = [(key, verdict, ratio) for key, verdict, ratio in verdicts
+              if verdict in (vd.SLOWER, vd.UNDECIDED) and key.startswith("ops.")
+              and any(key.endswith(f"'{b}')") for b in CPU_BACKENDS)]
+    if not wanted:
+        return ""
+    # slower first, then the undecided that moved most
+    wanted.sort(key=lambda w: (w[1] != vd.SLOWER, -abs(math.log(w[2])) if w[2] > 0 else 0.0))
+    from tools import protocol
+
+    keys = [w[0] for w in wanted[:HINT_CASES]]
+    return (f"Whether the work of {len(keys)} of these changed, and in which functions (instruction counts "
+            f"under valgrind, minutes a case here): `python tools/instructions.py {base_name} {cand_name} "
+            f"-b \"{protocol.case_regex(keys)}\"`")
 
 
 # --------------------------------------------------------------------------

@@ -49,7 +49,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from reporting import verdicts as vd  # noqa: E402
-from tools import gate, ledger, protocol  # noqa: E402
+from tools import gate, instructions, ledger, protocol  # noqa: E402
 
 # The families of ops.py whose cases take seconds a call on a 2-core CPU are
 # left to `asv run` (tools/gate.py -b for a verdict): with them one release
@@ -185,6 +185,9 @@ def summary(session, releases):
             if v.note.startswith("unconfirmed"):
                 lines.append(f"  undecided ({v.note}: the fresh rounds did not show it, or did not fit) "
                              f"{v.ratio:.2f}x [{v.lo:.2f}-{v.hi:.2f}]  {v.key}")
+        counted = instructions.hint(tag_a, tag_b, [(v.key, v.verdict, v.ratio) for v in verdicts])
+        if counted:
+            lines.append(counted)
         if undecided:
             needed = sorted(v.rounds_needed for v in undecided if v.rounds_needed)
             lines.append(f"  undecided: {len(undecided)}; {len(needed)} of them would be decided by "
