@@ -266,3 +266,75 @@ def test_hint_names_slower_and_undecided_cpu_cases_slower_first():
 
     assert protocol.case_regex([k("B", "mlx_cpu"), k("E", "torch_cpu"), k("A", "mlx_cpu")]) in text
     assert instructions.hint("v1", "v2", [(k("D", "torch_cpu"), vd.SAME, 1.0)]) == ""
+
+
+class _Exited:
+    def __init__(self, code):
+        self.returncode = code
+
+    def poll(self):
+        return self.returncode
+
+    def kill(self):
+        pass
+
+    def wait(self):
+        return self.returncode
+
+
+def test_a_case_that_crashes_loses_only_itself(tmp_path, monkeypatch):
+    """A process that dies in a case (a segfault: exit -11): that case is
+    failed, with the reason, and a new process counts the cases after it."""
+    todo = [(f"k{i}", "F", "x", "mlx_cpu") for i in range(4)]
+    started = []
+
+    def start(python, cases_left, folder, calls, marks):
+        os.makedirs(folder)
+        started.append([c[0] for c in cases_left])
+        lines = []
+        for n, (key, *_rest) in enumerate(cases_left, start=1):
+            if key == "k1":
+                break  # dies here
+            (tmp_path / folder / f"callgrind.9.{n}").write_text(DUMP.replace(
+                "ops.ReLU.time_op('dim=2', 'mlx_cpu')#1", f"{key}#0"))
+            lines.append(json.dumps({"key": key, "done": 1}))
+        (tmp_path / folder / "child.jsonl").write_text("\n".join(lines) + "\n")
+        return _Exited(-11 if "k1" in [c[0] for c in cases_left] else 0)
+
+    monkeypatch.setattr(instructions, "marks_library", lambda: "marks.so")
+    monkeypatch.setattr(instructions.time, "sleep", lambda s: None)
+    got = instructions.measure({"A": "python"}, todo, str(tmp_path), calls=1, start=start, log=lambda m: None)["A"]
+    assert started == [["k0", "k1", "k2", "k3"], ["k2", "k3"]]
+    assert got["k0"]["counts"] == got["k2"]["counts"] == got["k3"]["counts"] == [1115]
+    assert "died in this case (exit -11)" in got["k1"]["error"]
+    verdicts = {v.key: v.verdict for v, _ in instructions.compare(got, got)}
+    assert verdicts["k1"] == "failed" and verdicts["k0"] == vd.SAME
+
+
+class _Hangs(_Exited):
+    def __init__(self):
+        super().__init__(None)
+
+    def kill(self):
+        self.returncode = -9
+
+
+def test_a_case_that_hangs_loses_only_itself(tmp_path, monkeypatch):
+    todo = [(f"k{i}", "F", "x", "mlx_cpu") for i in range(3)]
+
+    def start(python, cases_left, folder, calls, marks):
+        os.makedirs(folder)
+        (tmp_path / folder / "child.jsonl").write_text("")
+        if cases_left[0][0] == "k0":
+            return _Hangs()  # hangs in its first case
+        for n, (key, *_rest) in enumerate(cases_left, start=1):
+            (tmp_path / folder / f"callgrind.9.{n}").write_text(DUMP.replace(
+                "ops.ReLU.time_op('dim=2', 'mlx_cpu')#1", f"{key}#0"))
+        return _Exited(0)
+
+    monkeypatch.setattr(instructions, "marks_library", lambda: "marks.so")
+    monkeypatch.setattr(instructions.time, "sleep", lambda s: None)
+    got = instructions.measure({"A": "python"}, todo, str(tmp_path), calls=1, start=start, timeout_s=1e-9,
+                               log=lambda m: None)["A"]
+    assert "ran past" in got["k0"]["error"]
+    assert got["k1"]["counts"] == got["k2"]["counts"] == [1115]

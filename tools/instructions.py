@@ -35,7 +35,9 @@ How:
   threads wait by spinning, which would add instructions that depend on
   timing; under valgrind threads run one at a time anyway;
 - sides run side by side (``--jobs``, default the machine's cores): counts
-  do not depend on what else runs;
+  do not depend on what else runs; a case that crashes its process, or
+  hangs past ``--timeout``, is recorded as failed and a new process takes
+  the cases after it;
 - reporting/callgrind.py reads the dumps, reporting/verdicts.py's
   ``decide_counts`` decides: slower (more instructions), faster, same (within
   ``--min-effect``, 2%), undecided (counts that vary from call to call); for
@@ -182,8 +184,10 @@ def shared_env(home=HOME, log=print):
     env = os.path.join(home, "envs", "shared")
     reqs = pinned_requirements()
     stamp = os.path.join(env, "mlx-asv-requirements.txt")
-    if os.path.exists(stamp) and open(stamp).read().split() == reqs:
-        return env
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read().split() == reqs:
+                return env
     log(f"making {os.path.relpath(env, ROOT)} with {' '.join(reqs)} (once; about half a minute here)")
     if not os.path.exists(os.path.join(env, "bin", "python")):
         _virtualenv(env)
@@ -247,8 +251,8 @@ def launch(python, todo, folder, calls, marks):
     cmd = [*VALGRIND, f"--callgrind-out-file={folder}/callgrind.%p",
            f"--log-file={folder}/valgrind.log",
            python, os.path.join(ROOT, "tools", "instructions_child.py"), cases_path, str(calls), marks]
-    out = open(os.path.join(folder, "child.jsonl"), "w")
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    with open(os.path.join(folder, "child.jsonl"), "w") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 
 
 def read_process(folder):
@@ -291,45 +295,48 @@ def merge_processes(processes):
     return side
 
 
-def measure(sides, todo, folder, calls=DEFAULT_CALLS, processes=1, jobs=None, timeout_s=None, log=print):
-    """Count every case of ``todo`` on each side ({name: python}); -> {name: side}."""
+def measure(sides, todo, folder, calls=DEFAULT_CALLS, processes=1, jobs=None, timeout_s=None, log=print,
+            start=launch):
+    """Count every case of ``todo`` on each side ({name: python}); -> {name: side}.
+
+    A counting process that dies (a case that crashes) or runs past
+    ``timeout_s`` (a case that hangs) loses that case only: it is recorded as
+    failed, with the reason, and a new process takes the cases after it."""
     marks = marks_library()
     jobs = jobs or os.cpu_count() or 1
-    queue = [(name, p) for p in range(processes) for name in sides]
+    queue = [(name, p, list(todo), 0) for p in range(processes) for name in sides]
     running, done = [], {name: [] for name in sides}
     t0 = time.time()
     while queue or running:
         while queue and len(running) < jobs:
-            name, p = queue.pop(0)
-            sub = os.path.join(folder, f"{_safe(name)}-p{p}")
-            log(f"counting {name} (process {p + 1} of {processes}, {len(todo)} cases) under callgrind")
-            running.append((name, sub, launch(sides[name], todo, sub, calls, marks), time.time()))
+            name, p, cases_left, attempt = queue.pop(0)
+            sub = os.path.join(folder, f"{_safe(name)}-p{p}" + (f"-r{attempt}" if attempt else ""))
+            log(f"counting {name} (process {p + 1} of {processes}, {len(cases_left)} cases) under callgrind")
+            running.append((name, p, cases_left, attempt, sub, start(sides[name], cases_left, sub, calls, marks),
+                            time.time()))
         time.sleep(0.5)
         for item in list(running):
-            name, sub, proc, started = item
-            if timeout_s and proc.poll() is None and time.time() - started > timeout_s:
+            name, p, cases_left, attempt, sub, proc, started = item
+            hung = timeout_s and proc.poll() is None and time.time() - started > timeout_s
+            if hung:
                 proc.kill()
                 proc.wait()
-                raise InstructionsError(f"{name}: the counting process ran past {timeout_s / 60:g} min "
-                                        f"(last case: {_last_case(sub)}); pass --timeout MIN or fewer cases (-b)")
-            if proc.poll() is None:
+            elif proc.poll() is None:
                 continue
             running.remove(item)
-            if proc.returncode != 0:
-                raise InstructionsError(f"{name}: the counting process exited {proc.returncode} "
-                                        f"after {_last_case(sub)}; see {os.path.relpath(sub, ROOT)}/valgrind.log")
-            done[name].append(read_process(sub))
+            got = read_process(sub)
+            left = [c for c in cases_left if c[0] not in got]
+            if proc.returncode != 0 and left:
+                why = (f"the counting process ran past {timeout_s / 60:g} min in this case (--timeout)" if hung
+                       else f"the counting process died in this case (exit {proc.returncode}); see "
+                            f"{os.path.relpath(sub, ROOT)}/valgrind.log")
+                got[left[0][0]] = {"error": why}
+                log(f"{name}: {left[0][0]}: {why}; the other cases go on")
+                if left[1:]:
+                    queue.insert(0, (name, p, left[1:], attempt + 1))
+            done[name].append(got)
             log(f"{name}: process done after {time.time() - t0:.0f} s")
     return {name: merge_processes(done[name]) for name in sides}
-
-
-def _last_case(folder):
-    try:
-        with open(os.path.join(folder, "child.jsonl")) as f:
-            keys = [json.loads(line).get("key") for line in f if line.startswith("{")]
-        return keys[-1] if keys else "the start"
-    except (OSError, ValueError):
-        return "the start"
 
 
 def _safe(name):
