@@ -64,12 +64,15 @@ def _function_name(name, ob):
 
 
 def parse(text):
-    """{"name": str or None, "total": int, "functions": {"fn [lib]": self Ir}} of one dump."""
-    positions, n_events = 1, 1
+    """{"name": str or None, "total": int, "functions": {"fn [lib]": self Ir},
+    "events": {event: total}} of one dump (events past Ir when callgrind
+    simulated the caches: D1mr, DLmr, ...)."""
+    positions, event_names = 1, ["Ir"]
     names, fns, obs = None, {}, {}
     ob, fn = "", None
     skip_next = False
     functions = {}
+    events = [0]
     seen_totals = False
     for raw in text.splitlines():
         line = raw.strip()
@@ -83,9 +86,11 @@ def parse(text):
             if fn is None:
                 continue
             fields = line.split()
-            values = fields[positions:positions + n_events]
+            values = fields[positions:positions + len(event_names)]
             if values:
                 functions[fn] = functions.get(fn, 0) + int(values[0])
+                for i, v in enumerate(values):
+                    events[i] += int(v)
             continue
         key, sep, value = line.partition("=")
         if sep and key in ("fn", "ob", "cfn", "cob", "fl", "fi", "fe", "cfi", "cfl", "jump", "jcnd", "calls"):
@@ -106,13 +111,15 @@ def parse(text):
         elif line.startswith("positions:"):
             positions = len(line.split()[1:]) or 1
         elif line.startswith("events:"):
-            n_events = len(line.split()[1:]) or 1
+            event_names = line.split()[1:] or ["Ir"]
+            events = [0] * len(event_names)
         elif line.startswith("totals:"):
             seen_totals = True
     if not seen_totals:
         # callgrind writes totals last: without them the dump is cut short
         raise CallgrindError("no totals: line (not a callgrind dump, or cut short)")
-    return {"name": names, "total": sum(functions.values()), "functions": functions}
+    return {"name": names, "total": sum(functions.values()), "functions": functions,
+            "events": dict(zip(event_names, events))}
 
 
 def read(path):

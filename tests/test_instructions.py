@@ -338,3 +338,15 @@ def test_a_case_that_hangs_loses_only_itself(tmp_path, monkeypatch):
                                log=lambda m: None)["A"]
     assert "ran past" in got["k0"]["error"]
     assert got["k1"]["counts"] == got["k2"]["counts"] == [1115]
+
+
+def test_simulated_cache_events_are_summed_and_shown(tmp_path):
+    dump = DUMP.replace("events: Ir", "events: Ir D1mr DLmr").replace("0 700", "0 700 9 4").replace(
+        "0 5000", "0 5000 80 70")  # the call's inclusive cost line still does not count
+    d = callgrind.parse(dump)
+    assert d["events"] == {"Ir": 1115, "D1mr": 9, "DLmr": 4}
+    assert d["functions"]["mlx::core::unary_op<Relu> [libmlx.so]"] == 1005
+    side = lambda n, miss: {"k": dict(_side([n, n]), events={"Ir": n, "D1mr": miss, "DLmr": 2 * miss})}  # noqa: E731
+    text = instructions.markdown({"pairs": [instructions.pair_report("A", "B", side(1000, 5000), side(1000, 9000),
+                                                                      1, 1, vd.MIN_EFFECT)]})
+    assert "first-level read misses 5k -> 9k" in text and "last-level read misses 10k -> 18k" in text

@@ -6,6 +6,7 @@ r"""Instruction counts: does CANDIDATE make a case do more work than BASE, and i
     python tools/instructions.py v0.32.4 candidate/my-pr -b "^ops\.LayerNorm\." --format json
     python tools/instructions.py --power .asv/instructions/<run>       # an A/A run, slowdowns injected
     python tools/instructions.py --show .asv/instructions/<run>        # a finished run's verdicts again
+    python tools/instructions.py v0.32.3 v0.32.4 -b "..." --cache-sim   # and the caches' misses, as valgrind simulates them
 
 Time on a shared 2-core machine spreads by a few percent between processes
 of one build (README, "Calibration"), so the gate (tools/gate.py) finds a 10%
@@ -61,6 +62,7 @@ input (one line).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import inspect
 import json
@@ -88,6 +90,9 @@ DEFAULT_CALLS = 2
 # to explain a change, small enough to keep.
 KEEP_FUNCTIONS = 60
 POWER_FACTORS = (1.05, 1.10, 1.20)
+# callgrind's cache simulation (--cache-sim): the misses shown beside a case
+CACHE_EVENTS = (("D1mr", "first-level read misses"), ("D1mw", "write misses"),
+                ("DLmr", "last-level read misses"), ("DLmw", "write misses"))
 VALGRIND = ("valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
 
 
@@ -241,14 +246,15 @@ def side_env(commit, home=HOME, log=print):
 # --------------------------------------------------------------------------
 
 
-def launch(python, todo, folder, calls, marks):
-    """Start one counting process: ``todo`` cases, dumps and log in ``folder``."""
+def launch(python, todo, folder, calls, marks, cache_sim=False):
+    """Start one counting process: ``todo`` cases, dumps and log in ``folder``
+    (``cache_sim``: callgrind also simulates the caches, its misses per call)."""
     os.makedirs(folder, exist_ok=True)
     cases_path = os.path.join(folder, "cases.json")
     with open(cases_path, "w") as f:
         json.dump([list(c) for c in todo], f)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
-    cmd = [*VALGRIND, f"--callgrind-out-file={folder}/callgrind.%p",
+    cmd = [*VALGRIND, *(["--cache-sim=yes"] if cache_sim else []), f"--callgrind-out-file={folder}/callgrind.%p",
            f"--log-file={folder}/valgrind.log",
            python, os.path.join(ROOT, "tools", "instructions_child.py"), cases_path, str(calls), marks]
     with open(os.path.join(folder, "child.jsonl"), "w") as out:
@@ -278,6 +284,8 @@ def read_process(folder):
         if k == "0":
             keep = sorted(dump["functions"].items(), key=lambda kv: -kv[1])[:KEEP_FUNCTIONS]
             row["functions"] = dict(keep)
+            if len(dump["events"]) > 1:
+                row["events"] = dump["events"]
     return got
 
 
@@ -289,7 +297,7 @@ def merge_processes(processes):
             if "counts" not in row:
                 side.setdefault(key, row)
                 continue
-            into = side.setdefault(key, {"counts": [], "functions": row["functions"]})
+            into = side.setdefault(key, {"counts": [], "functions": row["functions"], "events": row.get("events")})
             if "counts" in into:
                 into["counts"].extend(row["counts"])
     return side
@@ -395,6 +403,11 @@ def markdown(report):
                     continue
                 lines.append(f"| {r['key']} | {_fmt_count(r['base'])} | {_fmt_count(r['cand'])} | {r['ratio']:.3f}x | "
                              f"{r['lo']:.4f}-{r['hi']:.4f}{' (' + r['note'] + ')' if r['note'] else ''} |")
+                caches = r.get("caches") or [None, None]
+                if caches[0] and caches[1]:
+                    lines.append("|   simulated caches, a call (valgrind): " + ", ".join(
+                        f"{what} {_fmt_count(caches[0].get(ev, 0))} -> {_fmt_count(caches[1].get(ev, 0))}"
+                        for ev, what in CACHE_EVENTS) + " | | | | |")
                 for fn, b, c in r.get("functions", []):
                     lines.append(f"|   {short_name(fn)} | {_fmt_count(b)} | {_fmt_count(c)} | "
                                  f"{('%+.3g' % ((c - b) / r['base'] * 100)) + '% of base' if r['base'] else ''} | |")
@@ -457,7 +470,8 @@ def pair_report(base_name, cand_name, base, cand, calls, processes, min_effect, 
     for verdict, changes in compare(base, cand, min_effect=min_effect, top=top):
         rows.append({"key": verdict.key, "verdict": verdict.verdict, "ratio": verdict.ratio, "lo": verdict.lo,
                      "hi": verdict.hi, "note": verdict.note, "base": median(base, verdict.key),
-                     "cand": median(cand, verdict.key), "functions": [list(c) for c in changes]})
+                     "cand": median(cand, verdict.key), "functions": [list(c) for c in changes],
+                     "caches": [(base.get(verdict.key) or {}).get("events"), (cand.get(verdict.key) or {}).get("events")]})
     return {"base": base_name, "cand": cand_name, "calls": calls, "processes": processes, "cases": rows}
 
 
@@ -535,6 +549,8 @@ def main(argv=None):
     ap.add_argument("--processes", type=int, default=1, help="counting processes a side (default 1)")
     ap.add_argument("--jobs", type=int, help="processes at a time (default: the machine's cores)")
     ap.add_argument("--timeout", type=float, default=120.0, help="minutes a counting process may take (default 120)")
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also simulate the caches (slower): each case's simulated misses a call, beside its counts")
     ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
     ap.add_argument("--top", type=int, default=5, help="functions listed for a changed case (default 5)")
     ap.add_argument("--out", help="folder for this run (default .asv/instructions/<time>-<names>)")
@@ -597,7 +613,8 @@ def main(argv=None):
             raise InstructionsError(f"fewer than two of {', '.join(list(sides) + list(skipped))} installed")
         t0 = time.time()
         counts = measure(sides, todo, folder, calls=args.calls, processes=args.processes, jobs=args.jobs,
-                         timeout_s=args.timeout * 60, log=log)
+                         timeout_s=args.timeout * 60, log=log,
+                         start=functools.partial(launch, cache_sim=args.cache_sim))
     except (InstructionsError, ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"instructions: {e}", file=sys.stderr)
         return 2
