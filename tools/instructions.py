@@ -423,17 +423,29 @@ def markdown(report):
     return "\n".join(lines)
 
 
+def median_count(side, key):
+    """The median of a case's counts on one side (the upper one of an even
+    number: a count that was measured), or None without counts."""
+    counts = sorted(side.get(key, {}).get("counts") or [])
+    return counts[len(counts) // 2] if counts else None
+
+
 def series_table(names, counts):
     """{"names": [...], "rows": {key: [median count or None, one a name]}}."""
     keys = sorted({k for n in names for k in counts[n]})
-    rows = {}
-    for key in keys:
-        row = []
-        for n in names:
-            c = sorted(counts[n].get(key, {}).get("counts") or [])
-            row.append(c[len(c) // 2] if c else None)
-        rows[key] = row
-    return {"names": names, "rows": rows}
+    return {"names": names, "rows": {key: [median_count(counts[n], key) for n in names] for key in keys}}
+
+
+def build_report(names, counts, calls, processes, min_effect, top=5, left_out=None):
+    """Each release against the one before, and the series' table of counts."""
+    return {"names": names, "left_out": left_out or {}, "series": series_table(names, counts),
+            "pairs": [pair_report(a, b, counts[a], counts[b], calls, processes, min_effect, top=top)
+                      for a, b in zip(names, names[1:])]}
+
+
+def exit_status(report):
+    """1 if a case executes more instructions in any pair, else 0."""
+    return 1 if any(r["verdict"] == vd.SLOWER for p in report["pairs"] for r in p["cases"]) else 0
 
 
 def short_name(name, width=110):
@@ -462,15 +474,11 @@ def short_name(name, width=110):
 
 
 def pair_report(base_name, cand_name, base, cand, calls, processes, min_effect, top=5):
-    def median(side, key):
-        counts = sorted(side.get(key, {}).get("counts") or [0])
-        return counts[len(counts) // 2]
-
     rows = []
     for verdict, changes in compare(base, cand, min_effect=min_effect, top=top):
         rows.append({"key": verdict.key, "verdict": verdict.verdict, "ratio": verdict.ratio, "lo": verdict.lo,
-                     "hi": verdict.hi, "note": verdict.note, "base": median(base, verdict.key),
-                     "cand": median(cand, verdict.key), "functions": [list(c) for c in changes],
+                     "hi": verdict.hi, "note": verdict.note, "base": median_count(base, verdict.key) or 0,
+                     "cand": median_count(cand, verdict.key) or 0, "functions": [list(c) for c in changes],
                      "caches": [(base.get(verdict.key) or {}).get("events"), (cand.get(verdict.key) or {}).get("events")]})
     return {"base": base_name, "cand": cand_name, "calls": calls, "processes": processes, "cases": rows}
 
@@ -567,15 +575,14 @@ def main(argv=None):
             if args.power:
                 print(power_text(power(counts, names[0], names[1], min_effect=args.min_effect)))
                 return 0
-            report = {"pairs": [pair_report(a, b, counts[a], counts[b], run["calls"], run["processes"],
-                                            args.min_effect, top=args.top) for a, b in zip(names, names[1:])],
-                      "left_out": run.get("left_out"), "series": series_table(names, counts)}
+            report = build_report(names, counts, run["calls"], run["processes"], args.min_effect, top=args.top,
+                                  left_out=run.get("left_out"))
         except (OSError, ValueError, KeyError, IndexError) as e:
             print(f"instructions: {folder} is not a finished run of this tool ({type(e).__name__}: {e})",
                   file=sys.stderr)
             return 2
         print(json.dumps(report, indent=1) if args.format == "json" else markdown(report))
-        return 1 if any(r["verdict"] == vd.SLOWER for p in report["pairs"] for r in p["cases"]) else 0
+        return exit_status(report)
     from tools import ledger, protocol, steps
 
     if len(args.names) < 2 and not any(".." in n for n in args.names):
@@ -622,10 +629,9 @@ def main(argv=None):
         print("instructions: interrupted; nothing was decided (the dumps so far are in .asv/instructions/)",
               file=sys.stderr)
         return 2
-    pairs = [pair_report(a, b, counts[a], counts[b], args.calls, args.processes, args.min_effect, top=args.top)
-             for a, b in zip(names, names[1:])]
-    report = {"names": names, "commits": commits, "seconds": round(time.time() - t0, 1), "pairs": pairs,
-              "left_out": skipped, "series": series_table(names, counts)}
+    report = build_report(names, counts, args.calls, args.processes, args.min_effect, top=args.top,
+                          left_out=skipped)
+    report.update(commits=commits, seconds=round(time.time() - t0, 1))
     with open(os.path.join(folder, "counts.json"), "w") as f:
         json.dump({"names": names, "commits": commits, "calls": args.calls, "processes": args.processes,
                    "left_out": skipped, "counts": counts}, f)
@@ -635,7 +641,7 @@ def main(argv=None):
     print(json.dumps(report, indent=1) if args.format == "json" else text)
     log(f"{len(todo)} cases on {len(sides)} sides counted in {report['seconds']:.0f} s; "
         f"verdicts in {os.path.relpath(folder, ROOT)}/verdicts.md")
-    return 1 if any(r["verdict"] == vd.SLOWER for p in pairs for r in p["cases"]) else 0
+    return exit_status(report)
 
 
 if __name__ == "__main__":
