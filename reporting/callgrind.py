@@ -23,6 +23,14 @@ where the functions' sum was the same for every call of a case (measured:
 Names are compressed in the format: ``fn=(12) name`` defines id 12 and a
 later ``fn=(12)`` (or ``cfn=(12)``) refers to it; ``ob=`` (the library) works
 the same way in its own table. A function is named ``name [library]``.
+
+With ``--dump-instr=yes`` (``positions: instr``) a cost line's first field
+is the instruction's address, relative to its library's load address (as
+objdump shows the file), written in full (``0x...``), as a distance from the
+previous cost line's (``+8``, ``-3``) or as the same (``*``); ``parse`` then
+also gives each function's own instructions by address (``instructions``)
+and its library's path (``objects``), which tools/instructions.py
+disassembles to show a call's hottest machine code.
 """
 
 from __future__ import annotations
@@ -63,39 +71,60 @@ def _function_name(name, ob):
     return f"{name} [{ob}]" if ob else name
 
 
+def _address(field, last):
+    """An instruction position (``0x1f0``, ``+8``, ``-3``, ``*``) -> its address."""
+    if field == "*":
+        return last
+    if field[0] in "+-":
+        return last + int(field)
+    return int(field, 0)
+
+
 def parse(text):
     """{"name": str or None, "total": int, "functions": {"fn [lib]": self Ir},
-    "events": {event: total}} of one dump (events past Ir when callgrind
-    simulated the caches: D1mr, DLmr, ...)."""
+    "events": {event: total}, "instructions": {"fn [lib]": {address: self Ir}},
+    "objects": {"fn [lib]": library path}} of one dump (events past Ir when
+    callgrind simulated the caches or branches: D1mr, Bcm, ...;
+    ``instructions`` empty unless the dump has instruction positions)."""
     positions, event_names = 1, ["Ir"]
     names, fns, obs = None, {}, {}
-    ob, fn = "", None
+    ob, ob_path, fn = "", "", None
+    by_instr, last = False, 0
     skip_next = False
-    functions = {}
+    functions, instructions, objects = {}, {}, {}
     events = [0]
     seen_totals = False
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        head = line[0]
         if skip_next:
             skip_next = False
+            if by_instr and (head.isdigit() or head in "+-*"):
+                last = _address(line.split()[0], last)  # a call's position still moves the next relative one
             continue
-        head = line[0]
         if head.isdigit() or head in "+-*":
+            fields = line.split()
+            if by_instr:
+                last = _address(fields[0], last)
             if fn is None:
                 continue
-            fields = line.split()
             values = fields[positions:positions + len(event_names)]
             if values:
                 functions[fn] = functions.get(fn, 0) + int(values[0])
                 for i, v in enumerate(values):
                     events[i] += int(v)
+                if by_instr:
+                    own = instructions.setdefault(fn, {})
+                    own[last] = own.get(last, 0) + int(values[0])
+                    objects.setdefault(fn, ob_path)
             continue
         key, sep, value = line.partition("=")
         if sep and key in ("fn", "ob", "cfn", "cob", "fl", "fi", "fe", "cfi", "cfl", "jump", "jcnd", "calls"):
             if key == "ob":
-                ob = os.path.basename(_resolve(obs, value))
+                ob_path = _resolve(obs, value)
+                ob = os.path.basename(ob_path)
             elif key == "cob":
                 _resolve(obs, value)
             elif key == "fn":
@@ -110,6 +139,7 @@ def parse(text):
             names = line[len(_TRIGGER):]
         elif line.startswith("positions:"):
             positions = len(line.split()[1:]) or 1
+            by_instr = line.split()[1:2] == ["instr"]
         elif line.startswith("events:"):
             event_names = line.split()[1:] or ["Ir"]
             events = [0] * len(event_names)
@@ -119,7 +149,7 @@ def parse(text):
         # callgrind writes totals last: without them the dump is cut short
         raise CallgrindError("no totals: line (not a callgrind dump, or cut short)")
     return {"name": names, "total": sum(functions.values()), "functions": functions,
-            "events": dict(zip(event_names, events))}
+            "events": dict(zip(event_names, events)), "instructions": instructions, "objects": objects}
 
 
 def read(path):

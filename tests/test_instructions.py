@@ -165,7 +165,7 @@ def test_read_process(tmp_path):
 def test_bad_input_is_one_line(capsys, monkeypatch):
     assert instructions.main(["v0.32.4"]) == 2
     assert "two ledger names" in capsys.readouterr().err
-    monkeypatch.setattr(instructions, "check_tools", lambda: None)
+    monkeypatch.setattr(instructions, "check_tools", lambda **kw: None)
     monkeypatch.setattr("tools.ledger.ensure", lambda log=None: [])
     monkeypatch.setattr("tools.protocol.resolve", lambda name: "0" * 40)
     assert instructions.main(["v0.32.3", "v0.32.4", "--backends", "mlx_gpu"]) == 2
@@ -192,9 +192,16 @@ def test_counts_under_valgrind_scale_with_the_case(tmp_path):
     pytest.importorskip("torch")
     todo = [c for c in instructions.cases(r"^ops\.ReLU\.")]
     folder = tmp_path / "p0"
-    proc = instructions.launch(sys.executable, todo, str(folder), 2, instructions.marks_library(str(tmp_path)))
+    proc = instructions.launch(sys.executable, todo, str(folder), 2, instructions.marks_library(str(tmp_path)),
+                               annotate=True)
     assert proc.wait(timeout=600) == 0, (folder / "valgrind.log").read_text()[-2000:]
     got = instructions.read_process(str(folder))
+    for key, row in got.items():
+        # --annotate: the hottest instructions were read at the addresses objdump
+        # knows as instructions of the library (a misread address has no text)
+        hot = row["hot"][0]
+        assert hot["lines"] and all(text for _, _, text in hot["lines"]), (key, hot)
+        assert os.path.isfile(hot["object"]) and sum(ir for _, ir, _ in hot["lines"]) <= hot["own"]
     for _, _, _, be in todo:
         small = got[f"ops.ReLU.time_op('dim=128x16x1024', '{be}')"]["counts"]
         large = got[f"ops.ReLU.time_op('dim=64x128x1024', '{be}')"]["counts"]
@@ -229,7 +236,7 @@ def test_show_decides_a_finished_run_again(tmp_path, capsys):
 def test_a_release_that_does_not_install_is_left_out(tmp_path, monkeypatch, capsys):
     """As asv does: a series goes on without the release that did not
     install, compares its neighbours, and says why it is missing."""
-    monkeypatch.setattr(instructions, "check_tools", lambda: None)
+    monkeypatch.setattr(instructions, "check_tools", lambda **kw: None)
     monkeypatch.setattr("tools.ledger.ensure", lambda log=None: [])
     monkeypatch.setattr("tools.protocol.resolve", lambda name: name.ljust(40, "0"))
 
@@ -350,3 +357,83 @@ def test_simulated_cache_events_are_summed_and_shown(tmp_path):
     text = instructions.markdown({"pairs": [instructions.pair_report("A", "B", side(1000, 5000), side(1000, 9000),
                                                                       1, 1, vd.MIN_EFFECT)]})
     assert "first-level read misses 5k -> 9k" in text and "last-level read misses 10k -> 18k" in text
+
+
+def test_simulated_branch_events_are_shown_on_their_own_line(tmp_path):
+    side = lambda n, bcm: {"k": dict(_side([n, n]), events={"Ir": n, "Bc": 100, "Bcm": bcm, "Bi": 4, "Bim": 1})}  # noqa: E731
+    text = instructions.markdown({"pairs": [instructions.pair_report("A", "B", side(1000, 3000), side(1000, 7000),
+                                                                      1, 1, vd.MIN_EFFECT)]})
+    assert "simulated branch prediction, a call (valgrind): conditional branches 100 -> 100, mispredicted 3k -> 7k" in text
+    assert "simulated caches" not in text  # no cache events were simulated
+
+
+def test_branch_sim_asks_callgrind_for_its_branch_predictor(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(instructions.subprocess, "Popen", lambda cmd, **kw: seen.setdefault("cmd", cmd))
+    instructions.launch("python", [("ReLU", "dim=2", "mlx_cpu")], str(tmp_path), 1, "marks.so", branch_sim=True)
+    assert "--branch-sim=yes" in seen["cmd"] and "--cache-sim=yes" not in seen["cmd"]
+
+
+INSTR_DUMP = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+desc: Trigger: Client Request: k#0
+positions: instr
+events: Ir
+ob=(1) /opt/lib/libmlx.so
+fn=(1) mlx::core::loop
+0x1000 10
++4 20
+*  5
+cfn=(2) step
+calls=1 0x2000
++3 999
+-7 1
+fn=(2)
+0x2000 7
+totals: 43
+"""
+
+
+def test_a_dump_by_instruction_gives_each_instruction_its_address():
+    d = callgrind.parse(INSTR_DUMP)
+    # +4 from 0x1000, * the same, the call's line (+3: 0x1007) moves the next (-7: 0x1000) but costs nothing here
+    assert d["instructions"]["mlx::core::loop [libmlx.so]"] == {0x1000: 11, 0x1004: 25}
+    assert d["instructions"]["step [libmlx.so]"] == {0x2000: 7}
+    assert d["functions"]["mlx::core::loop [libmlx.so]"] == 36 and d["total"] == 43
+    assert d["objects"]["step [libmlx.so]"] == "/opt/lib/libmlx.so"
+    assert callgrind.parse(DUMP)["instructions"] == {}  # by line: no addresses
+
+
+def test_annotate_shows_each_sides_hottest_code(tmp_path, monkeypatch):
+    lib = tmp_path / "libmlx.so"
+    lib.write_bytes(b"")
+    dump = callgrind.parse(INSTR_DUMP.replace("/opt/lib/libmlx.so", str(lib)))
+    seen = []
+
+    class Proc:
+        stdout = ("\n  1000:\tmov    0x8(%rsp),%rax\n  1004:\tjne    1000 <void mlx::core::scatter<float, int, "
+                  "mlx::core::Sum>(mlx::core::array const&, mlx::core::array&, std::vector<int> const&)+0x10>\n")
+
+    def run(cmd, **kw):
+        seen.append(cmd)
+        return Proc()
+
+    hot = instructions.hot_code(dump, run=run)
+    assert seen[0][0] == "objdump" and "--start-address=0x1000" in seen[0] and str(lib) in seen[0]
+    loop = hot[0]
+    assert loop["function"] == "mlx::core::loop [libmlx.so]" and loop["own"] == 36
+    assert loop["lines"][0] == [0x1000, 11, "mov 0x8(%rsp),%rax"]
+    assert loop["lines"][1][2].startswith("jne 1000 <void mlx::core::scatter<float, int, mlx::core::Sum>(...)")
+    side = {"k": dict(_side([36, 36]), hot=hot)}
+    text = instructions.markdown({"pairs": [instructions.pair_report("A", "B", side, side, 1, 1, vd.MIN_EFFECT)]})
+    assert "### Hottest code of one call: k" in text and "A: `mlx::core::loop [libmlx.so]`" in text
+    assert "mov 0x8(%rsp),%rax" in text
+    lib.unlink()  # a side's environment removed since: the addresses stay, the text says why
+    gone = instructions.hot_code(dump, run=run)
+    assert gone[0]["lines"][0][2] == "" and len(seen) == 2
+
+
+def test_annotate_without_objdump_names_the_fix():
+    with pytest.raises(instructions.InstructionsError, match="apt install binutils"):
+        instructions.check_tools(which=lambda name: None if name == "objdump" else "/usr/bin/" + name, annotate=True)

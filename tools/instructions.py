@@ -7,6 +7,8 @@ r"""Instruction counts: does CANDIDATE make a case do more work than BASE, and i
     python tools/instructions.py --power .asv/instructions/<run>       # an A/A run, slowdowns injected
     python tools/instructions.py --show .asv/instructions/<run>        # a finished run's verdicts again
     python tools/instructions.py v0.32.3 v0.32.4 -b "..." --cache-sim   # and the caches' misses, as valgrind simulates them
+    python tools/instructions.py v0.32.3 v0.32.4 -b "..." --branch-sim  # and the branches it mispredicts
+    python tools/instructions.py v0.32.3 v0.32.4 -b "..." --annotate    # and each side's hottest machine code
 
 Time on a shared 2-core machine spreads by a few percent between processes
 of one build (README, "Calibration"), so the gate (tools/gate.py) finds a 10%
@@ -90,9 +92,21 @@ DEFAULT_CALLS = 2
 # to explain a change, small enough to keep.
 KEEP_FUNCTIONS = 60
 POWER_FACTORS = (1.05, 1.10, 1.20)
-# callgrind's cache simulation (--cache-sim): the misses shown beside a case
+# callgrind's simulations: the events shown beside a case, a line each
 CACHE_EVENTS = (("D1mr", "first-level read misses"), ("D1mw", "write misses"),
                 ("DLmr", "last-level read misses"), ("DLmw", "write misses"))
+# --branch-sim: valgrind's branch predictor (a table of two-bit counters for
+# conditional branches, a last-target table for indirect ones), not the CPU's
+BRANCH_EVENTS = (("Bc", "conditional branches"), ("Bcm", "mispredicted"),
+                 ("Bi", "indirect branches"), ("Bim", "mispredicted"))
+SIMULATIONS = (("cache", "simulated caches, a call (valgrind)", CACHE_EVENTS),
+               ("branch", "simulated branch prediction, a call (valgrind)", BRANCH_EVENTS))
+# --annotate: a case's hottest functions' hottest instructions, disassembled.
+# When time changes and the instructions do not, the machine code of the hot
+# loop is where to look next (a call inlined, state kept on the stack, ...).
+HOT_FUNCTIONS = 2
+HOT_SHARE = 0.005  # an instruction shown if it is at least this share of its function's own
+HOT_LINES = 48
 VALGRIND = ("valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
 
 
@@ -142,8 +156,10 @@ def _run(cmd, what, **kw):
     return proc
 
 
-def check_tools(which=shutil.which):
-    """One line naming the fix if valgrind or a C compiler is missing."""
+def check_tools(which=shutil.which, annotate=False):
+    """One line naming the fix if valgrind or a C compiler (or, to annotate, objdump) is missing."""
+    if annotate and not which("objdump"):
+        raise InstructionsError("objdump is not installed, which --annotate disassembles with (Debian: apt install binutils)")
     if not which("valgrind"):
         raise InstructionsError("valgrind is not installed (Debian: apt install valgrind)")
     if not which("cc"):
@@ -246,15 +262,19 @@ def side_env(commit, home=HOME, log=print):
 # --------------------------------------------------------------------------
 
 
-def launch(python, todo, folder, calls, marks, cache_sim=False):
+def launch(python, todo, folder, calls, marks, cache_sim=False, branch_sim=False, annotate=False):
     """Start one counting process: ``todo`` cases, dumps and log in ``folder``
-    (``cache_sim``: callgrind also simulates the caches, its misses per call)."""
+    (``cache_sim``, ``branch_sim``: callgrind also simulates the caches, the
+    branch predictor: their misses per call; ``annotate``: costs by
+    instruction address, for ``hot_code``)."""
     os.makedirs(folder, exist_ok=True)
     cases_path = os.path.join(folder, "cases.json")
     with open(cases_path, "w") as f:
         json.dump([list(c) for c in todo], f)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
-    cmd = [*VALGRIND, *(["--cache-sim=yes"] if cache_sim else []), f"--callgrind-out-file={folder}/callgrind.%p",
+    cmd = [*VALGRIND, *(["--cache-sim=yes"] if cache_sim else []), *(["--branch-sim=yes"] if branch_sim else []),
+           *(["--dump-instr=yes"] if annotate else []),
+           f"--callgrind-out-file={folder}/callgrind.%p",
            f"--log-file={folder}/valgrind.log",
            python, os.path.join(ROOT, "tools", "instructions_child.py"), cases_path, str(calls), marks]
     with open(os.path.join(folder, "child.jsonl"), "w") as out:
@@ -286,7 +306,46 @@ def read_process(folder):
             row["functions"] = dict(keep)
             if len(dump["events"]) > 1:
                 row["events"] = dump["events"]
+            if dump["instructions"]:
+                row["hot"] = hot_code(dump)
     return got
+
+
+def disassemble(path, start, stop, run=subprocess.run):
+    """{address: instruction text} of ``path`` (a library or program) between
+    two addresses, by objdump (C++ names demangled)."""
+    proc = run(["objdump", "-d", "-C", "--no-show-raw-insn", f"--start-address={start:#x}",
+                f"--stop-address={stop:#x}", path], capture_output=True, text=True)
+    out = {}
+    for line in proc.stdout.splitlines():
+        m = re.match(r"^\s*([0-9a-f]+):\s+(.*)$", line)
+        if m:
+            text = " ".join(m.group(2).split())
+            # a jump's or call's target: "jne b5b7e0 <void mlx::core::scatter<...>(...)+0x648>", name shortened
+            target = re.match(r"^(.*?\s[0-9a-f]+) <(.*)>$", text)
+            if target:
+                text = f"{target.group(1)} <{short_name(target.group(2), 60)}>"
+            out[int(m.group(1), 16)] = text
+    return out
+
+
+def hot_code(dump, functions=HOT_FUNCTIONS, share=HOT_SHARE, lines=HOT_LINES, run=subprocess.run):
+    """A call's hottest machine code: for its ``functions`` dearest functions,
+    [{"function", "object", "own", "lines": [[address, Ir, text]]}], the
+    instructions of at least ``share`` of the function's own in address
+    order (at most ``lines``, the dearest), disassembled where the library
+    is still there ("" where not)."""
+    out = []
+    for fn in sorted(dump["instructions"], key=lambda f: -dump["functions"].get(f, 0))[:functions]:
+        own = dump["instructions"][fn]
+        total = sum(own.values()) or 1
+        hot = sorted(own.items(), key=lambda kv: -kv[1])[:lines]
+        hot = sorted((a, ir) for a, ir in hot if ir >= share * total)
+        path = dump["objects"].get(fn, "")
+        text = disassemble(path, hot[0][0], hot[-1][0] + 16, run=run) if hot and os.path.isfile(path) else {}
+        out.append({"function": fn, "object": path, "own": total,
+                    "lines": [[a, ir, text.get(a, "")] for a, ir in hot]})
+    return out
 
 
 def merge_processes(processes):
@@ -297,7 +356,8 @@ def merge_processes(processes):
             if "counts" not in row:
                 side.setdefault(key, row)
                 continue
-            into = side.setdefault(key, {"counts": [], "functions": row["functions"], "events": row.get("events")})
+            into = side.setdefault(key, {"counts": [], "functions": row["functions"], "events": row.get("events"),
+                                         **({"hot": row["hot"]} if row.get("hot") else {})})
             if "counts" in into:
                 into["counts"].extend(row["counts"])
     return side
@@ -404,14 +464,16 @@ def markdown(report):
                 lines.append(f"| {r['key']} | {_fmt_count(r['base'])} | {_fmt_count(r['cand'])} | {r['ratio']:.3f}x | "
                              f"{r['lo']:.4f}-{r['hi']:.4f}{' (' + r['note'] + ')' if r['note'] else ''} |")
                 caches = r.get("caches") or [None, None]
-                if caches[0] and caches[1]:
-                    lines.append("|   simulated caches, a call (valgrind): " + ", ".join(
-                        f"{what} {_fmt_count(caches[0].get(ev, 0))} -> {_fmt_count(caches[1].get(ev, 0))}"
-                        for ev, what in CACHE_EVENTS) + " | | | | |")
+                for _, title, events in SIMULATIONS:
+                    if caches[0] and caches[1] and any(ev in caches[0] for ev, _ in events):
+                        lines.append(f"|   {title}: " + ", ".join(
+                            f"{what} {_fmt_count(caches[0].get(ev, 0))} -> {_fmt_count(caches[1].get(ev, 0))}"
+                            for ev, what in events) + " | | | | |")
                 for fn, b, c in r.get("functions", []):
                     lines.append(f"|   {short_name(fn)} | {_fmt_count(b)} | {_fmt_count(c)} | "
                                  f"{('%+.3g' % ((c - b) / r['base'] * 100)) + '% of base' if r['base'] else ''} | |")
         lines.append("")
+        lines += hot_code_markdown(pair)
     for name, why in (report.get("left_out") or {}).items():
         lines.append(f"Left out: {name}: {why}")
     series = report.get("series")
@@ -421,6 +483,25 @@ def markdown(report):
         for key, row in series["rows"].items():
             lines.append(f"| {key} | " + " | ".join(_fmt_count(c) if c else "n/a" for c in row) + " |")
     return "\n".join(lines)
+
+
+def hot_code_markdown(pair):
+    """--annotate's section of a pair: each case's hottest code on both sides."""
+    lines = []
+    for r in pair["cases"]:
+        hot = r.get("hot") or [None, None]
+        if not (hot[0] and hot[1]):
+            continue
+        lines += ["", f"### Hottest code of one call: {r['key']}"]
+        for name, side in ((pair["base"], hot[0]), (pair["cand"], hot[1])):
+            for f in side:
+                shown = sum(ir for _, ir, _ in f["lines"])
+                lines += ["", f"{name}: `{short_name(f['function'])}`, {_fmt_count(f['own'])} instructions of its own; "
+                          f"the {len(f['lines'])} below are {100 * shown / f['own']:.0f}% of them", "", "```"]
+                lines += [f"{a:#10x} {_fmt_count(ir):>7}  {text or '(not disassembled: ' + f['object'] + ' is gone)'}"[:160]
+                          for a, ir, text in f["lines"]]
+                lines.append("```")
+    return lines
 
 
 def median_count(side, key):
@@ -479,7 +560,8 @@ def pair_report(base_name, cand_name, base, cand, calls, processes, min_effect, 
         rows.append({"key": verdict.key, "verdict": verdict.verdict, "ratio": verdict.ratio, "lo": verdict.lo,
                      "hi": verdict.hi, "note": verdict.note, "base": median_count(base, verdict.key) or 0,
                      "cand": median_count(cand, verdict.key) or 0, "functions": [list(c) for c in changes],
-                     "caches": [(base.get(verdict.key) or {}).get("events"), (cand.get(verdict.key) or {}).get("events")]})
+                     "caches": [(base.get(verdict.key) or {}).get("events"), (cand.get(verdict.key) or {}).get("events")],
+                     "hot": [(base.get(verdict.key) or {}).get("hot"), (cand.get(verdict.key) or {}).get("hot")]})
     return {"base": base_name, "cand": cand_name, "calls": calls, "processes": processes, "cases": rows}
 
 
@@ -559,6 +641,10 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=120.0, help="minutes a counting process may take (default 120)")
     ap.add_argument("--cache-sim", action="store_true",
                     help="also simulate the caches (slower): each case's simulated misses a call, beside its counts")
+    ap.add_argument("--annotate", action="store_true",
+                    help="also show each case's hottest machine code on both sides (costs by instruction, objdump)")
+    ap.add_argument("--branch-sim", action="store_true",
+                    help="also simulate branch prediction: each case's mispredicted branches a call, beside its counts")
     ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
     ap.add_argument("--top", type=int, default=5, help="functions listed for a changed case (default 5)")
     ap.add_argument("--out", help="folder for this run (default .asv/instructions/<time>-<names>)")
@@ -591,7 +677,7 @@ def main(argv=None):
         return 2
     log = lambda m: print(f"instructions: {m}", file=sys.stderr, flush=True)  # noqa: E731
     try:
-        check_tools()
+        check_tools(annotate=args.annotate)
         names = steps.expand(args.names)
         commits = [protocol.resolve(n) for n in names]
         backends = [b for b in args.backends.split(",") if b]
@@ -621,7 +707,8 @@ def main(argv=None):
         t0 = time.time()
         counts = measure(sides, todo, folder, calls=args.calls, processes=args.processes, jobs=args.jobs,
                          timeout_s=args.timeout * 60, log=log,
-                         start=functools.partial(launch, cache_sim=args.cache_sim))
+                         start=functools.partial(launch, cache_sim=args.cache_sim,
+                                                                 branch_sim=args.branch_sim, annotate=args.annotate))
     except (InstructionsError, ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"instructions: {e}", file=sys.stderr)
         return 2
