@@ -44,7 +44,13 @@ How:
 - reporting/callgrind.py reads the dumps, reporting/verdicts.py's
   ``decide_counts`` decides: slower (more instructions), faster, same (within
   ``--min-effect``, 2%), undecided (counts that vary from call to call); for
-  a changed case it lists the functions whose own instructions changed most.
+  a changed case it lists the functions whose own instructions changed most;
+- ``--cache-sim`` and ``--branch-sim`` add callgrind's simulated cache
+  misses and branch mispredictions a call beside the counts; ``--annotate``
+  (``--dump-instr=yes``) each case's two dearest functions' hottest
+  instructions on both sides, disassembled by objdump from the side's
+  library: where a time step has no more instructions, the next question is
+  how the hot loop's code changed (this machine has no performance counters).
 
 A series of three or more names compares each with the one before (counts
 do not drift between runs, but this tool measures the series in one run
@@ -585,7 +591,8 @@ def hint(base_name, cand_name, verdicts):
     keys = [w[0] for w in wanted[:HINT_CASES]]
     return (f"Whether the work of {len(keys)} of these changed, and in which functions (instruction counts "
             f"under valgrind, minutes a case here): `python tools/instructions.py {base_name} {cand_name} "
-            f"-b \"{protocol.case_regex(keys)}\"`")
+            f"-b \"{protocol.case_regex(keys)}\"` (add --annotate for each case's hottest machine code "
+            f"on both sides, where the time moved and the counts did not)")
 
 
 # --------------------------------------------------------------------------
