@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks import common, ops
 from reporting import verdicts as vd
-from tools import gate, install, ledger, protocol
+from tools import gate, install, instructions, ledger, protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from conftest import SMALL_TABLE as TABLE
@@ -531,3 +531,71 @@ def test_calibration_power_table_has_a_row_per_backend(tmp_path):
     assert "| mlx_cpu, >= 1 ms | 2/2 (100%) |" in text
     assert "| torch_cpu, >= 1 ms | 0/1 (0%) |" in text
     assert "| all >= 1 ms | 2/3 (67%) |" in text
+
+
+# --------------------------------------------------------------------------
+# --instructions: the work of the slower and undecided CPU cases beside their time
+# --------------------------------------------------------------------------
+
+
+def fake_count_run(factor_of, seen):
+    """Stands in for instructions.count_run: counts of each case, the candidate's times factor_of(key)."""
+    def run(names, commits, todo, folder, calls=1, log=None):
+        seen.append((names, commits, [t[0] for t in todo], calls))
+        counts = {names[0]: {t[0]: {"counts": [1000000], "functions": {"f": 1000000}} for t in todo},
+                  names[1]: {t[0]: {"counts": [round(1000000 * factor_of(t[0]))], "functions": {"f": 1}}
+                             for t in todo}}
+        report = instructions.build_report(names, counts, calls, 1, vd.MIN_EFFECT)
+        report.update(seconds=12.0)
+        return report
+    return run
+
+
+def test_instructions_show_the_work_beside_each_slower_case(monkeypatch, tmp_path):
+    slow = {f"ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')": 1.25, "ops.Sum.time_op('dim=64x128x128x128 axis=0', 'mlx_cpu')": 1.25}
+    factors = {**cases(20), **slow, "ops.ReLU.time_op('dim=128x16x1024', 'mlx_gpu')": 1.25}
+    g = fake_gate(monkeypatch, tmp_path, factors)
+    report = g.as_json()
+    seen = []
+    work = gate.count_work(report, ("v1", "v2"), ("b" * 40, "c" * 40), str(tmp_path), log=lambda m: None,
+                           count_run=fake_count_run(lambda k: 1.4 if "ReLU" in k else 1.0, seen))
+    # only the slower cases on a CPU backend were counted, on both sides, one call
+    assert seen == [(["v1", "v2"], ["b" * 40, "c" * 40], sorted(slow), 1)]
+    assert work["cases"]["ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')"]["verdict"] == vd.SLOWER
+    report["instructions"] = work
+    text = gate.markdown(report)
+    assert "work: 1.400x instructions, more" in text and "work: 1.000x instructions, same" in text
+    assert "Instruction counts of 2 slower or undecided CPU cases" in text and "1 more, 1 same" in text
+    assert "python tools/instructions.py" not in text  # counted: no hint to count them
+    assert "not made" in gate.work_paragraph({"error": "valgrind is not installed"})
+
+
+def test_instructions_exit_codes(monkeypatch, tmp_path, small_ledger):
+    monkeypatch.setattr(ledger, "DEFAULT_REPO", small_ledger)
+    monkeypatch.setattr(protocol, "resolve", lambda name, repo=None: {"v0.2.0": "b" * 40, "v0.3.0": "c" * 40}[name])
+    monkeypatch.setattr(ledger, "ensure", lambda **kw: None)
+    monkeypatch.setattr(protocol, "describe", lambda c, repo=None: c[:8])
+    slow = cases(2, 1.3, name="ops.G.time_op")
+    # no valgrind: one line, exit 2, before any measuring
+    monkeypatch.setattr(instructions, "check_tools", lambda **kw: (_ for _ in ()).throw(
+        instructions.InstructionsError("valgrind is not installed (Debian: apt install valgrind)")))
+    monkeypatch.setattr(protocol, "Session", lambda *a, **kw: pytest.fail("measured without valgrind"))
+    assert gate.main(["v0.2.0", "v0.3.0", "--instructions", "--out", str(tmp_path / "none")]) == 2
+    monkeypatch.setattr(instructions, "check_tools", lambda **kw: None)
+
+    def failing(*a, **kw):
+        raise instructions.InstructionsError("fewer than two of v0.2.0 installed")
+
+    monkeypatch.setattr(instructions, "count_run", failing)
+    for factors, code in ((cases(20), 0), ({**cases(20), **cases(2, 0.7, name="ops.G.time_op")}, 0),
+                          ({**cases(20), **slow}, 1)):
+        monkeypatch.setattr(protocol, "Session", lambda folder, commits, bench, f=factors, **kw: FakeSession(
+            folder, commits, bench, f))
+        out = tmp_path / f"run{len(factors)}{code}"
+        got = gate.main(["v0.2.0", "v0.3.0", "--instructions", "--out", str(out)])
+        report = json.loads((out / "verdicts.json").read_text())
+        counted = bool(instructions.hint_cases([(c["key"], c["verdict"], c["ratio"]) for c in report["cases"]]))
+        # a confirmed slowdown stays exit 1; else counting that failed is exit 2, nothing to count is 0
+        assert got == (1 if code == 1 else (2 if counted else 0)), (factors, got)
+        if counted:
+            assert "not made: fewer than two" in (out / "verdicts.md").read_text()

@@ -4,6 +4,7 @@
     python tools/gate.py v0.32.4 candidate/my-pr            # ops.py, the backends this machine has
     python tools/gate.py v0.31.2 v0.32.4 -b Softmax         # two releases, one family
     python tools/gate.py v0.32.4 candidate/my-pr --budget 30 --format json
+    python tools/gate.py v0.32.3 v0.32.4 --instructions    # and the work of the slower/undecided CPU cases
 
 BASE and CANDIDATE are ledger names: release tags, candidate branches
 (``python tools/ledger.py --candidate NAME --base v0.32.4 --wheel FILE``) or
@@ -33,8 +34,17 @@ Steps:
    way on their own; "same" counts at once. What is still open when the
    budget ends is undecided, with the rounds a side that would decide it.
 
+4. with ``--instructions``, after the budget: the instructions a call of
+   the slower and undecided CPU cases executes on each side (at most 10,
+   slower first, then the undecided that moved most; tools/instructions.py,
+   one call a side under valgrind, minutes a case), each shown beside its
+   time verdict ("work: 1.415x instructions, more"). It says whether the
+   code does more work, not whether it is slower: the exit status stays the
+   time verdict's.
+
 Exit status: 1 if a slowdown is confirmed, 0 otherwise (faster, same and
-undecided cases are listed), 2 on bad input (one line).
+undecided cases are listed), 2 on bad input (one line), or when
+``--instructions`` could not count (and nothing was confirmed slower).
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from reporting import verdicts as vd  # noqa: E402
-from tools import ledger, protocol  # noqa: E402
+from tools import instructions, ledger, protocol  # noqa: E402
 
 DEFAULT_BUDGET_MIN = 15.0
 # A case whose process takes longer than this (seconds, set-up included) gets
@@ -445,13 +455,62 @@ def markdown(report):
             lines.append(f"| {fmt_time(c['base_s'])} | {fmt_time(c['cand_s'])} | {c['ratio']:.3f} | "
                          f"{c['lo']:.3f}-{c['hi']:.3f} | {c['processes'][0]}+{c['processes'][1]} | {mde} | "
                          f"{note} | {c['key']} |")
-    from tools import instructions
-
-    hint = instructions.hint(report["base_name"], report["candidate_name"],
-                             [(c["key"], c["verdict"], c["ratio"]) for c in report["cases"]])
-    if hint:
-        lines += ["", hint]
+    work = report.get("instructions")
+    if work is None:
+        hint = instructions.hint(report["base_name"], report["candidate_name"],
+                                 [(c["key"], c["verdict"], c["ratio"]) for c in report["cases"]])
+        if hint:
+            lines += ["", hint]
+    else:
+        lines += ["", work_paragraph(work)]
     return "\n".join(lines) + "\n"
+
+
+WORK_WORDS = {vd.SLOWER: "more", vd.FASTER: "less", vd.SAME: "same", vd.UNDECIDED: "varies"}
+
+
+def work_note(row):
+    """A case's instruction verdict, for the note column."""
+    if row["verdict"] in ("failed", "skipped"):
+        return f"work: {row['verdict']} ({row['note']})"
+    return f"work: {row['ratio']:.3f}x instructions, {WORK_WORDS.get(row['verdict'], row['verdict'])}"
+
+
+def work_paragraph(work):
+    """What --instructions found, in a few lines."""
+    if work.get("error"):
+        return f"Instruction counts: not made: {work['error']}"
+    if not work["cases"]:
+        return "Instruction counts: no slower or undecided case on a CPU backend to count."
+    tally = {}
+    for row in work["cases"].values():
+        word = WORK_WORDS.get(row["verdict"], row["verdict"])
+        tally[word] = tally.get(word, 0) + 1
+    return (f"Instruction counts of {len(work['cases'])} slower or undecided CPU cases (callgrind, one call a "
+            f"side, {work['seconds']:.0f} s; the functions that changed: {work['folder']}/verdicts.md): "
+            + ", ".join(f"{n} {word}" for word, n in sorted(tally.items()))
+            + ". A time change with the same work is not in the instructions: `--annotate` of "
+              "tools/instructions.py shows both sides' hottest machine code.")
+
+
+def count_work(report, names, commits, folder, log=print, count_run=None):
+    """--instructions: the instruction verdicts of the report's slower and
+    undecided CPU cases ({"cases": {key: row}, "seconds", "folder"}); each
+    case's note gets its work. Raises instructions.InstructionsError."""
+    keys = instructions.hint_cases([(c["key"], c["verdict"], c["ratio"]) for c in report["cases"]])
+    work = {"cases": {}, "seconds": 0.0, "folder": os.path.relpath(os.path.join(folder, "instructions"), ROOT)}
+    if keys:
+        log(f"counting the instructions of {len(keys)} case(s) on both sides (valgrind)")
+        run = (count_run or instructions.count_run)(list(names), list(commits),
+                                                    instructions.cases(protocol.case_regex(keys)),
+                                                    os.path.join(folder, "instructions"), calls=1, log=log)
+        work["seconds"] = run["seconds"]
+        work["cases"] = {r["key"]: {k: r[k] for k in ("verdict", "ratio", "lo", "hi", "base", "cand", "note")}
+                         for r in run["pairs"][0]["cases"]}
+    for c in report["cases"]:
+        if c["key"] in work["cases"]:
+            c["note"] = "; ".join(x for x in (c["note"], work_note(work["cases"][c["key"]])) if x)
+    return work
 
 
 def main(argv=None):
@@ -471,11 +530,15 @@ def main(argv=None):
     ap.add_argument("--same-within", type=float, default=vd.SAME_WITHIN)
     ap.add_argument("--out", help="folder for this run (default .asv/gate/<time>-<base>-<candidate>)")
     ap.add_argument("--format", choices=("md", "json"), default="md")
+    ap.add_argument("--instructions", action="store_true",
+                    help="then count the instructions of the slower and undecided CPU cases (valgrind; minutes a case)")
     args = ap.parse_args(argv)
     try:
+        if args.instructions:
+            instructions.check_tools()  # before the budget is spent, not after
         ledger.ensure(log=lambda m: print(m, file=sys.stderr))
         base, cand = protocol.resolve(args.base), protocol.resolve(args.candidate)
-    except (ledger.LedgerError, protocol.ProtocolError) as e:
+    except (ledger.LedgerError, protocol.ProtocolError, instructions.InstructionsError) as e:
         print(f"gate: {e}", file=sys.stderr)
         return 2
     if base == cand:
@@ -499,6 +562,14 @@ def main(argv=None):
         return 2
     report = gate.as_json()
     os.makedirs(folder, exist_ok=True)
+    counting_failed = False
+    if args.instructions:
+        try:
+            report["instructions"] = count_work(report, (args.base, args.candidate), (base, cand), folder, log=log)
+        except instructions.InstructionsError as e:
+            log(f"--instructions: {e}")
+            report["instructions"] = {"error": str(e)}
+            counting_failed = True
     with open(os.path.join(folder, "verdicts.json"), "w") as f:
         json.dump(report, f, indent=1)
     text = markdown(report)
@@ -506,7 +577,7 @@ def main(argv=None):
         f.write(text)
     print(json.dumps(report, indent=1) if args.format == "json" else text)
     log(f"verdicts in {os.path.relpath(folder, ROOT)}/verdicts.md")
-    return 1 if report["summary"][vd.SLOWER] else 0
+    return 1 if report["summary"][vd.SLOWER] else (2 if counting_failed else 0)
 
 
 if __name__ == "__main__":

@@ -575,20 +575,27 @@ def pair_report(base_name, cand_name, base, cand, calls, processes, min_effect, 
 HINT_CASES = 10
 
 
+def hint_cases(verdicts, limit=HINT_CASES):
+    """The keys among ``verdicts`` ([(key, verdict, ratio)], a time
+    comparison's) whose work is worth counting: the slower or undecided
+    ops.py cases on a CPU backend, slower first, then the undecided that
+    moved most; at most ``limit``."""
+    wanted = [(key, verdict, ratio) for key, verdict, ratio in verdicts
+              if verdict in (vd.SLOWER, vd.UNDECIDED) and key.startswith("ops.")
+              and any(key.endswith(f"'{b}')") for b in CPU_BACKENDS)]
+    wanted.sort(key=lambda w: (w[1] != vd.SLOWER, -abs(math.log(w[2])) if w[2] > 0 else 0.0))
+    return [w[0] for w in wanted[:limit]]
+
+
 def hint(base_name, cand_name, verdicts):
     """For the slower or undecided ops.py cases on a CPU backend among
     ``verdicts`` ([(key, verdict, ratio)], a time comparison's): the command
     that says whether their work changed, and in which functions; "" if none."""
-    wanted = [(key, verdict, ratio) for key, verdict, ratio in verdicts
-              if verdict in (vd.SLOWER, vd.UNDECIDED) and key.startswith("ops.")
-              and any(key.endswith(f"'{b}')") for b in CPU_BACKENDS)]
-    if not wanted:
+    keys = hint_cases(verdicts)
+    if not keys:
         return ""
-    # slower first, then the undecided that moved most
-    wanted.sort(key=lambda w: (w[1] != vd.SLOWER, -abs(math.log(w[2])) if w[2] > 0 else 0.0))
     from tools import protocol
 
-    keys = [w[0] for w in wanted[:HINT_CASES]]
     return (f"Whether the work of {len(keys)} of these changed, and in which functions (instruction counts "
             f"under valgrind, minutes a case here): `python tools/instructions.py {base_name} {cand_name} "
             f"-b \"{protocol.case_regex(keys)}\"` (add --annotate for each case's hottest machine code "
@@ -634,6 +641,40 @@ def power_text(result):
 
 
 # --------------------------------------------------------------------------
+
+
+def count_run(names, commits, todo, folder, calls=DEFAULT_CALLS, processes=1, jobs=None, timeout_s=None,
+              min_effect=vd.MIN_EFFECT, top=5, log=print, start=launch):
+    """Count ``todo`` on each side (ledger names and their commits), decide
+    each release against the one before, and keep the run in ``folder``
+    (counts.json, verdicts.md, the dumps). A side that does not install is
+    left out with its reason, as asv does. -> the report (build_report's,
+    with the commits and the seconds it took)."""
+    os.makedirs(folder, exist_ok=True)
+    t0 = time.time()
+    sides, skipped = {}, {}
+    for name, commit in zip(names, commits):
+        if name in sides:
+            continue
+        try:
+            sides[name] = side_env(commit, log=log)
+        except InstructionsError as e:
+            log(f"{name} left out: {e}")
+            skipped[name] = str(e)
+    kept = [(n, c) for n, c in zip(names, commits) if n in sides]
+    names, commits = [n for n, _ in kept], [c for _, c in kept]
+    if len(names) < 2:
+        raise InstructionsError(f"fewer than two of {', '.join(list(sides) + list(skipped))} installed")
+    counts = measure(sides, todo, folder, calls=calls, processes=processes, jobs=jobs, timeout_s=timeout_s,
+                     log=log, start=start)
+    report = build_report(names, counts, calls, processes, min_effect, top=top, left_out=skipped)
+    report.update(commits=commits, seconds=round(time.time() - t0, 1))
+    with open(os.path.join(folder, "counts.json"), "w") as f:
+        json.dump({"names": names, "commits": commits, "calls": calls, "processes": processes,
+                   "left_out": skipped, "counts": counts}, f)
+    with open(os.path.join(folder, "verdicts.md"), "w") as f:
+        f.write(markdown(report))
+    return report
 
 
 def main(argv=None):
@@ -696,26 +737,11 @@ def main(argv=None):
         if not todo:
             raise InstructionsError(f"no ops.py case on {','.join(backends)} matches {args.bench!r}")
         folder = args.out or os.path.join(HOME, f"{protocol.stamp()}-{_safe('-'.join(args.names))}"[:200])
-        os.makedirs(folder, exist_ok=True)
-        sides, skipped = {}, {}
-        for name, commit in zip(names, commits):
-            if name in sides:
-                continue
-            try:
-                sides[name] = side_env(commit, log=log)
-            except InstructionsError as e:
-                # as asv does: a release that does not install is left out, the others go on
-                log(f"{name} left out: {e}")
-                skipped[name] = str(e)
-        kept = [(n, c) for n, c in zip(names, commits) if n in sides]
-        names, commits = [n for n, _ in kept], [c for _, c in kept]
-        if len(names) < 2:
-            raise InstructionsError(f"fewer than two of {', '.join(list(sides) + list(skipped))} installed")
         t0 = time.time()
-        counts = measure(sides, todo, folder, calls=args.calls, processes=args.processes, jobs=args.jobs,
-                         timeout_s=args.timeout * 60, log=log,
-                         start=functools.partial(launch, cache_sim=args.cache_sim,
-                                                                 branch_sim=args.branch_sim, annotate=args.annotate))
+        report = count_run(names, commits, todo, folder, calls=args.calls, processes=args.processes,
+                           jobs=args.jobs, timeout_s=args.timeout * 60, min_effect=args.min_effect, top=args.top,
+                           log=log, start=functools.partial(launch, cache_sim=args.cache_sim,
+                                                            branch_sim=args.branch_sim, annotate=args.annotate))
     except (InstructionsError, ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"instructions: {e}", file=sys.stderr)
         return 2
@@ -723,17 +749,8 @@ def main(argv=None):
         print("instructions: interrupted; nothing was decided (the dumps so far are in .asv/instructions/)",
               file=sys.stderr)
         return 2
-    report = build_report(names, counts, args.calls, args.processes, args.min_effect, top=args.top,
-                          left_out=skipped)
-    report.update(commits=commits, seconds=round(time.time() - t0, 1))
-    with open(os.path.join(folder, "counts.json"), "w") as f:
-        json.dump({"names": names, "commits": commits, "calls": args.calls, "processes": args.processes,
-                   "left_out": skipped, "counts": counts}, f)
-    text = markdown(report)
-    with open(os.path.join(folder, "verdicts.md"), "w") as f:
-        f.write(text)
-    print(json.dumps(report, indent=1) if args.format == "json" else text)
-    log(f"{len(todo)} cases on {len(sides)} sides counted in {report['seconds']:.0f} s; "
+    print(json.dumps(report, indent=1) if args.format == "json" else markdown(report))
+    log(f"{len(todo)} cases on {len(report['names'])} sides counted in {time.time() - t0:.0f} s; "
         f"verdicts in {os.path.relpath(folder, ROOT)}/verdicts.md")
     return exit_status(report)
 
