@@ -177,3 +177,20 @@ def test_fixedmalloc_pins_glibcs_thresholds_so_history_does_not_choose_the_pages
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072"
     _, env = ps.launch("heapmalloc", {})
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+
+
+def test_cputime_is_the_base_launch_timed_by_the_processs_cpu_clock(monkeypatch, capsys):
+    prefix, env = ps.launch("cputime", {"PATH": "/bin"})
+    assert prefix == [] and env[ps.CLOCK_ENV] == "process" and "GLIBC_TUNABLES" not in env
+    assert ps.CLOCK_ENV not in ps.launch("base", {})[1]
+    seen = []
+    monkeypatch.setattr(ps, "fastest_call", lambda fn, clock=None: seen.append(clock) or 1.0)
+    monkeypatch.setattr(ps, "DEFAULT_CASES", ())
+    for value, clock in (("process", ps.time.process_time), (None, ps.time.perf_counter)):
+        if value:
+            monkeypatch.setenv(ps.CLOCK_ENV, value)
+        else:
+            monkeypatch.delenv(ps.CLOCK_ENV, raising=False)
+        ps.child([("ReLU", "dim=128x16x1024", "mlx_cpu")])
+        assert seen.pop() is clock
+    capsys.readouterr()

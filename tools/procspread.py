@@ -24,7 +24,11 @@ tool measures that spread under launch variants that could reduce it:
   did before (see the README, "Where the spread comes from");
 - ``heapmalloc``: the thresholds fixed high instead (mmap at 32 MiB, the
   most glibc takes; trim at 1 GiB): blocks up to 32 MiB come from the heap,
-  reused, in every process.
+  reused, in every process;
+- ``cputime``: launched as ``base``, but timed by the process's CPU time
+  (``time.process_time``: all its threads) instead of the wall clock, so
+  that time the process waits (other processes on its core, the hypervisor)
+  does not count. Not a launch variant but a clock, measured the same way.
 
 Each child process builds the cases (the very callables asv times, from
 ``benchmarks.ops``), calls each once, then takes ``SAMPLES`` samples of
@@ -89,7 +93,8 @@ DEFAULT_CASES = (
     ("Conv2d", "dim=10x256x256x12 dim=8x3x3x12", "torch_cpu"),
 )
 
-VARIANTS = ("base", "noaslr", "thp", "noaslr_thp", "fixedmalloc", "heapmalloc")
+VARIANTS = ("base", "noaslr", "thp", "noaslr_thp", "fixedmalloc", "heapmalloc", "cputime")
+CLOCK_ENV = "MLX_ASV_PROCSPREAD_CLOCK"
 FIXED_MALLOC = "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072"
 HEAP_MALLOC = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 SAMPLES = 7
@@ -111,6 +116,8 @@ def launch(variant, environ=None):
         env["GLIBC_TUNABLES"] = FIXED_MALLOC
     if variant == "heapmalloc":
         env["GLIBC_TUNABLES"] = HEAP_MALLOC
+    if variant == "cputime":
+        env[CLOCK_ENV] = "process"
     return prefix, env
 
 
@@ -154,9 +161,10 @@ def child(cases):
         sys.path.insert(0, ROOT)
     from benchmarks import ops
 
+    clock = time.process_time if os.environ.get(CLOCK_ENV) == "process" else time.perf_counter
     out = {}
     for family, label, backend in cases:
-        out[f"{family}|{label}|{backend}"] = fastest_call(getattr(ops, family).callable(label, backend))
+        out[f"{family}|{label}|{backend}"] = fastest_call(getattr(ops, family).callable(label, backend), clock=clock)
     print(json.dumps(out))
 
 
