@@ -599,3 +599,9 @@ def test_instructions_exit_codes(monkeypatch, tmp_path, small_ledger):
         assert got == (1 if code == 1 else (2 if counted else 0)), (factors, got)
         if counted:
             assert "not made: fewer than two" in (out / "verdicts.md").read_text()
+    # interrupted while counting: the time verdicts were written before, and stay
+    monkeypatch.setattr(instructions, "count_run", lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt()))
+    out = tmp_path / "interrupted"
+    assert gate.main(["v0.2.0", "v0.3.0", "--instructions", "--out", str(out)]) == 1
+    report = json.loads((out / "verdicts.json").read_text())
+    assert report["summary"][vd.SLOWER] == 2 and report["instructions"] == {"error": "interrupted"}

@@ -562,23 +562,27 @@ def main(argv=None):
         return 2
     report = gate.as_json()
     os.makedirs(folder, exist_ok=True)
+
+    def save():
+        with open(os.path.join(folder, "verdicts.json"), "w") as f:
+            json.dump(report, f, indent=1)
+        with open(os.path.join(folder, "verdicts.md"), "w") as f:
+            f.write(markdown(report))
+
+    save()  # the time verdicts are kept whatever the counting does
     counting_failed = False
     if args.instructions:
         try:
             report["instructions"] = count_work(report, (args.base, args.candidate), (base, cand), folder, log=log)
-        except instructions.InstructionsError as e:
-            log(f"--instructions: {e}")
-            report["instructions"] = {"error": str(e)}
+        except (instructions.InstructionsError, KeyboardInterrupt) as e:
+            why = str(e) or "interrupted"
+            log(f"--instructions: {why}; the time verdicts stand")
+            report["instructions"] = {"error": why}
             counting_failed = True
-    with open(os.path.join(folder, "verdicts.json"), "w") as f:
-        json.dump(report, f, indent=1)
-    text = markdown(report)
-    with open(os.path.join(folder, "verdicts.md"), "w") as f:
-        f.write(text)
-    print(json.dumps(report, indent=1) if args.format == "json" else text)
+        save()
+    print(json.dumps(report, indent=1) if args.format == "json" else markdown(report))
     log(f"verdicts in {os.path.relpath(folder, ROOT)}/verdicts.md")
     return 1 if report["summary"][vd.SLOWER] else (2 if counting_failed else 0)
-
 
 if __name__ == "__main__":
     sys.exit(main())
