@@ -114,13 +114,18 @@ def test_missing_version_file_is_one_clear_line(tmp_path):
 
 
 def test_real_release_without_wheel_fails_fast_with_one_line(tmp_path):
-    """Asks the real package index (as asv's install does): 0.22.0 has macOS wheels only."""
+    """Asks the real package index (as asv's install does): 0.22.0 has macOS wheels only.
+
+    ``--no-source``: where the ledger names an MLX repository to build from
+    (a developer's machine), install.py would build 0.22.0 instead (or take
+    its cached wheel) and install it into this very environment, the one
+    the tests run in."""
     (tmp_path / "MLX_VERSION").write_text("0.22.0\n")
     log = tmp_path / "failures.tsv"
     started = time.time()
     proc = subprocess.run(
         [sys.executable, install.__file__, "--build-dir", str(tmp_path), "--flavor", "cpu",
-         "--failure-log", str(log)],
+         "--failure-log", str(log), "--no-source"],
         capture_output=True, text=True,
     )
     elapsed = time.time() - started

@@ -562,6 +562,8 @@ def main(argv=None):
     ap.add_argument("--failure-log", help="append a failed release's reason to this TSV file")
     ap.add_argument("--source", help="an MLX repository to build from where there is no wheel "
                                      "(default: $MLX_ASV_SOURCE, else python tools/ledger.py --source's)")
+    ap.add_argument("--no-source", action="store_true",
+                    help="wheels only: a release without one fails in one line instead of being built from source")
     ap.add_argument("--build-only", action="store_true",
                     help="with --source and --commit: build the wheel (cached), print its path, install nothing")
     ap.add_argument("--commit", help="with --build-only: the MLX commit or tag to build")
@@ -586,7 +588,7 @@ def main(argv=None):
         else:
             # A release, or a release's twin (same wheels, another commit).
             install(version, flavor=args.flavor, dry_run=args.dry_run,
-                    source=args.source or ledger.configured_source())
+                    source=None if args.no_source else (args.source or ledger.configured_source()))
         if not args.dry_run:
             record_build(args.failure_log, build_dir, version, installed_build() or {})
     except InstallError as e:
