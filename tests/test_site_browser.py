@@ -216,3 +216,52 @@ def test_site_assets_is_idempotent_and_clear_on_bad_input(site, tmp_path):
     assert site_assets.vendor(str(site), cache=str(tmp_path)) == 0
     with pytest.raises(site_assets.AssetsError, match="index.html not found: run asv publish first"):
         site_assets.vendor(str(tmp_path / "no-html"))
+
+
+class OneVerdict:
+    """Stands in for reporting.sessions.Sessions: one session of two releases
+    whose verdict calls one case slower."""
+
+    def __init__(self, before, after, key):
+        self.sessions = [("/x/.asv/main/run/rounds.json", {"commits": [before, after]})]
+        self.pair, self.key = (before, after), key
+
+    def verdicts(self, before, after):
+        if (before, after) != self.pair:
+            return {}, None
+        v = type("V", (), dict(verdict="slower", ratio=1.11, lo=1.06, hi=1.16, evidence=lambda self: "2+2"))()
+        return {self.key: v}, "/x/.asv/main/run"
+
+
+def test_a_confirmed_slowdown_asv_missed_is_added_and_the_feed_follows_the_page(site, tmp_path):
+    from reporting import regressions
+
+    saved = {n: (site / n).read_text() for n in ("regressions.json", "regressions.xml")}
+    try:
+        index = json.loads((site / "index.json").read_text())
+        by_tag = {t: index["revision_to_hash"][str(r)] for t, r in index["tags"].items()}
+        machine = next(p["machine"] for p in index["graph_param_list"])
+        # a case asv did not call a step: the steady torch_cpu row of the fixture
+        key = f"{GRAPH}('dim=64x1000000 axis=-1', 'torch_cpu')"
+        before, after = by_tag["v0.32.3"], by_tag["v0.32.4"]
+        kept, dropped = regressions.filter_regressions(str(site), OneVerdict(before, after, key),
+                                                       repo=str(site.parent / "ledger"), machine=machine)
+        page = json.loads((site / "regressions.json").read_text())["regressions"]
+        added = [e for e in page if e[0] == key]
+        assert len(added) == 1 and kept[-1][3].endswith("added"), (kept, page)
+        name, path, params, j, last, best, jumps = added[0]
+        graph = json.loads((site / path).read_text())
+        values = {rev: v[j] for rev, v in graph if v[j] is not None}
+        rev_b = int(next(r for r, h in index["revision_to_hash"].items() if h == after))
+        assert jumps[0][1] == rev_b and jumps[0][3] == values[rev_b] and best == min(values.values())
+        assert jumps[0][0] is None  # v0.32.3 is v0.32.4's parent in the ledger: a step of one commit
+        # another machine's graphs, or a pair with a point between: nothing added
+        assert regressions.graph_entry(str(site), index, "elsewhere", key, before, after) is None
+        assert regressions.graph_entry(str(site), index, machine, key, by_tag["v0.32.2"], after) is None
+        # asv's feed, written again from the page: one entry a step listed
+        regressions.rewrite_feed(str(site), config=str(site.parent / "asv.conf.json"))
+        feed = (site / "regressions.xml").read_text()
+        assert feed.count("<entry>") == sum(len(e[6]) for e in page) and "torch_cpu" in feed
+    finally:
+        for n, text in saved.items():
+            (site / n).write_text(text)
