@@ -157,6 +157,8 @@ def rewrite_feed(html_dir, config=os.path.join(ROOT, "asv.conf.json")):
 
     conf = Config.load(config)
     conf.html_dir = html_dir
+    # asv reads results_dir from where it runs; here, from the config's folder
+    conf.results_dir = os.path.join(os.path.dirname(os.path.abspath(config)), conf.results_dir)
     with open(os.path.join(html_dir, "index.json"), encoding="utf-8") as f:
         rev_to_hash = {int(r): h for r, h in json.load(f).get("revision_to_hash", {}).items()}
     with open(os.path.join(html_dir, "regressions.json"), encoding="utf-8") as f:
