@@ -689,10 +689,10 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=120.0, help="minutes a counting process may take (default 120)")
     ap.add_argument("--cache-sim", action="store_true",
                     help="also simulate the caches (slower): each case's simulated misses a call, beside its counts")
-    ap.add_argument("--annotate", action="store_true",
-                    help="also show each case's hottest machine code on both sides (costs by instruction, objdump)")
     ap.add_argument("--branch-sim", action="store_true",
                     help="also simulate branch prediction: each case's mispredicted branches a call, beside its counts")
+    ap.add_argument("--annotate", action="store_true",
+                    help="also show each case's hottest machine code on both sides (costs by instruction, objdump)")
     ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
     ap.add_argument("--top", type=int, default=5, help="functions listed for a changed case (default 5)")
     ap.add_argument("--out", help="folder for this run (default .asv/instructions/<time>-<names>)")
