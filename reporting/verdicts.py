@@ -437,7 +437,21 @@ def rounds_to_decide(delta, sd, q, margin, bound):
     return max(n, 2) if n <= MAX_ROUNDS else None
 
 
-def decide_counts(key, base, cand, min_effect=MIN_EFFECT, group=""):
+# The work verdict's thresholds, from the A/A spread of counts measured
+# between processes of one build (docs/instructions.md: at most 0.27% for the
+# cases of 1 M instructions or more, up to 2.7% below): "same" within 1%
+# there, within 5% below.
+WORK_LARGE = 1_000_000
+WORK_SAME_WITHIN = 0.01
+WORK_SAME_WITHIN_SMALL = 0.05
+
+
+def work_threshold(count):
+    """The work verdict's ``min_effect`` for a call of ``count`` instructions."""
+    return WORK_SAME_WITHIN if count >= WORK_LARGE else WORK_SAME_WITHIN_SMALL
+
+
+def decide_counts(key, base, cand, min_effect=None, group=""):
     """The :class:`Verdict` of a case's *instruction counts* (tools/instructions.py).
 
     ``base`` and ``cand`` are lists of counts, one per measured call (every
@@ -452,7 +466,8 @@ def decide_counts(key, base, cand, min_effect=MIN_EFFECT, group=""):
     ``slower`` (more instructions) if the range lies above 1 + min_effect,
     ``faster`` below 1 / (1 + min_effect), ``same`` inside those two,
     ``undecided`` otherwise. Its false alarms between processes of one
-    build are measured (README, "Instruction counts").
+    build are measured (docs/instructions.md). ``min_effect`` None: by the
+    base's size, ``work_threshold``.
     """
     base = [c for c in base if c and c > 0]
     cand = [c for c in cand if c and c > 0]
@@ -460,6 +475,8 @@ def decide_counts(key, base, cand, min_effect=MIN_EFFECT, group=""):
     if not nb or not nc:
         return Verdict(key, UNDECIDED, math.nan, math.nan, math.nan, math.nan, nb, nc, 0, math.nan,
                        None, nb, nc, group, note="no counts")
+    if min_effect is None:
+        min_effect = work_threshold(statistics.median(base))
     ratio = statistics.median(cand) / statistics.median(base)
     lo, hi = min(cand) / max(base), max(cand) / min(base)
     spread = max(max(base) / min(base), max(cand) / min(cand)) - 1.0

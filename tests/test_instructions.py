@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from reporting import callgrind
+from benchmarks.lib import callgrind, counting
 from reporting import verdicts as vd
 from tools import instructions
 
@@ -95,9 +95,20 @@ def test_function_changes_largest_first():
     ([1015, 1025], vd.UNDECIDED),       # straddles the threshold
 ])
 def test_count_verdicts(cand, verdict):
-    v = vd.decide_counts("k", [1000, 1000], cand)
+    v = vd.decide_counts("k", [1000, 1000], cand, min_effect=0.02)
     assert v.verdict == verdict
     assert v.lo <= v.ratio <= v.hi
+
+
+@pytest.mark.parametrize("base, cand, verdict", [
+    (2_000_000, 2_019_000, vd.SAME),      # +0.95% of a call of 1 M or more: within 1%
+    (2_000_000, 2_021_000, vd.SLOWER),    # +1.05%
+    (2_000_000, 1_979_000, vd.FASTER),
+    (500_000, 520_000, vd.SAME),          # +4% of a small call: within 5%
+    (500_000, 530_000, vd.SLOWER),        # +6%
+])
+def test_work_threshold_follows_the_calls_size(base, cand, verdict):
+    assert vd.decide_counts("k", [base], [cand]).verdict == verdict
 
 
 def test_count_verdict_without_counts_is_undecided():
@@ -117,14 +128,14 @@ def _side(counts, functions=None):
 def test_power_on_steady_and_on_varying_counts():
     steady = {f"k{i}": _side([1000 + i, 1000 + i]) for i in range(30)}
     run = {"a": steady, "b": {k: _side(v["counts"]) for k, v in steady.items()}}
-    result = instructions.power(run, "a", "b")
+    result = instructions.power(run, "a", "b", min_effect=0.02)
     assert result["aa"][vd.SAME] == 30 and not result["aa_alarms"]
     for factor in ("1.05", "1.1", "1.2"):
         found, injected, faster = result[factor]
         assert found == injected == 50 and faster == 0  # 10 cases a seed, 5 seeds
     # counts that vary by 4% from call to call: a 5% change is not resolved, 20% is
     varying = {f"k{i}": _side([1000, 1040]) for i in range(30)}
-    result = instructions.power({"a": varying, "b": varying}, "a", "b")
+    result = instructions.power({"a": varying, "b": varying}, "a", "b", min_effect=0.02)
     assert result["1.05"][0] < result["1.05"][1]
     assert result["1.2"][0] == result["1.2"][1]
     assert not result["aa_alarms"]
@@ -142,13 +153,12 @@ def test_compare_lists_functions_of_a_changed_case_and_keeps_failures():
     assert "slower (more instructions): 1" in text and "|   f | 900 | 1.4k" in text and "boom" in text
 
 
-def test_cases_are_ops_cases_on_cpu_backends():
+def test_cases_are_ops_cases_on_mlx_cpu_only():
     got = instructions.cases(r"^ops\.ReLU\.")
     assert [c[0] for c in got] == [
-        "ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')", "ops.ReLU.time_op('dim=128x16x1024', 'torch_cpu')",
-        "ops.ReLU.time_op('dim=64x128x1024', 'mlx_cpu')", "ops.ReLU.time_op('dim=64x128x1024', 'torch_cpu')"]
-    # the catalogue's 91 cases on both frameworks, and Compile's 4 (mx.compile itself) on MLX
-    assert len(instructions.cases()) == 2 * 91 + 4
+        "ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')", "ops.ReLU.time_op('dim=64x128x1024', 'mlx_cpu')"]
+    # the catalogue's 91 cases and Compile's 4 (mx.compile itself), on MLX: torch is pinned, never counted
+    assert len(instructions.cases()) == 91 + 4
 
 
 def test_read_process(tmp_path):
@@ -170,6 +180,8 @@ def test_bad_input_is_one_line(capsys, monkeypatch):
     monkeypatch.setattr("tools.protocol.resolve", lambda name: "0" * 40)
     assert instructions.main(["v0.32.3", "v0.32.4", "--backends", "mlx_gpu"]) == 2
     assert "CPU instructions only" in capsys.readouterr().err
+    assert instructions.main(["v0.32.3", "v0.32.4", "--backends", "mlx_cpu,torch_cpu"]) == 2
+    assert "torch is pinned" in capsys.readouterr().err
     assert instructions.main(["v0.32.3", "v0.32.4", "-b", "NoSuchFamily"]) == 2
     assert "no ops.py case" in capsys.readouterr().err
     assert instructions.main(["--power", "/nonexistent"]) == 2
@@ -190,7 +202,7 @@ def test_counts_under_valgrind_scale_with_the_case(tmp_path):
     frameworks: the counts are the call's work, nothing fixed."""
     pytest.importorskip("mlx.core")
     pytest.importorskip("torch")
-    todo = [c for c in instructions.cases(r"^ops\.ReLU\.")]
+    todo = instructions.cases(r"^ops\.ReLU\.", backends=("mlx_cpu", "torch_cpu"))  # the child counts either
     folder = tmp_path / "p0"
     proc = instructions.launch(sys.executable, todo, str(folder), 2, instructions.marks_library(str(tmp_path)),
                                annotate=True)
@@ -223,9 +235,9 @@ def test_long_cpp_names_keep_their_templates():
 
 def test_show_decides_a_finished_run_again(tmp_path, capsys):
     run = {"names": ["A", "B"], "commits": ["a", "b"], "calls": 2, "processes": 1,
-           "counts": {"A": {"k": _side([1000, 1000])}, "B": {"k": _side([1030, 1030])}}}
+           "counts": {"A": {"k": _side([10**6, 10**6])}, "B": {"k": _side([1030000, 1030000])}}}
     (tmp_path / "counts.json").write_text(json.dumps(run))
-    assert instructions.main(["--show", str(tmp_path)]) == 1  # +3%: more instructions
+    assert instructions.main(["--show", str(tmp_path)]) == 1  # +3% of 1 M: past the 1% threshold
     assert "slower (more instructions): 1" in capsys.readouterr().out
     assert instructions.main(["--show", str(tmp_path), "--min-effect", "0.05"]) == 0
     assert "### same: 1" in capsys.readouterr().out
@@ -262,17 +274,19 @@ def test_a_release_that_does_not_install_is_left_out(tmp_path, monkeypatch, caps
     assert json.loads((tmp_path / "counts.json").read_text())["left_out"] == {"v2": "MLX 2: no wheel for linux x86_64 cp311"}
 
 
-def test_hint_names_slower_and_undecided_cpu_cases_slower_first():
+def test_hint_names_slower_and_undecided_mlx_cpu_cases_slower_first_never_torch():
     k = lambda f, be: f"ops.{f}.time_op('x', '{be}')"  # noqa: E731
     verdicts = [(k("A", "mlx_cpu"), vd.UNDECIDED, 1.05), (k("B", "mlx_cpu"), vd.SLOWER, 1.2),
                 (k("C", "mlx_gpu"), vd.SLOWER, 2.0), (k("D", "torch_cpu"), vd.SAME, 1.0),
                 (k("E", "torch_cpu"), vd.UNDECIDED, 0.7), ("models.Inference.time_forward('m', 'mlx_cpu')", vd.SLOWER, 3.0)]
     text = instructions.hint("v1", "v2", verdicts)
-    assert text.startswith("Whether the work of 3 of these changed")
+    assert text.startswith("Whether the work of 2 of these changed")
     from tools import protocol
 
-    assert protocol.case_regex([k("B", "mlx_cpu"), k("E", "torch_cpu"), k("A", "mlx_cpu")]) in text
+    assert protocol.case_regex([k("B", "mlx_cpu"), k("A", "mlx_cpu")]) in text
+    assert "torch_cpu" not in text  # pinned: the same code on both sides, the time verdicts' control
     assert instructions.hint("v1", "v2", [(k("D", "torch_cpu"), vd.SAME, 1.0)]) == ""
+    assert instructions.hint("v1", "v2", [(k("E", "torch_cpu"), vd.UNDECIDED, 0.7)]) == ""
 
 
 class _Exited:
@@ -369,7 +383,7 @@ def test_simulated_branch_events_are_shown_on_their_own_line(tmp_path):
 
 def test_branch_sim_asks_callgrind_for_its_branch_predictor(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(instructions.subprocess, "Popen", lambda cmd, **kw: seen.setdefault("cmd", cmd))
+    monkeypatch.setattr(counting.subprocess, "Popen", lambda cmd, **kw: seen.setdefault("cmd", cmd))
     instructions.launch("python", [("ReLU", "dim=2", "mlx_cpu")], str(tmp_path), 1, "marks.so", branch_sim=True)
     assert "--branch-sim=yes" in seen["cmd"] and "--cache-sim=yes" not in seen["cmd"]
 

@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import inspect
 import json
 import math
@@ -87,17 +86,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from reporting import callgrind  # noqa: E402
+from benchmarks.lib import callgrind, counting  # noqa: E402
 from reporting import verdicts as vd  # noqa: E402
 
 HOME = os.path.join(ROOT, ".asv", "instructions")
-MARKS_SOURCE = os.path.join(ROOT, "tools", "native", "callgrind_marks.c")
-CPU_BACKENDS = ("mlx_cpu", "torch_cpu")
-DEFAULT_CALLS = 2
-# Functions kept per dump in counts.json (by their own instructions): enough
-# to explain a change, small enough to keep.
-KEEP_FUNCTIONS = 60
-POWER_FACTORS = (1.05, 1.10, 1.20)
+# torch is pinned: between two MLX releases its cases run the same code on
+# both sides (the time verdicts' A/A control), so they are never counted.
+CPU_BACKENDS = ("mlx_cpu",)
+DEFAULT_CALLS = 1
+POWER_FACTORS = (1.02, 1.05, 1.10, 1.20)
 # callgrind's simulations: the events shown beside a case, a line each
 CACHE_EVENTS = (("D1mr", "first-level read misses"), ("D1mw", "write misses"),
                 ("DLmr", "last-level read misses"), ("DLmw", "write misses"))
@@ -113,11 +110,9 @@ SIMULATIONS = (("cache", "simulated caches, a call (valgrind)", CACHE_EVENTS),
 HOT_FUNCTIONS = 2
 HOT_SHARE = 0.005  # an instruction shown if it is at least this share of its function's own
 HOT_LINES = 48
-VALGRIND = ("valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
 
 
-class InstructionsError(Exception):
-    pass
+InstructionsError = counting.CountingError
 
 
 # --------------------------------------------------------------------------
@@ -125,9 +120,7 @@ class InstructionsError(Exception):
 # --------------------------------------------------------------------------
 
 
-def case_key(family, label, backend):
-    """The case's asv name: ops.<Family>.time_op('<label>', '<backend>')."""
-    return f"ops.{family}.time_op('{label}', '{backend}')"
+case_key = counting.case_key
 
 
 def cases(bench=None, backends=CPU_BACKENDS):
@@ -162,30 +155,16 @@ def _run(cmd, what, **kw):
     return proc
 
 
-def check_tools(which=shutil.which, annotate=False):
+def check_tools(which=None, annotate=False):
     """One line naming the fix if valgrind or a C compiler (or, to annotate, objdump) is missing."""
+    which = which or shutil.which
     if annotate and not which("objdump"):
         raise InstructionsError("objdump is not installed, which --annotate disassembles with (Debian: apt install binutils)")
-    if not which("valgrind"):
-        raise InstructionsError("valgrind is not installed (Debian: apt install valgrind)")
-    if not which("cc"):
-        raise InstructionsError("no C compiler (cc) to build tools/native/callgrind_marks.c "
-                                "(Debian: apt install gcc)")
-    if not os.path.exists("/usr/include/valgrind/callgrind.h"):
-        raise InstructionsError("valgrind's headers are missing (/usr/include/valgrind/callgrind.h; "
-                                "Debian: apt install valgrind)")
+    counting.check_tools(which)
 
 
-def marks_library(home=HOME):
-    """The compiled marks library (built once per source version)."""
-    with open(MARKS_SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:12]
-    path = os.path.join(home, f"callgrind_marks-{digest}.so")
-    if not os.path.exists(path):
-        os.makedirs(home, exist_ok=True)
-        _run(["cc", "-O2", "-shared", "-fPIC", "-o", path + ".tmp", MARKS_SOURCE], "compiling callgrind_marks.c")
-        os.replace(path + ".tmp", path)
-    return path
+def marks_library(home=None):
+    return counting.marks_library(home)
 
 
 def _site_packages(env):
@@ -195,11 +174,12 @@ def _site_packages(env):
 
 
 def pinned_requirements():
-    """torch and NumPy at asv.conf.json's versions: the shared environment's."""
+    """NumPy at asv.conf.json's version: the shared environment's (an MLX case
+    needs nothing else; torch is never counted)."""
     from tools import protocol
 
     req = protocol.load_conf()["matrix"]["req"]
-    return [f"{name}=={req[name][0]}" for name in ("torch", "numpy") if req.get(name)]
+    return [f"{name}=={req[name][0]}" for name in ("numpy",) if req.get(name)]
 
 
 def _virtualenv(path):
@@ -207,7 +187,7 @@ def _virtualenv(path):
 
 
 def shared_env(home=HOME, log=print):
-    """The environment with torch and NumPy (no MLX), made once."""
+    """The environment with NumPy (no MLX), made once."""
     env = os.path.join(home, "envs", "shared")
     reqs = pinned_requirements()
     stamp = os.path.join(env, "mlx-asv-requirements.txt")
@@ -215,7 +195,7 @@ def shared_env(home=HOME, log=print):
         with open(stamp) as f:
             if f.read().split() == reqs:
                 return env
-    log(f"making {os.path.relpath(env, ROOT)} with {' '.join(reqs)} (once; about half a minute here)")
+    log(f"making {os.path.relpath(env, ROOT)} with {' '.join(reqs)} (once)")
     if not os.path.exists(os.path.join(env, "bin", "python")):
         _virtualenv(env)
     _run([os.path.join(env, "bin", "python"), "-m", "pip", "install", "-q", "--no-input", *reqs],
@@ -244,7 +224,7 @@ def checkout(commit, home=HOME):
 
 
 def side_env(commit, home=HOME, log=print):
-    """A virtualenv for ledger commit ``commit``: the shared torch/NumPy, and
+    """A virtualenv for ledger commit ``commit``: the shared NumPy, and
     that commit's MLX, installed by tools/install.py (kept when it is there)."""
     shared = shared_env(home, log=log)
     env = os.path.join(home, "envs", commit[:12])
@@ -269,52 +249,26 @@ def side_env(commit, home=HOME, log=print):
 
 
 def launch(python, todo, folder, calls, marks, cache_sim=False, branch_sim=False, annotate=False):
-    """Start one counting process: ``todo`` cases, dumps and log in ``folder``
-    (``cache_sim``, ``branch_sim``: callgrind also simulates the caches, the
-    branch predictor: their misses per call; ``annotate``: costs by
-    instruction address, for ``hot_code``)."""
-    os.makedirs(folder, exist_ok=True)
-    cases_path = os.path.join(folder, "cases.json")
-    with open(cases_path, "w") as f:
-        json.dump([list(c) for c in todo], f)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
-    cmd = [*VALGRIND, *(["--cache-sim=yes"] if cache_sim else []), *(["--branch-sim=yes"] if branch_sim else []),
-           *(["--dump-instr=yes"] if annotate else []),
-           f"--callgrind-out-file={folder}/callgrind.%p",
-           f"--log-file={folder}/valgrind.log",
-           python, os.path.join(ROOT, "tools", "instructions_child.py"), cases_path, str(calls), marks]
-    with open(os.path.join(folder, "child.jsonl"), "w") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    """Start one counting process (``counting.launch``); ``cache_sim``,
+    ``branch_sim``: callgrind also simulates the caches, the branch predictor:
+    their misses per call; ``annotate``: costs by instruction address, for
+    ``hot_code``."""
+    extra = [*(["--cache-sim=yes"] if cache_sim else []), *(["--branch-sim=yes"] if branch_sim else []),
+             *(["--dump-instr=yes"] if annotate else [])]
+    return counting.launch(python, todo, folder, calls, marks, extra=extra)
+
+
+def _simulations(row, dump):
+    """A case's first dump's simulated events and hottest code, beside its counts."""
+    if len(dump["events"]) > 1:
+        row["events"] = dump["events"]
+    if dump["instructions"]:
+        row["hot"] = hot_code(dump)
 
 
 def read_process(folder):
     """{key: {"counts": [...], "functions": {...}} or {"skip"|"error": why}} of one process's folder."""
-    got = {}
-    with open(os.path.join(folder, "child.jsonl"), encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # the child's stray output (warnings)
-            if "key" in row and ("skip" in row or "error" in row):
-                got[row["key"]] = {k: row[k] for k in ("skip", "error") if k in row}
-    for name in sorted(os.listdir(folder)):
-        if not re.fullmatch(r"callgrind\.\d+\.\d+", name):
-            continue
-        dump = callgrind.read(os.path.join(folder, name))
-        if not dump["name"] or "#" not in dump["name"]:
-            continue
-        key, _, k = dump["name"].rpartition("#")
-        row = got.setdefault(key, {"counts": [], "functions": None})
-        row["counts"].append(dump["total"])
-        if k == "0":
-            keep = sorted(dump["functions"].items(), key=lambda kv: -kv[1])[:KEEP_FUNCTIONS]
-            row["functions"] = dict(keep)
-            if len(dump["events"]) > 1:
-                row["events"] = dump["events"]
-            if dump["instructions"]:
-                row["hot"] = hot_code(dump)
-    return got
+    return counting.read_process(folder, on_dump=_simulations)
 
 
 def disassemble(path, start, stop, run=subprocess.run):
@@ -354,63 +308,40 @@ def hot_code(dump, functions=HOT_FUNCTIONS, share=HOT_SHARE, lines=HOT_LINES, ru
     return out
 
 
-def merge_processes(processes):
-    """One side's {key: {"counts": all calls of all processes, "functions": the first's}}."""
-    side = {}
-    for got in processes:
-        for key, row in got.items():
-            if "counts" not in row:
-                side.setdefault(key, row)
-                continue
-            into = side.setdefault(key, {"counts": [], "functions": row["functions"], "events": row.get("events"),
-                                         **({"hot": row["hot"]} if row.get("hot") else {})})
-            if "counts" in into:
-                into["counts"].extend(row["counts"])
-    return side
-
-
 def measure(sides, todo, folder, calls=DEFAULT_CALLS, processes=1, jobs=None, timeout_s=None, log=print,
-            start=launch):
+            start=launch, use_store=False):
     """Count every case of ``todo`` on each side ({name: python}); -> {name: side}.
 
     A counting process that dies (a case that crashes) or runs past
     ``timeout_s`` (a case that hangs) loses that case only: it is recorded as
-    failed, with the reason, and a new process takes the cases after it."""
+    failed, with the reason, and a new process takes the cases after it.
+    ``use_store``: a case already in the count store (benchmarks/lib/counting.py)
+    under what decides the side's counts is taken from there, and the cases
+    counted are kept there (one process a side, no simulation)."""
     marks = marks_library()
-    jobs = jobs or os.cpu_count() or 1
-    queue = [(name, p, list(todo), 0) for p in range(processes) for name in sides]
-    running, done = [], {name: [] for name in sides}
-    t0 = time.time()
-    while queue or running:
-        while queue and len(running) < jobs:
-            name, p, cases_left, attempt = queue.pop(0)
-            sub = os.path.join(folder, f"{_safe(name)}-p{p}" + (f"-r{attempt}" if attempt else ""))
-            log(f"counting {name} (process {p + 1} of {processes}, {len(cases_left)} cases) under callgrind")
-            running.append((name, p, cases_left, attempt, sub, start(sides[name], cases_left, sub, calls, marks),
-                            time.time()))
-        time.sleep(0.5)
-        for item in list(running):
-            name, p, cases_left, attempt, sub, proc, started = item
-            hung = timeout_s and proc.poll() is None and time.time() - started > timeout_s
-            if hung:
-                proc.kill()
-                proc.wait()
-            elif proc.poll() is None:
-                continue
-            running.remove(item)
-            got = read_process(sub)
-            left = [c for c in cases_left if c[0] not in got]
-            if proc.returncode != 0 and left:
-                why = (f"the counting process ran past {timeout_s / 60:g} min in this case (--timeout)" if hung
-                       else f"the counting process died in this case (exit {proc.returncode}); see "
-                            f"{os.path.relpath(sub, ROOT)}/valgrind.log")
-                got[left[0][0]] = {"error": why}
-                log(f"{name}: {left[0][0]}: {why}; the other cases go on")
-                if left[1:]:
-                    queue.insert(0, (name, p, left[1:], attempt + 1))
-            done[name].append(got)
-            log(f"{name}: process done after {time.time() - t0:.0f} s")
-    return {name: merge_processes(done[name]) for name in sides}
+    stored, idents = {name: {} for name in sides}, {}
+    if use_store:
+        for name, python in sides.items():
+            idents[name] = counting.identity_of(python, calls)
+            for case in todo:
+                entry = counting.stored(idents[name], case[0])
+                if entry:
+                    stored[name][case[0]] = dict(entry, stored=True)
+            if stored[name]:
+                log(f"{name}: {len(stored[name])} of {len(todo)} case(s) counted before (count store)")
+    jobs_ = [(name, [c for c in todo if c[0] not in stored[name]], os.path.join(folder, f"{_safe(name)}-p{p}"))
+             for p in range(processes) for name in sides]
+    done = counting.run_processes(jobs_, timeout_s=timeout_s, width=jobs, log=log,
+                                  start=lambda name, cases_left, sub: start(sides[name], cases_left, sub, calls, marks),
+                                  read=read_process)
+    out = {}
+    for name in sides:
+        side = counting.merge(done.get(name, []))
+        if use_store:
+            for key, row in side.items():
+                counting.store(idents[name], key, row)
+        out[name] = {**stored[name], **side}
+    return out
 
 
 def _safe(name):
@@ -422,7 +353,7 @@ def _safe(name):
 # --------------------------------------------------------------------------
 
 
-def compare(base, cand, min_effect=vd.MIN_EFFECT, top=5):
+def compare(base, cand, min_effect=None, top=5):
     """[(Verdict, [(function, base Ir, cand Ir)] or why it was not measured)] for every case of ``base``."""
     out = []
     for key in sorted(set(base) | set(cand)):
@@ -440,7 +371,7 @@ def compare(base, cand, min_effect=vd.MIN_EFFECT, top=5):
     return out
 
 
-def _fmt_count(n):
+def fmt_count(n):
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= size:
             return f"{n / size:.3g}{unit}"
@@ -467,16 +398,16 @@ def markdown(report):
                 if verdict in ("failed", "skipped"):
                     lines.append(f"| {r['key']} | | | | {r['note']} |")
                     continue
-                lines.append(f"| {r['key']} | {_fmt_count(r['base'])} | {_fmt_count(r['cand'])} | {r['ratio']:.3f}x | "
+                lines.append(f"| {r['key']} | {fmt_count(r['base'])} | {fmt_count(r['cand'])} | {r['ratio']:.3f}x | "
                              f"{r['lo']:.4f}-{r['hi']:.4f}{' (' + r['note'] + ')' if r['note'] else ''} |")
                 caches = r.get("caches") or [None, None]
                 for _, title, events in SIMULATIONS:
                     if caches[0] and caches[1] and any(ev in caches[0] for ev, _ in events):
                         lines.append(f"|   {title}: " + ", ".join(
-                            f"{what} {_fmt_count(caches[0].get(ev, 0))} -> {_fmt_count(caches[1].get(ev, 0))}"
+                            f"{what} {fmt_count(caches[0].get(ev, 0))} -> {fmt_count(caches[1].get(ev, 0))}"
                             for ev, what in events) + " | | | | |")
                 for fn, b, c in r.get("functions", []):
-                    lines.append(f"|   {short_name(fn)} | {_fmt_count(b)} | {_fmt_count(c)} | "
+                    lines.append(f"|   {short_name(fn)} | {fmt_count(b)} | {fmt_count(c)} | "
                                  f"{('%+.3g' % ((c - b) / r['base'] * 100)) + '% of base' if r['base'] else ''} | |")
         lines.append("")
         lines += hot_code_markdown(pair)
@@ -487,7 +418,7 @@ def markdown(report):
         lines += ["", "## Instructions a call, each release", "",
                   "| case | " + " | ".join(series["names"]) + " |", "|---|" + "---|" * len(series["names"])]
         for key, row in series["rows"].items():
-            lines.append(f"| {key} | " + " | ".join(_fmt_count(c) if c else "n/a" for c in row) + " |")
+            lines.append(f"| {key} | " + " | ".join(fmt_count(c) if c else "n/a" for c in row) + " |")
     return "\n".join(lines)
 
 
@@ -502,9 +433,9 @@ def hot_code_markdown(pair):
         for name, side in ((pair["base"], hot[0]), (pair["cand"], hot[1])):
             for f in side:
                 shown = sum(ir for _, ir, _ in f["lines"])
-                lines += ["", f"{name}: `{short_name(f['function'])}`, {_fmt_count(f['own'])} instructions of its own; "
+                lines += ["", f"{name}: `{short_name(f['function'])}`, {fmt_count(f['own'])} instructions of its own; "
                           f"the {len(f['lines'])} below are {100 * shown / f['own']:.0f}% of them", "", "```"]
-                lines += [f"{a:#10x} {_fmt_count(ir):>7}  {text or '(not disassembled: ' + f['object'] + ' is gone)'}"[:160]
+                lines += [f"{a:#10x} {fmt_count(ir):>7}  {text or '(not disassembled: ' + f['object'] + ' is gone)'}"[:160]
                           for a, ir, text in f["lines"]]
                 lines.append("```")
     return lines
@@ -607,7 +538,7 @@ def hint(base_name, cand_name, verdicts):
 # --------------------------------------------------------------------------
 
 
-def power(counts, base_name, cand_name, seeds=(1, 2, 3, 4, 5), factors=POWER_FACTORS, min_effect=vd.MIN_EFFECT):
+def power(counts, base_name, cand_name, seeds=(1, 2, 3, 4, 5), factors=POWER_FACTORS, min_effect=None):
     """{"aa": {verdict: n}, "aa_alarms": [...], factor: (found, injected, called faster)} over ``seeds``."""
     base, cand = counts[base_name], counts[cand_name]
     keys = sorted(k for k in base if "counts" in base[k] and "counts" in cand.get(k, {}))
@@ -644,12 +575,12 @@ def power_text(result):
 
 
 def count_run(names, commits, todo, folder, calls=DEFAULT_CALLS, processes=1, jobs=None, timeout_s=None,
-              min_effect=vd.MIN_EFFECT, top=5, log=print, start=launch):
+              min_effect=None, top=5, log=print, start=launch, use_store=False):
     """Count ``todo`` on each side (ledger names and their commits), decide
     each release against the one before, and keep the run in ``folder``
     (counts.json, verdicts.md, the dumps). A side that does not install is
-    left out with its reason, as asv does. -> the report (build_report's,
-    with the commits and the seconds it took)."""
+    left out with its reason, as asv does. ``use_store``: see ``measure``.
+    -> the report (build_report's, with the commits and the seconds it took)."""
     os.makedirs(folder, exist_ok=True)
     t0 = time.time()
     sides, skipped = {}, {}
@@ -666,7 +597,7 @@ def count_run(names, commits, todo, folder, calls=DEFAULT_CALLS, processes=1, jo
     if len(names) < 2:
         raise InstructionsError(f"fewer than two of {', '.join(list(sides) + list(skipped))} installed")
     counts = measure(sides, todo, folder, calls=calls, processes=processes, jobs=jobs, timeout_s=timeout_s,
-                     log=log, start=start)
+                     log=log, start=start, use_store=use_store)
     report = build_report(names, counts, calls, processes, min_effect, top=top, left_out=skipped)
     report.update(commits=commits, seconds=round(time.time() - t0, 1))
     with open(os.path.join(folder, "counts.json"), "w") as f:
@@ -682,8 +613,8 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="two or more ledger names (base first), e.g. v0.22.0 v0.22.1")
     ap.add_argument("-b", "--bench", help="regex over the cases' asv names (default: every ops.py case)")
-    ap.add_argument("--backends", default=",".join(CPU_BACKENDS), help="CPU backends (default mlx_cpu,torch_cpu)")
-    ap.add_argument("--calls", type=int, default=DEFAULT_CALLS, help="counted calls a case a process (default 2)")
+    ap.add_argument("--backends", default=",".join(CPU_BACKENDS), help="backends counted (only mlx_cpu: torch is pinned)")
+    ap.add_argument("--calls", type=int, default=DEFAULT_CALLS, help="counted calls a case a process (default 1)")
     ap.add_argument("--processes", type=int, default=1, help="counting processes a side (default 1)")
     ap.add_argument("--jobs", type=int, help="processes at a time (default: the machine's cores)")
     ap.add_argument("--timeout", type=float, default=120.0, help="minutes a counting process may take (default 120)")
@@ -693,7 +624,10 @@ def main(argv=None):
                     help="also simulate branch prediction: each case's mispredicted branches a call, beside its counts")
     ap.add_argument("--annotate", action="store_true",
                     help="also show each case's hottest machine code on both sides (costs by instruction, objdump)")
-    ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
+    ap.add_argument("--recount", action="store_true",
+                    help="count every case again, not taking counts kept in the count store")
+    ap.add_argument("--min-effect", type=float, default=None,
+                    help="same within this ratio (default: 1%% for a call of 1 M instructions or more, 5%% below)")
     ap.add_argument("--top", type=int, default=5, help="functions listed for a changed case (default 5)")
     ap.add_argument("--out", help="folder for this run (default .asv/instructions/<time>-<names>)")
     ap.add_argument("--format", choices=("md", "json"), default="md")
@@ -729,6 +663,10 @@ def main(argv=None):
         names = steps.expand(args.names)
         commits = [protocol.resolve(n) for n in names]
         backends = [b for b in args.backends.split(",") if b]
+        pinned = [b for b in backends if b.startswith("torch")]
+        if pinned:
+            raise InstructionsError(f"{', '.join(pinned)}: torch is pinned, the same on both sides of an MLX "
+                                    f"comparison (the time verdicts' A/A control), so it is not counted; use mlx_cpu")
         bad = [b for b in backends if b not in CPU_BACKENDS]
         if bad:
             raise InstructionsError(f"{', '.join(bad)}: valgrind counts CPU instructions only; "
@@ -741,7 +679,9 @@ def main(argv=None):
         report = count_run(names, commits, todo, folder, calls=args.calls, processes=args.processes,
                            jobs=args.jobs, timeout_s=args.timeout * 60, min_effect=args.min_effect, top=args.top,
                            log=log, start=functools.partial(launch, cache_sim=args.cache_sim,
-                                                            branch_sim=args.branch_sim, annotate=args.annotate))
+                                                            branch_sim=args.branch_sim, annotate=args.annotate),
+                           use_store=not (args.recount or args.processes > 1 or args.cache_sim
+                                          or args.branch_sim or args.annotate))
     except (InstructionsError, ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"instructions: {e}", file=sys.stderr)
         return 2

@@ -1,28 +1,26 @@
 #!/usr/bin/env python3
-"""The process tools/instructions.py runs under valgrind, in a side's environment.
+"""The counting process (benchmarks/lib/counting.py) that runs under valgrind,
+in the environment whose MLX is counted:
 
-    valgrind --tool=callgrind --instr-atstart=no ... python tools/instructions_child.py CASES CALLS MARKS
+    valgrind --tool=callgrind --instr-atstart=no ... python benchmarks/lib/count_child.py CASES CALLS MARKS
 
 For each case of CASES (a JSON list of [key, family, label, backend]) it
 builds the callable asv times (``CaseTable.callable`` of benchmarks/ops.py),
 calls it once uninstrumented (first-call work), then CALLS times between the
-marks library's start() and stop(name) (tools/native/callgrind_marks.c),
+marks library's start() and stop(name) (benchmarks/lib/native/callgrind_marks.c),
 which make callgrind count every thread's instructions of that call and
 write them as a dump named ``<key>#<call>``. One JSON line per case on
 stdout: done, skipped (the release lacks the op) or its error; the other
-cases go on. Kept apart from tools/instructions.py so that it imports
-nothing but the benchmarks (the side's environment has MLX, torch, NumPy).
+cases go on. It imports nothing but the benchmarks (found through the
+PYTHONPATH counting.launch sets), and so neither torch nor anything else an
+MLX case does not use: under valgrind, importing torch alone took 24 s here
+(``valgrind --tool=callgrind --instr-atstart=no .venv/bin/python -c "import torch"``).
 """
 
 import ctypes
 import json
-import os
 import sys
 import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 
 def count(cases_path, calls, marks_path, out=sys.stdout):
