@@ -540,7 +540,7 @@ def test_calibration_power_table_has_a_row_per_backend(tmp_path):
 
 def fake_count_run(factor_of, seen):
     """Stands in for instructions.count_run: counts of each case, the candidate's times factor_of(key)."""
-    def run(names, commits, todo, folder, calls=1, log=None):
+    def run(names, commits, todo, folder, calls=1, log=None, use_store=False):
         seen.append((names, commits, [t[0] for t in todo], calls))
         counts = {names[0]: {t[0]: {"counts": [1000000], "functions": {"f": 1000000}} for t in todo},
                   names[1]: {t[0]: {"counts": [round(1000000 * factor_of(t[0]))], "functions": {"f": 1}}
@@ -559,14 +559,16 @@ def test_instructions_show_the_work_beside_each_slower_case(monkeypatch, tmp_pat
     seen = []
     work = gate.count_work(report, ("v1", "v2"), ("b" * 40, "c" * 40), str(tmp_path), log=lambda m: None,
                            count_run=fake_count_run(lambda k: 1.4 if "ReLU" in k else 1.0, seen))
-    # only the slower cases on a CPU backend were counted, on both sides, one call
+    # every mlx_cpu case of ops.py in the report was counted (the F cases are no real family), both sides, one call
     assert seen == [(["v1", "v2"], ["b" * 40, "c" * 40], sorted(slow), 1)]
     assert work["cases"]["ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')"]["verdict"] == vd.SLOWER
     report["instructions"] = work
     text = gate.markdown(report)
     assert "work: 1.400x instructions, more" in text and "work: 1.000x instructions, same" in text
-    assert "Instruction counts of 2 slower or undecided CPU cases" in text and "1 more, 1 same" in text
+    assert "Work verdicts of 2 mlx_cpu cases" in text and "1 more, 1 same" in text
+    assert "- more work: 1.400x instructions, most in f (1M -> 1): ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')" in text
     assert "python tools/instructions.py" not in text  # counted: no hint to count them
+    assert gate.exit_status(report) == 1  # more work fails the gate, whatever the time says
     assert "not made" in gate.work_paragraph({"error": "valgrind is not installed"})
 
 
@@ -576,11 +578,12 @@ def test_instructions_exit_codes(monkeypatch, tmp_path, small_ledger):
     monkeypatch.setattr(ledger, "ensure", lambda **kw: None)
     monkeypatch.setattr(protocol, "describe", lambda c, repo=None: c[:8])
     slow = cases(2, 1.3, name="ops.G.time_op")
+    real = {"ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')": 1.0}  # a case of ops.py: its work is counted
     # no valgrind: one line, exit 2, before any measuring
     monkeypatch.setattr(instructions, "check_tools", lambda **kw: (_ for _ in ()).throw(
         instructions.InstructionsError("valgrind is not installed (Debian: apt install valgrind)")))
     monkeypatch.setattr(protocol, "Session", lambda *a, **kw: pytest.fail("measured without valgrind"))
-    assert gate.main(["v0.2.0", "v0.3.0", "--instructions", "--out", str(tmp_path / "none")]) == 2
+    assert gate.main(["v0.2.0", "v0.3.0", "--out", str(tmp_path / "none")]) == 2  # on by default
     monkeypatch.setattr(instructions, "check_tools", lambda **kw: None)
 
     def failing(*a, **kw):
@@ -588,20 +591,32 @@ def test_instructions_exit_codes(monkeypatch, tmp_path, small_ledger):
 
     monkeypatch.setattr(instructions, "count_run", failing)
     for factors, code in ((cases(20), 0), ({**cases(20), **cases(2, 0.7, name="ops.G.time_op")}, 0),
-                          ({**cases(20), **slow}, 1)):
+                          ({**cases(20), **slow}, 1), ({**cases(20), **real}, 0), ({**cases(20), **real, **slow}, 1)):
         monkeypatch.setattr(protocol, "Session", lambda folder, commits, bench, f=factors, **kw: FakeSession(
             folder, commits, bench, f))
         out = tmp_path / f"run{len(factors)}{code}"
-        got = gate.main(["v0.2.0", "v0.3.0", "--instructions", "--out", str(out)])
+        got = gate.main(["v0.2.0", "v0.3.0", "--out", str(out)])
         report = json.loads((out / "verdicts.json").read_text())
-        counted = bool(instructions.hint_cases([(c["key"], c["verdict"], c["ratio"]) for c in report["cases"]]))
+        counted = any(k in report["cases"][i]["key"] for i in range(len(report["cases"])) for k in real)
         # a confirmed slowdown stays exit 1; else counting that failed is exit 2, nothing to count is 0
         assert got == (1 if code == 1 else (2 if counted else 0)), (factors, got)
         if counted:
             assert "not made: fewer than two" in (out / "verdicts.md").read_text()
+    # more work fails the gate though the time is the same; --no-instructions leaves the counts out
+    monkeypatch.setattr(instructions, "count_run", fake_count_run(lambda k: 1.05, []))
+    monkeypatch.setattr(protocol, "Session", lambda folder, commits, bench, **kw: FakeSession(
+        folder, commits, bench, {**cases(20), **real}))
+    out = tmp_path / "more-work"
+    assert gate.main(["v0.2.0", "v0.3.0", "--out", str(out)]) == 1
+    assert "- more work: 1.050x instructions" in (out / "verdicts.md").read_text()
+    out = tmp_path / "no-work"
+    assert gate.main(["v0.2.0", "v0.3.0", "--no-instructions", "--out", str(out)]) == 0
+    assert "instructions" not in json.loads((out / "verdicts.json").read_text())
     # interrupted while counting: the time verdicts were written before, and stay
     monkeypatch.setattr(instructions, "count_run", lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt()))
     out = tmp_path / "interrupted"
-    assert gate.main(["v0.2.0", "v0.3.0", "--instructions", "--out", str(out)]) == 1
+    monkeypatch.setattr(protocol, "Session", lambda folder, commits, bench, **kw: FakeSession(
+        folder, commits, bench, {**cases(20), **real, **slow}))
+    assert gate.main(["v0.2.0", "v0.3.0", "--out", str(out)]) == 1
     report = json.loads((out / "verdicts.json").read_text())
     assert report["summary"][vd.SLOWER] == 2 and report["instructions"] == {"error": "interrupted"}

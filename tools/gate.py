@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""The gate: did CANDIDATE make anything slower than BASE? Exit 1 only on a confirmed slowdown.
+"""The gate: did CANDIDATE make anything slower, or do more work, than BASE?
+Exit 1 only on a confirmed slowdown or more instructions.
 
     python tools/gate.py v0.32.4 candidate/my-pr            # ops.py, the backends this machine has
     python tools/gate.py v0.31.2 v0.32.4 -b Softmax         # two releases, one family
     python tools/gate.py v0.32.4 candidate/my-pr --budget 30 --format json
-    python tools/gate.py v0.32.3 v0.32.4 --instructions    # and the work of the slower/undecided CPU cases
+    python tools/gate.py v0.32.3 v0.32.4 --no-instructions  # time verdicts only (no valgrind)
 
 BASE and CANDIDATE are ledger names: release tags, candidate branches
 (``python tools/ledger.py --candidate NAME --base v0.32.4 --wheel FILE``) or
@@ -34,17 +35,20 @@ Steps:
    way on their own; "same" counts at once. What is still open when the
    budget ends is undecided, with the rounds a side that would decide it.
 
-4. with ``--instructions``, after the budget: the instructions a call of
-   the slower and undecided CPU cases executes on each side (at most 10,
-   slower first, then the undecided that moved most; tools/instructions.py,
-   one call a side under valgrind, minutes a case), each shown beside its
-   time verdict ("work: 1.415x instructions, more"). It says whether the
-   code does more work, not whether it is slower: the exit status stays the
-   time verdict's.
+4. the work verdicts, after the budget, where valgrind runs (Linux): the
+   instructions a call of every ``mlx_cpu`` case executes on each side
+   (tools/instructions.py, one call a side under valgrind, both sides at
+   once, counts kept in the count store so a base counted before is not
+   counted again), each shown beside its time verdict ("work: 1.415x
+   instructions, more"): more work past the threshold (1% at 1 M
+   instructions or more, 5% below: the A/A spread) fails the gate, naming
+   the case, the ratio and the function whose own instructions grew most.
+   ``--no-instructions`` leaves them out; off Linux they are left out with
+   the reason.
 
-Exit status: 1 if a slowdown is confirmed, 0 otherwise (faster, same and
-undecided cases are listed), 2 on bad input (one line), or when
-``--instructions`` could not count (and nothing was confirmed slower).
+Exit status: 1 if a slowdown is confirmed or a case does more work, 0
+otherwise (faster, same and undecided cases are listed), 2 on bad input
+(one line), or when the counting failed (and nothing was confirmed slower).
 """
 
 from __future__ import annotations
@@ -481,31 +485,43 @@ def work_paragraph(work):
     if work.get("error"):
         return f"Instruction counts: not made: {work['error']}"
     if not work["cases"]:
-        return "Instruction counts: no slower or undecided case on a CPU backend to count."
+        return "Instruction counts: no mlx_cpu case to count."
     tally = {}
     for row in work["cases"].values():
         word = WORK_WORDS.get(row["verdict"], row["verdict"])
         tally[word] = tally.get(word, 0) + 1
-    return (f"Instruction counts of {len(work['cases'])} slower or undecided CPU cases (callgrind, one call a "
-            f"side, {work['seconds']:.0f} s; the functions that changed: {work['folder']}/verdicts.md): "
-            + ", ".join(f"{n} {word}" for word, n in sorted(tally.items()))
-            + ". A time change with the same work is not in the instructions: `--annotate` of "
-              "tools/instructions.py shows both sides' hottest machine code.")
+    lines = [f"Work verdicts of {len(work['cases'])} mlx_cpu cases (instructions of one call under callgrind, "
+             f"a side; same within 1% at 1 M instructions or more, 5% below; {work['seconds']:.0f} s; the "
+             f"functions that changed: {work['folder']}/verdicts.md): "
+             + ", ".join(f"{n} {word}" for word, n in sorted(tally.items()))
+             + ". A time change with the same work is not in the instructions: `--annotate` of "
+               "tools/instructions.py shows both sides' hottest machine code."]
+    for key, row in sorted(more_work({"instructions": work}), key=lambda kr: -kr[1]["ratio"]):
+        fn = ""
+        if row.get("functions"):
+            name, before, after = row["functions"][0]
+            fn = (f", most in {instructions.short_name(name, 80)} ({instructions.fmt_count(before)} -> "
+                  f"{instructions.fmt_count(after)})")
+        lines.append(f"- more work: {row['ratio']:.3f}x instructions{fn}: {key}")
+    return "\n".join(lines)
 
 
 def count_work(report, names, commits, folder, log=print, count_run=None):
-    """--instructions: the instruction verdicts of the report's slower and
-    undecided CPU cases ({"cases": {key: row}, "seconds", "folder"}); each
-    case's note gets its work. Raises instructions.InstructionsError."""
-    keys = instructions.hint_cases([(c["key"], c["verdict"], c["ratio"]) for c in report["cases"]])
+    """The work verdicts of the report's ``mlx_cpu`` ops.py cases ({"cases":
+    {key: row}, "seconds", "folder"}); each case's note gets its work.
+    Raises instructions.InstructionsError."""
+    keys = [c["key"] for c in report["cases"]
+            if c["key"].startswith("ops.") and any(c["key"].endswith(f"'{b}')") for b in instructions.CPU_BACKENDS)]
     work = {"cases": {}, "seconds": 0.0, "folder": os.path.relpath(os.path.join(folder, "instructions"), ROOT)}
-    if keys:
-        log(f"counting the instructions of {len(keys)} case(s) on both sides (valgrind)")
-        run = (count_run or instructions.count_run)(list(names), list(commits),
-                                                    instructions.cases(protocol.case_regex(keys)),
-                                                    os.path.join(folder, "instructions"), calls=1, log=log)
+    todo = instructions.cases(protocol.case_regex(keys)) if keys else []
+    if todo:
+        log(f"counting the instructions of {len(todo)} mlx_cpu case(s) on both sides (valgrind)")
+        run = (count_run or instructions.count_run)(list(names), list(commits), todo,
+                                                    os.path.join(folder, "instructions"), calls=1, log=log,
+                                                    use_store=True)
         work["seconds"] = run["seconds"]
-        work["cases"] = {r["key"]: {k: r[k] for k in ("verdict", "ratio", "lo", "hi", "base", "cand", "note")}
+        work["cases"] = {r["key"]: {k: r[k] for k in ("verdict", "ratio", "lo", "hi", "base", "cand", "note",
+                                                        "functions")}
                          for r in run["pairs"][0]["cases"]}
     for c in report["cases"]:
         if c["key"] in work["cases"]:
@@ -530,15 +546,23 @@ def main(argv=None):
     ap.add_argument("--same-within", type=float, default=vd.SAME_WITHIN)
     ap.add_argument("--out", help="folder for this run (default .asv/gate/<time>-<base>-<candidate>)")
     ap.add_argument("--format", choices=("md", "json"), default="md")
-    ap.add_argument("--instructions", action="store_true",
-                    help="then count the instructions of the slower and undecided CPU cases (valgrind; minutes a case)")
+    ap.add_argument("--no-instructions", dest="instructions", action="store_false",
+                    help="leave out the work verdicts (instruction counts of the mlx_cpu cases under valgrind)")
+    ap.add_argument("--instructions", action="store_true", default=True, help=argparse.SUPPRESS)  # the default
     args = ap.parse_args(argv)
+    work_off = ""
+    if args.instructions and not sys.platform.startswith("linux"):
+        work_off = f"not made: valgrind counts on Linux only, not on {sys.platform}"
+        args.instructions = False
     try:
         if args.instructions:
             instructions.check_tools()  # before the budget is spent, not after
         ledger.ensure(log=lambda m: print(m, file=sys.stderr))
         base, cand = protocol.resolve(args.base), protocol.resolve(args.candidate)
-    except (ledger.LedgerError, protocol.ProtocolError, instructions.InstructionsError) as e:
+    except instructions.InstructionsError as e:
+        print(f"gate: {e}; or --no-instructions for the time verdicts alone", file=sys.stderr)
+        return 2
+    except (ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"gate: {e}", file=sys.stderr)
         return 2
     if base == cand:
@@ -576,13 +600,29 @@ def main(argv=None):
             report["instructions"] = count_work(report, (args.base, args.candidate), (base, cand), folder, log=log)
         except (instructions.InstructionsError, KeyboardInterrupt) as e:
             why = str(e) or "interrupted"
-            log(f"--instructions: {why}; the time verdicts stand")
+            log(f"work verdicts: {why}; the time verdicts stand")
             report["instructions"] = {"error": why}
             counting_failed = True
         save()
+    elif work_off:
+        report["instructions"] = {"error": work_off}
+        save()
     print(json.dumps(report, indent=1) if args.format == "json" else markdown(report))
     log(f"verdicts in {os.path.relpath(folder, ROOT)}/verdicts.md")
-    return 1 if report["summary"][vd.SLOWER] else (2 if counting_failed else 0)
+    return exit_status(report, counting_failed)
+
+
+def more_work(report):
+    """The cases the work verdicts call more work: [(key, row)]."""
+    work = report.get("instructions") or {}
+    return [(k, r) for k, r in (work.get("cases") or {}).items() if r["verdict"] == vd.SLOWER]
+
+
+def exit_status(report, counting_failed=False):
+    """1 on a confirmed slowdown or more work, 2 if the counting failed, else 0."""
+    if report["summary"][vd.SLOWER] or more_work(report):
+        return 1
+    return 2 if counting_failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())
