@@ -30,26 +30,78 @@ class FakeSession:
         self.data = data
 
 
-def test_summary_names_the_confirmed_slower_cases_with_their_evidence():
+def work_report(factor_of, keys, tags=("v0.32.3", "v0.32.4")):
+    """A count_run report over ``keys`` (mlx_cpu): the candidate's counts factor_of(key) times the base's."""
+    from tools import instructions
+
+    counts = {tags[0]: {k: {"counts": [2_000_000], "functions": {"mlx::core::f [libmlx.so]": 1_500_000,
+                                                                 "g": 500_000}} for k in keys},
+              tags[1]: {k: {"counts": [round(2_000_000 * factor_of(k))],
+                            "functions": {"mlx::core::f [libmlx.so]": round(2_000_000 * factor_of(k)) - 500_000,
+                                          "g": 500_000}} for k in keys}}
+    report = instructions.build_report(list(tags), counts, 1, 1, None)
+    report.update(commits=[A, B], seconds=1.0)
+    return report
+
+
+def test_summary_gives_work_time_and_the_torch_control_with_their_evidence():
     # Two rounds, then two fresh ones (the confirmation): the change counts.
     data = synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=4)
-    lines = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)])
-    assert lines[0].startswith("v0.32.3 -> v0.32.4: 1 slower, 0 faster, ")
-    assert "same run" in lines[0] and "moderated t-test" in lines[0] and "fresh rounds" in lines[0]
-    assert any(line.strip().startswith("slower") and SLOW in line for line in lines[1:])
+    mlx = [k for k in data if k.endswith("'mlx_cpu')")]
+    work = work_report(lambda k: 1.4 if k == SLOW else 1.0, mlx)
+    lines, pairs = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)], work)
+    assert lines[0] == "v0.32.3 -> v0.32.4: 31 mlx_cpu cases, 1 torch_cpu"
+    work_line = next(line for line in lines if line.startswith("  work, mlx_cpu"))
+    assert "1 more, 0 fewer, 30 same, 0 undecided" in work_line and "same within 1%" in work_line
+    time_line = next(line for line in lines if line.startswith("  time, mlx_cpu"))
+    assert "1 slower, 0 faster" in time_line and "moderated t-test" in time_line and "fresh rounds" in time_line
+    assert "torch_cpu control" in lines[3] and "0 of 1 flagged" in lines[3]
+    changed = [line for line in lines if SLOW in line]
+    assert len(changed) == 1 and "work more 1.400x" in changed[0] and "time slower 1.30x" in changed[0]
+    assert "mlx::core::f [libmlx.so] 1.5M -> 2.3M" in changed[0]  # the function whose own instructions grew most
     assert not any(NOISE in line for line in lines)
-    # the slower MLX CPU case: the command that counts its instructions, the case named exactly
-    from tools import protocol
+    assert "tools/instructions.py" not in "\n".join(lines)  # counted already: no hint to count them
+    # the per-case verdicts, as written to verdicts.json
+    row = next(r for r in pairs[0]["cases"] if r["key"] == SLOW)
+    assert row["work"]["verdict"] == "more" and row["work"]["threshold"] == 0.01
+    assert row["time"]["verdict"] == vd.SLOWER and row["time"]["mde"] > 0
+    assert next(r for r in pairs[0]["cases"] if r["key"] == NOISE)["work"] is None  # torch: never counted
 
-    assert f"python tools/instructions.py v0.32.3 v0.32.4 -b \"{protocol.case_regex([SLOW])}\"" in "\n".join(lines)
+
+def test_summary_without_counts_says_why_and_what_time_rules_out():
+    data = synthetic(lambda k: 1.0, rounds=2)
+    lines, _ = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)], None,
+                               "failed: valgrind is not installed (Debian: apt install valgrind)")
+    assert "  work, mlx_cpu: failed: valgrind is not installed (Debian: apt install valgrind)" in lines
+
+
+def test_summary_fits_one_screen_however_much_changed():
+    keys = [f"ops.F.time_op('c{i}', 'mlx_cpu')" for i in range(126)]
+    data = synthetic(lambda k: 1.0, n_other=126, rounds=4)
+    work = work_report(lambda k: 1.2, [k for k in data if k.endswith("'mlx_cpu')")])
+    lines, pairs = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)], work)
+    assert len(lines) <= 60 and lines[-1].startswith("    and ")
+    assert len([r for r in pairs[0]["cases"] if r["work"] and r["work"]["verdict"] == "more"]) == len(keys) + 1
 
 
 def test_a_change_without_fresh_rounds_is_undecided_and_named_as_unconfirmed():
     data = synthetic(lambda k: 1.3 if k == SLOW else 1.0, rounds=2)
-    lines = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)])
-    assert lines[0].startswith("v0.32.3 -> v0.32.4: 0 slower, 0 faster, ")
-    assert any("unconfirmed slower" in line and SLOW in line for line in lines[1:])
+    lines, pairs = mainjob.summary(FakeSession(data), [("v0.32.3", A), ("v0.32.4", B)])
+    assert any(line.startswith("  time, mlx_cpu") and "0 slower, 0 faster" in line for line in lines)
+    assert "  time changes not confirmed by fresh rounds (undecided): 1 (verdicts.json)" in lines
+    assert next(r for r in pairs[0]["cases"] if r["key"] == SLOW)["time"]["note"].startswith("unconfirmed")
     assert mainjob.unconfirmed(data, [("v0.32.3", A), ("v0.32.4", B)]) == [SLOW]
+
+
+def test_the_counts_asv_recorded_are_checked_against_the_counted():
+    from benchmarks.lib import counting
+
+    work = work_report(lambda k: 1.0, [SLOW])
+    wk = counting.work_key(SLOW)
+    assert wk == "work.Softmax.track_instructions('dim=64x1000000 axis=-1', 'mlx_cpu')"
+    assert mainjob.asv_mismatches(work, {wk: {A: [[2_000_000]], B: [[2_000_000]]}}) == []
+    assert mainjob.asv_mismatches(work, {wk: {A: [[2_000_000]], B: [[2_000_001]]}}) == [
+        f"{SLOW} on v0.32.4: counted 2000000, asv has 2000001"]
 
 
 def test_fresh_rounds_that_point_the_other_way_leave_it_undecided():

@@ -38,6 +38,7 @@ confirmation's rounds come on top), MLX_ASV_BACKENDS (the backends, instead of d
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -48,6 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from benchmarks.lib import counting  # noqa: E402
 from reporting import verdicts as vd  # noqa: E402
 from tools import gate, instructions, ledger, protocol  # noqa: E402
 
@@ -59,6 +61,7 @@ from tools import gate, instructions, ledger, protocol  # noqa: E402
 BUDGET_S = 15 * 60
 PUBLISH_RESERVE_S = 90
 CONFIRM_ROUNDS = 2
+WORK_CALLS = 1
 SLOW_FAMILIES = ("MatMul", "Linear", "Conv2d", "ScaledDotProductAttention", "Softmax", "Concat")
 DEFAULT_BENCH = r"^ops\.(?!(" + "|".join(SLOW_FAMILIES) + r")\.)[^(]*\(.*'({backends})'\)$"
 
@@ -163,38 +166,179 @@ def confirm(session, releases, rounds, started, log=log):
     return short
 
 
-def summary(session, releases):
-    """The verdicts between adjacent releases, as lines of text."""
-    lines = []
+# A counting process of the main job's work verdicts may take this long;
+# a case past it is failed and the cases after it go on in a new process.
+WORK_TIMEOUT_S = 20 * 60
+# Changed cases listed a pair, at most (the rest are in verdicts.json).
+LISTED = 30
+WORK_WORDS = {vd.SLOWER: "more", vd.FASTER: "fewer", vd.SAME: "same", vd.UNDECIDED: "undecided"}
+
+
+def count_work(releases, bench, folder, log=log):
+    """The work of the selection's ``mlx_cpu`` cases on every release: their
+    instructions a call, counted under valgrind for all releases side by side
+    (tools/instructions.py's count_run, through the count store), then
+    recorded by asv from the store (``work.*.track_instructions``, unit
+    "instructions", into results/), and checked to be the same numbers.
+    -> (count_run's report, "") or (None, why there are no work verdicts)."""
+    if not sys.platform.startswith("linux"):
+        return None, f"not counted: valgrind counts on Linux only, not on {sys.platform}"
+    todo = instructions.cases(bench)
+    if not todo:
+        return None, "not counted: the selection has no mlx_cpu case of ops.py"
+    try:
+        instructions.check_tools()
+        report = instructions.count_run([t for t, _ in releases], [c for _, c in releases], todo,
+                                        os.path.join(folder, "work"), calls=WORK_CALLS, timeout_s=WORK_TIMEOUT_S,
+                                        use_store=True, log=lambda m: log(f"work: {m}"))
+    except instructions.InstructionsError as e:
+        return None, f"failed: {e}"
+    log(f"work: {len(todo)} mlx_cpu case(s) counted on {len(report['names'])} releases in "
+        f"{report['seconds'] / 60:.1f} min")
+    failed = {r["key"] for p in report["pairs"] for r in p["cases"] if r["verdict"] in ("failed", "skipped")}
+    keys = [counting.work_key(c[0]) for c in todo if c[0] not in failed]
+    if keys:
+        recorded = protocol.Session(os.path.join(folder, "work-asv"), report["commits"], protocol.case_regex(keys),
+                                    project_results=True, log=lambda m: log(f"work: {m}"))
+        if not recorded.rounds:
+            recorded.round()
+        report["asv_mismatch"] = asv_mismatches(report, recorded.data)
+        for line in report["asv_mismatch"]:
+            log(f"work: asv recorded another count than the counting: {line}")
+    return report, ""
+
+
+def asv_mismatches(report, recorded):
+    """The cases whose count asv recorded (``recorded``: a Session's data of
+    the work benchmarks) differs from the one counted, as lines."""
+    out = []
+    named = dict(zip(report["names"], report["commits"]))
+    for pair in report["pairs"]:
+        for row in pair["cases"]:
+            if row["verdict"] in ("failed", "skipped"):
+                continue
+            for side, count in ((pair["base"], row["base"]), (pair["cand"], row["cand"])):
+                got = recorded.get(counting.work_key(row["key"]), {}).get(named[side])
+                value = got[-1][0] if got and got[-1] else None
+                if value != count:
+                    out.append(f"{row['key']} on {side}: counted {count}, asv has {value}")
+    return out
+
+
+def _pct(x):
+    return f"{100 * x:+.0f}%"
+
+
+def pair_cases(data, a, b, work_pair):
+    """Per case of one release pair: its time verdict (the gate's rule) and,
+    for mlx_cpu, its work verdict (``work_pair``: count_run's pair) -> rows."""
+    times = pair_verdicts(data, a, b)
+    works = {r["key"]: r for r in (work_pair or {}).get("cases", [])}
+    rows = []
+    for key in sorted(set(times) | set(works)):
+        row = {"key": key, "backend": protocol.group_of(key), "time": None, "work": None}
+        v = times.get(key)
+        if v is not None:
+            mde = v.minimum_detectable_effect()
+            row["time"] = {"verdict": v.verdict, "ratio": v.ratio, "lo": v.lo, "hi": v.hi,
+                           "processes": [v.n_base, v.n_cand], "mde": mde if math.isfinite(mde) else None,
+                           "note": v.note}
+        w = works.get(key)
+        if w is not None:
+            row["work"] = {"verdict": WORK_WORDS.get(w["verdict"], w["verdict"]), "ratio": w["ratio"],
+                           "base": w["base"], "cand": w["cand"], "note": w["note"],
+                           "threshold": vd.work_threshold(w["base"]) if w["base"] else None,
+                           "functions": w["functions"]}
+        rows.append(row)
+    return rows
+
+
+def _tally(verdicts, order):
+    counts = {k: 0 for k in order}
+    for v in verdicts:
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in counts.items() if n or k in order[:4])
+
+
+def _median(xs):
+    xs = sorted(x for x in xs if x is not None and math.isfinite(x))
+    return xs[len(xs) // 2] if xs else math.nan
+
+
+def pair_summary(tag_a, tag_b, rows, work_why=""):
+    """The summary lines of one release pair (``pair_cases`` rows)."""
+    mlx = [r for r in rows if r["backend"] == "mlx_cpu"]
+    torch = [r for r in rows if r["backend"] == "torch_cpu" and r["time"]]
+    other = [r for r in rows if r["backend"] not in ("mlx_cpu", "torch_cpu") and r["time"]]
+    lines = [f"{tag_a} -> {tag_b}: {len(mlx)} mlx_cpu cases" + (f", {len(torch)} torch_cpu" if torch else "")
+             + (f", {len(other)} on other backends" if other else "")]
+    worked = [r for r in mlx if r["work"]]
+    if worked:
+        lines.append(f"  work, mlx_cpu (instructions of one call under valgrind's callgrind, a process a side; "
+                     f"same within {100 * vd.WORK_SAME_WITHIN:g}% at {vd.WORK_LARGE // 10**6} M instructions or "
+                     f"more, {100 * vd.WORK_SAME_WITHIN_SMALL:g}% below: the A/A spread): "
+                     + _tally([r["work"]["verdict"] for r in worked], ("more", "fewer", "same", "undecided")))
+    elif mlx:
+        lines.append(f"  work, mlx_cpu: {work_why or 'not counted'}")
+    timed = [r for r in mlx + other if r["time"]]
+    if timed:
+        procs = sorted({p for r in timed for p in r["time"]["processes"]})
+        und = [r["time"] for r in timed if r["time"]["verdict"] == vd.UNDECIDED]
+        rule_out = (f"; the undecided rule out changes beyond {_pct(_median([t['lo'] - 1 for t in und]))}"
+                    f"/{_pct(_median([t['hi'] - 1 for t in und]))} (median 99.9% interval), MDE median "
+                    f"{100 * _median([t['mde'] for t in und]):.0f}%" if und else "")
+        lines.append(f"  time, {'mlx_cpu' if not other else 'MLX'} ({'/'.join(map(str, procs))} interleaved "
+                     f"processes a side, moderated t-test, a change counted once fresh rounds confirm it, "
+                     f"as tools/gate.py): "
+                     + _tally([r["time"]["verdict"] for r in timed], (vd.SLOWER, vd.FASTER, vd.SAME, vd.UNDECIDED))
+                     + rule_out)
+    if torch:
+        flagged = [r for r in torch if r["time"]["verdict"] in (vd.SLOWER, vd.FASTER)]
+        lines.append(f"  torch_cpu control (pinned torch, the same on both sides: an A/A of the time verdicts): "
+                     f"{len(flagged)} of {len(torch)} flagged slower or faster ("
+                     + _tally([r["time"]["verdict"] for r in torch], (vd.SAME, vd.UNDECIDED)) + ")")
+    changed = [r for r in rows if (r["work"] and r["work"]["verdict"] in ("more", "fewer", "failed"))
+               or (r["time"] and r["time"]["verdict"] in (vd.SLOWER, vd.FASTER))]
+    changed.sort(key=lambda r: -max(abs(math.log(r[m]["ratio"])) if r[m] and r[m]["ratio"] == r[m]["ratio"]
+                                    and r[m]["ratio"] > 0 else 0.0 for m in ("work", "time")))
+    if changed:
+        lines.append("  changed (work or time):")
+    for r in changed[:LISTED]:
+        parts = []
+        w, t = r["work"], r["time"]
+        if w:
+            parts.append(f"work {w['verdict']} {w['ratio']:.3f}x" if w["verdict"] != "failed"
+                         else f"work failed ({w['note']})")
+        if t:
+            parts.append(f"time {t['verdict']} {t['ratio']:.2f}x [{t['lo']:.2f}-{t['hi']:.2f}]")
+        fn = ""
+        if w and w.get("functions"):
+            name, before, after = w["functions"][0]
+            fn = (f"  {instructions.short_name(name, 70)} {instructions.fmt_count(before)} -> "
+                  f"{instructions.fmt_count(after)}")
+        lines.append(f"    {', '.join(parts)}  {r['key']}{' (torch control)' if r['backend'] == 'torch_cpu' else ''}"
+                     + fn)
+    if len(changed) > LISTED:
+        lines.append(f"    and {len(changed) - LISTED} more (verdicts.json)")
+    pending = [r for r in rows if r["time"] and r["time"]["note"].startswith("unconfirmed")]
+    if pending:
+        lines.append(f"  time changes not confirmed by fresh rounds (undecided): {len(pending)} (verdicts.json)")
+    return lines
+
+
+def summary(session, releases, work=None, work_why=""):
+    """(the verdicts between adjacent releases as lines of text, their rows
+    for verdicts.json). ``work``: count_run's report, or None (``work_why``)."""
+    lines, pairs = [], []
+    works = {(p["base"], p["cand"]): p for p in (work or {}).get("pairs", [])}
     for (tag_a, a), (tag_b, b) in zip(releases, releases[1:]):
-        verdicts = list(pair_verdicts(session.data, a, b).values())
-        if not verdicts:
+        rows = pair_cases(session.data, a, b, works.get((tag_a, tag_b)))
+        if not rows:
             lines.append(f"{tag_a} -> {tag_b}: no case measured on both")
             continue
-        counts = vd.summary(verdicts)
-        procs = sorted({v.n_base for v in verdicts})
-        lines.append(f"{tag_a} -> {tag_b}: {counts['slower']} slower, {counts['faster']} faster, "
-                     f"{counts['same']} same, {counts['undecided']} undecided of {len(verdicts)} cases "
-                     f"(same run, {'/'.join(map(str, procs))} interleaved processes a side, moderated t-test, "
-                     f"99.9% intervals, a change counted once fresh rounds confirm it, as tools/gate.py does)")
-        for v in sorted(verdicts, key=lambda v: -v.ratio):
-            if v.verdict in (vd.SLOWER, vd.FASTER):
-                lines.append(f"  {v.verdict:7s} {v.ratio:.2f}x [{v.lo:.2f}-{v.hi:.2f}]  {v.key}")
-        undecided = [v for v in verdicts if v.verdict == vd.UNDECIDED]
-        for v in sorted(undecided, key=lambda v: -v.ratio):
-            if v.note.startswith("unconfirmed"):
-                lines.append(f"  undecided ({v.note}: the fresh rounds did not show it, or did not fit) "
-                             f"{v.ratio:.2f}x [{v.lo:.2f}-{v.hi:.2f}]  {v.key}")
-        counted = instructions.hint(tag_a, tag_b, [(v.key, v.verdict, v.ratio) for v in verdicts])
-        if counted:
-            lines.append(counted)
-        if undecided:
-            needed = sorted(v.rounds_needed for v in undecided if v.rounds_needed)
-            lines.append(f"  undecided: {len(undecided)}; {len(needed)} of them would be decided by "
-                         f"{needed[len(needed) // 2] if needed else '?'} rounds a side (median; "
-                         f"MLX_ASV_MAIN_ROUNDS, or tools/gate.py {tag_a} {tag_b}), the others need more "
-                         f"than this machine's noise allows")
-    return lines
+        lines += pair_summary(tag_a, tag_b, rows, work_why)
+        pairs.append({"base": tag_a, "cand": tag_b, "cases": rows})
+    return lines, pairs
 
 
 def main():
@@ -228,6 +372,12 @@ def main():
         except protocol.ProtocolError as e:
             log(str(e))
             failed = True
+    work, work_why = (None, "not counted: the time rounds did not finish")
+    if not failed:
+        work, work_why = count_work(releases, bench, folder)
+        if work is None and not work_why.startswith("not counted"):
+            log(f"work verdicts {work_why}")
+            failed = True
     copied = copy_reference_results()
     if copied:
         log(f"reference results published beside this machine's: {', '.join(copied)} (results-reference/)")
@@ -238,10 +388,17 @@ def main():
     subprocess.run([sys.executable, "-m", "reporting.regressions"], cwd=ROOT)
     print()
     print("What changed between the releases measured:")
-    for line in summary(session, releases):
+    lines, pairs = summary(session, releases, work, work_why)
+    for line in lines:
         print("  " + line)
+    verdicts_path = os.path.join(folder, "verdicts.json")
+    with open(verdicts_path, "w") as f:
+        json.dump({"releases": tags, "bench": bench, "rounds": session.rounds, "pairs": pairs,
+                   "work": {"calls": WORK_CALLS, "why_not": work_why,
+                            "asv_mismatch": (work or {}).get("asv_mismatch", [])}}, f, indent=1)
     with open(os.path.join(folder, "summary.json"), "w") as f:
         json.dump({"releases": tags, "bench": bench, "rounds": session.rounds}, f)
+    print(f"  per-case verdicts, work and time with their figures: {os.path.relpath(verdicts_path, ROOT)}")
     print()
     log(f"done in {(time.time() - started) / 60:.1f} min; open html/index.html "
         f"(or: {os.path.relpath(asv, ROOT)} preview); the report: python reporting/report.py")
