@@ -91,6 +91,16 @@ def test_identity_names_this_environments_mlx_and_tools():
     assert json.dumps(ident)
 
 
+def test_two_installs_of_one_wheel_have_one_build():
+    """Another environment writes other bin/ scripts (their first line names
+    its interpreter) and other bookkeeping: the same build all the same."""
+    files = "mlx/core.so,sha256=AAA,10\nmlx_cpu.libs/libopenblas.so,sha256=BBB,20\n"
+    one = files + "../../../bin/mlx.launch,sha256=X1,239\nmlx-0.32.4.dist-info/INSTALLER,sha256=I,4\n"
+    two = "../../../bin/mlx.launch,sha256=X2,240\n" + files + "mlx-0.32.4.dist-info/REQUESTED,sha256=R,0\n"
+    assert counting.installed_files(one) == counting.installed_files(two)
+    assert counting.installed_files(files.replace("AAA", "AAB")) != counting.installed_files(one)
+
+
 def test_store_off_keeps_nothing(monkeypatch):
     monkeypatch.setenv(counting.STORE_ENV, "off")
     counting.store({"a": 1}, "k", {"counts": [1]})

@@ -147,11 +147,20 @@ def cpu_name(path="/proc/cpuinfo"):
 # --------------------------------------------------------------------------
 
 
-def mlx_build():
-    """(sha256 of the installed MLX distributions' RECORD files, "mlx==V mlx-cpu==V").
+def installed_files(record):
+    """The lines of a RECORD that name the distribution's own files: not the
+    scripts in bin/ (their first line names the environment's interpreter)
+    nor the dist-info's bookkeeping (INSTALLER, REQUESTED, direct_url.json),
+    which differ between two installs of one wheel."""
+    return sorted(line for line in record.splitlines()
+                  if line.strip() and not line.startswith("../") and ".dist-info/" not in line.split(",")[0])
 
-    RECORD lists every installed file with its sha256, so two installs of
-    one wheel agree and any other build differs."""
+
+def mlx_build():
+    """(sha256 of the installed MLX distributions' files, "mlx==V mlx-cpu==V").
+
+    Their RECORD lists every installed file with its sha256, so two installs
+    of one wheel, in any environment, agree and any other build differs."""
     import importlib.metadata as md
 
     h = hashlib.sha256()
@@ -160,7 +169,7 @@ def mlx_build():
         name = (dist.metadata["Name"] or "").lower().replace("_", "-")
         if name != "mlx" and not name.startswith("mlx-"):
             continue
-        h.update(name.encode() + b"\0" + (dist.read_text("RECORD") or dist.version).encode())
+        h.update(name.encode() + b"\0" + "\n".join(installed_files(dist.read_text("RECORD") or dist.version)).encode())
         names.append(f"{name}=={dist.version}")
     return h.hexdigest(), " ".join(names)
 
