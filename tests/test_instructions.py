@@ -243,6 +243,13 @@ def test_show_decides_a_finished_run_again(tmp_path, capsys):
     assert "### same: 1" in capsys.readouterr().out
     assert instructions.main(["--power", str(tmp_path)]) == 0
     assert "A/A false alarms: 1 of 1" in capsys.readouterr().out
+    # two runs of the same releases: each release against itself, 2 comparisons, no alarm
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "counts.json").write_text(json.dumps(run))
+    assert instructions.main(["--power", str(tmp_path), str(again)]) == 0
+    out = capsys.readouterr().out
+    assert "A/A false alarms: 0 of 2" in out and "injected +2%: called slower" in out
 
 
 def test_a_release_that_does_not_install_is_left_out(tmp_path, monkeypatch, capsys):

@@ -631,16 +631,26 @@ def main(argv=None):
     ap.add_argument("--top", type=int, default=5, help="functions listed for a changed case (default 5)")
     ap.add_argument("--out", help="folder for this run (default .asv/instructions/<time>-<names>)")
     ap.add_argument("--format", choices=("md", "json"), default="md")
-    ap.add_argument("--power", metavar="RUN", help="an A/A run's folder: its false alarms, and injected changes found")
+    ap.add_argument("--power", metavar="RUN", nargs="+",
+                    help="an A/A run's folder (a release against its twin), or two runs of the same releases "
+                         "(each release against itself): the false alarms, and injected changes found")
     ap.add_argument("--show", metavar="RUN", help="a finished run's folder: its verdicts again (--min-effect, --top)")
     args = ap.parse_args(argv)
     if args.power or args.show:
-        folder = args.power or args.show
+        folder = args.show or args.power[0]
         try:
-            with open(os.path.join(folder, "counts.json")) as f:
-                run = json.load(f)
+            runs = []
+            for path in ([args.show] if args.show else args.power):
+                folder = path
+                with open(os.path.join(path, "counts.json")) as f:
+                    runs.append(json.load(f))
+            run = runs[0]
             names, counts = run["names"], run["counts"]
             if args.power:
+                if len(runs) > 1:  # each release's counts in one run against the other's
+                    counts = {f"run {i + 1}": {f"{name}: {k}": row for name in names for k, row in r["counts"][name].items()}
+                              for i, r in enumerate(runs[:2])}
+                    names = list(counts)
                 print(power_text(power(counts, names[0], names[1], min_effect=args.min_effect)))
                 return 0
             report = build_report(names, counts, run["calls"], run["processes"], args.min_effect, top=args.top,
