@@ -32,7 +32,7 @@ How:
   ``valgrind --tool=callgrind --instr-atstart=no``; it builds each case,
   calls it once uninstrumented (first-call work: allocations, lazy set-up),
   then ``--calls`` times between two client requests
-  (tools/native/callgrind_marks.c) that zero callgrind's counters and dump
+  (benchmarks/lib/native/callgrind_marks.c) that zero callgrind's counters and dump
   them, named after the case: every thread's instructions during the call,
   MLX's evaluation thread included. ``OMP_NUM_THREADS=1``: torch's OpenMP
   threads wait by spinning, which would add instructions that depend on
@@ -41,7 +41,7 @@ How:
   do not depend on what else runs; a case that crashes its process, or
   hangs past ``--timeout``, is recorded as failed and a new process takes
   the cases after it;
-- reporting/callgrind.py reads the dumps, reporting/verdicts.py's
+- benchmarks/lib/callgrind.py reads the dumps, reporting/verdicts.py's
   ``decide_counts`` decides: slower (more instructions), faster, same (within
   ``--min-effect``, 2%), undecided (counts that vary from call to call); for
   a changed case it lists the functions whose own instructions changed most;
