@@ -11,7 +11,7 @@ then counts each of ``calls`` calls between two client requests
 counters and dump them, named after the case: every thread's instructions
 during the call, MLX's evaluation thread included. ``OMP_NUM_THREADS=1``:
 OpenMP threads that wait by spinning would add instructions that depend on
-timing. A call's count is the sum of its functions' own instructions
+timing; ``PYTHONHASHSEED=0``: the same string hashes in every process. A call's count is the sum of its functions' own instructions
 (``callgrind.read``).
 
 Counts are kept in a store (``$MLX_ASV_COUNT_STORE``, default
@@ -269,7 +269,11 @@ def launch(python, todo, folder, calls, marks, extra=()):
     cases_path = os.path.join(folder, "cases.json")
     with open(cases_path, "w") as f:
         json.dump([list(c) for c in todo], f)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=PACKAGE_PARENT)
+    # PYTHONHASHSEED: Python salts its string hashes per process, which moves
+    # the work of dicts and sets (mx.compile's caches most): in an A/A of the
+    # main job's cases, 2 runs of 2 releases with a salt of their own, one
+    # ops.Compile case of 1 M+ instructions differed by 1.2%.
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=PACKAGE_PARENT, PYTHONHASHSEED="0")
     cmd = [*VALGRIND, *extra, f"--callgrind-out-file={folder}/callgrind.%p", f"--log-file={folder}/valgrind.log",
            python, CHILD, cases_path, str(calls), marks]
     with open(os.path.join(folder, "child.jsonl"), "w") as out:
