@@ -272,8 +272,7 @@ def launch(python, todo, folder, calls, marks, extra=()):
     # PYTHONHASHSEED: Python salts its string hashes per process, which moves
     # the work of dicts and sets (mx.compile's caches most): in an A/A of the
     # main job's cases, 2 runs of 2 releases with a salt of their own, one
-    # ops.Compile case of 1 M+ instructions differed by 1.2% (python
-    # tools/instructions.py --power RUN1 RUN2, docs/work-verdicts.md).
+    # ops.Compile case of 1 M+ instructions differed by 1.2%.
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=PACKAGE_PARENT, PYTHONHASHSEED="0")
     cmd = [*VALGRIND, *extra, f"--callgrind-out-file={folder}/callgrind.%p", f"--log-file={folder}/valgrind.log",
            python, CHILD, cases_path, str(calls), marks]
