@@ -226,7 +226,8 @@ def asv_mismatches(report, recorded):
 
 
 def _pct(x):
-    return f"{100 * x:+.0f}%"
+    # an interval of a case measured too little to bound: say so, not +9e14%
+    return f"{100 * x:+.0f}%" if abs(x) <= 10 else "+1000% and more"
 
 
 def pair_cases(data, a, b, work_pair):
