@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Measure the verdicts' error rates on this machine: A/A, power, localization.
 
-    python tools/calibrate.py                     # one gate run: A/A + injected slowdowns
-    python tools/calibrate.py --runs 5            # five of them, one after the other
-    python tools/calibrate.py --localize -b '^ops\\.(Softmax|Sum)\\.'   # steps in a 4-commit history
-    python tools/calibrate.py --summary           # the tables over every run so far
+    python studies/calibrate.py                     # one gate run: A/A + injected slowdowns
+    python studies/calibrate.py --runs 5            # five of them, one after the other
+    python studies/calibrate.py --localize -b '^ops\\.(Softmax|Sum)\\.'   # steps in a 4-commit history
+    python studies/calibrate.py --summary           # the tables over every run so far
 
 Each gate run compares a release (``--release``, default the ledger's newest)
 with a *twin*: a ledger candidate that installs the very same wheel under
@@ -50,9 +50,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import gate as gatemod  # noqa: E402
-from tools import ledger, protocol  # noqa: E402
+from mlx_asv.decide import verdicts as vd  # noqa: E402
+from mlx_asv.decide import gate as gatemod  # noqa: E402
+from mlx_asv.envs import ledger  # noqa: E402
+from mlx_asv.measure import protocol  # noqa: E402
 
 FOLDER = os.path.join(ROOT, ".asv", "calibration")
 DURATION_CLASSES = ((0, 1e-3, "< 1 ms"), (1e-3, 1e-2, "1-10 ms"), (1e-2, 1e-1, "10-100 ms"),
@@ -323,7 +324,7 @@ def summarize(runs, folder=FOLDER):
             lines += ["", f"## Minimum detectable effect (80% power, as the gate measures): median over "
                           f"{len(vals)} cases {100 * vals[len(vals) // 2]:.1f}%, 90th percentile "
                           f"{100 * vals[int(0.9 * (len(vals) - 1))]:.1f}%; per case: "
-                          f"`python tools/calibrate.py --summary --format json`"]
+                          f"`python studies/calibrate.py --summary --format json`"]
         priced = target_costs(gates, folder)
         if priced and priced[0]["cases"]:
             ratio, n = pairing_ratio(gates, folder)
@@ -358,7 +359,7 @@ def summarize(runs, folder=FOLDER):
                   f"({100 * right / max(total, 1):.0f}%)",
                   f"- cases without a step where one was found: {extra}"]
     if not runs:
-        lines.append("No calibration runs yet: python tools/calibrate.py")
+        lines.append("No calibration runs yet: python studies/calibrate.py")
     return "\n".join(lines) + "\n"
 
 
@@ -448,7 +449,7 @@ def target_costs(gates, folder=FOLDER, costs=None, min_duration=1e-3):
 
 def mde_by_case(runs=None):
     """{case key: median minimum detectable effect over the gate runs}."""
-    from reporting.sessions import calibration_mde
+    from mlx_asv.report.sessions import calibration_mde
 
     return calibration_mde()
 

@@ -3,18 +3,18 @@ r"""What a paired protocol would buy: A/A pairs (of long-lived workers, or of
 fresh processes) with a case's two sides measured back to back, over the
 whole of ops.py on this machine.
 
-    python tools/paired.py --pairs 3 --turns 3                 # every ops case on mlx_cpu and torch_cpu
-    python tools/paired.py --pairs 3 --turns 3 -b '^ops\.(Sum|ReLU)\.'
-    python tools/paired.py --summary .asv/paired/<run>         # decide a recorded run again
-    python tools/paired.py --faults -b '^ops\.(ReLU|LayerNorm)\.'  # one process, the workers' order: page faults a call
-    python tools/paired.py --fresh --pairs 9                   # pairs of fresh processes, asv's forkserver
-    python tools/paired.py --summary .asv/paired/<run> --gates 3   # ... decided as three gates of 3 pairs
-    python tools/paired.py --summary .asv/paired/<run> --gates 1 --first 3   # the first 3 passes as one gate
+    python studies/paired.py --pairs 3 --turns 3                 # every ops case on mlx_cpu and torch_cpu
+    python studies/paired.py --pairs 3 --turns 3 -b '^ops\.(Sum|ReLU)\.'
+    python studies/paired.py --summary .asv/paired/<run>         # decide a recorded run again
+    python studies/paired.py --faults -b '^ops\.(ReLU|LayerNorm)\.'  # one process, the workers' order: page faults a call
+    python studies/paired.py --fresh --pairs 9                   # pairs of fresh processes, asv's forkserver
+    python studies/paired.py --summary .asv/paired/<run> --gates 3   # ... decided as three gates of 3 pairs
+    python studies/paired.py --summary .asv/paired/<run> --gates 1 --first 3   # the first 3 passes as one gate
 
 The gate (tools/gate.py) measures every case in a fresh process per side per
 round; the two sides of a case run minutes apart, and two processes of one
 build then differ by about 4% here, most of it the moment each ran
-(``tools/procspread.py --rebuilds``). Two workers asked in turn, a case's
+(``studies/procspread.py --rebuilds``). Two workers asked in turn, a case's
 sides within a second of each other, differed by a median 1.5%
 (``procspread.py --pairs``, 10 cases). This tool measures that design over
 every case, as a calibration would:
@@ -75,9 +75,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import protocol  # noqa: E402
-from tools.procspread import fastest_call  # noqa: E402
+from mlx_asv.decide import verdicts as vd  # noqa: E402
+from mlx_asv.measure import protocol  # noqa: E402
+from studies.procspread import fastest_call  # noqa: E402
 
 KEY_RX = re.compile(r"^ops\.(\w+)\.time_op\('(.*)', '(\w+)'\)$")
 DEFAULT_BENCH = r"^ops\.[^(]*\(.*'(mlx_cpu|torch_cpu)'\)$"

@@ -10,7 +10,9 @@ import re
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FILES = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "*.py")) + glob.glob(os.path.join(ROOT, "tools", "*.py")))
+FILES = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "*.py")) + glob.glob(os.path.join(ROOT, "tools", "*.py"))
+               + glob.glob(os.path.join(ROOT, "mlx_asv", "**", "*.py"), recursive=True)
+               + glob.glob(os.path.join(ROOT, "studies", "*.py")))
 # a number with a unit of time: "304 s", "~13 minutes", "5 min 51 s", "2.2 s"
 TIME = re.compile(r"\d+(\.\d+)?\s*(ms|s|min|minutes?|hours?)\b")
 COMMAND = re.compile(r"\basv (run|continuous|find)\b|\bpython3? \S+\.py\b")

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from reporting import callgrind
-from reporting import verdicts as vd
-from tools import instructions
+from mlx_asv.measure import callgrind
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.measure import instructions
 
 # A dump in callgrind's format: compressed names, a call (its inclusive cost
 # line must not count as the caller's own), two libraries, totals that wrapped
@@ -166,8 +166,8 @@ def test_bad_input_is_one_line(capsys, monkeypatch):
     assert instructions.main(["v0.32.4"]) == 2
     assert "two ledger names" in capsys.readouterr().err
     monkeypatch.setattr(instructions, "check_tools", lambda **kw: None)
-    monkeypatch.setattr("tools.ledger.ensure", lambda log=None: [])
-    monkeypatch.setattr("tools.protocol.resolve", lambda name: "0" * 40)
+    monkeypatch.setattr("mlx_asv.envs.ledger.ensure", lambda log=None: [])
+    monkeypatch.setattr("mlx_asv.measure.protocol.resolve", lambda name: "0" * 40)
     assert instructions.main(["v0.32.3", "v0.32.4", "--backends", "mlx_gpu"]) == 2
     assert "CPU instructions only" in capsys.readouterr().err
     assert instructions.main(["v0.32.3", "v0.32.4", "-b", "NoSuchFamily"]) == 2
@@ -237,8 +237,8 @@ def test_a_release_that_does_not_install_is_left_out(tmp_path, monkeypatch, caps
     """As asv does: a series goes on without the release that did not
     install, compares its neighbours, and says why it is missing."""
     monkeypatch.setattr(instructions, "check_tools", lambda **kw: None)
-    monkeypatch.setattr("tools.ledger.ensure", lambda log=None: [])
-    monkeypatch.setattr("tools.protocol.resolve", lambda name: name.ljust(40, "0"))
+    monkeypatch.setattr("mlx_asv.envs.ledger.ensure", lambda log=None: [])
+    monkeypatch.setattr("mlx_asv.measure.protocol.resolve", lambda name: name.ljust(40, "0"))
 
     def side_env(commit, log=print):
         if commit.startswith("v2"):
@@ -269,7 +269,7 @@ def test_hint_names_slower_and_undecided_cpu_cases_slower_first():
                 (k("E", "torch_cpu"), vd.UNDECIDED, 0.7), ("models.Inference.time_forward('m', 'mlx_cpu')", vd.SLOWER, 3.0)]
     text = instructions.hint("v1", "v2", verdicts)
     assert text.startswith("Whether the work of 3 of these changed")
-    from tools import protocol
+    from mlx_asv.measure import protocol
 
     assert protocol.case_regex([k("B", "mlx_cpu"), k("E", "torch_cpu"), k("A", "mlx_cpu")]) in text
     assert instructions.hint("v1", "v2", [(k("D", "torch_cpu"), vd.SAME, 1.0)]) == ""

@@ -4,9 +4,10 @@ and the report's same-run verdicts (no benchmark runs: sessions are synthetic)."
 import json
 import random
 
-from reporting import regressions, verdicts as vd
-from reporting.sessions import Sessions
-from tools import mainjob
+from mlx_asv.report import regressions
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.report.sessions import Sessions
+from mlx_asv.commands import mainjob
 
 A, B = "a" * 40, "b" * 40
 SLOW = "ops.Softmax.time_op('dim=64x1000000 axis=-1', 'mlx_cpu')"
@@ -39,7 +40,7 @@ def test_summary_names_the_confirmed_slower_cases_with_their_evidence():
     assert any(line.strip().startswith("slower") and SLOW in line for line in lines[1:])
     assert not any(NOISE in line for line in lines)
     # the slower MLX CPU case: the command that counts its instructions, the case named exactly
-    from tools import protocol
+    from mlx_asv.measure import protocol
 
     assert f"python tools/instructions.py v0.32.3 v0.32.4 -b \"{protocol.case_regex([SLOW])}\"" in "\n".join(lines)
 

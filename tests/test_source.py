@@ -17,7 +17,7 @@ import zipfile
 
 import pytest
 
-from tools import install, ledger, mlxsource
+from mlx_asv.envs import install, ledger, mlxsource
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MLX_GIT = os.environ.get("MLX_ASV_TEST_MLX_GIT", "/work/.mirror/ml-explore+mlx/repo")

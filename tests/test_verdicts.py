@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from reporting import verdicts as vd
+from mlx_asv.decide import verdicts as vd
 
 
 def processes(rng, seconds, n, between=0.02, within=0.01, samples=5, factor=1.0):

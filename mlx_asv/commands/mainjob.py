@@ -44,12 +44,12 @@ import sys
 import time
 import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import gate, instructions, ledger, protocol  # noqa: E402
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.decide import gate
+from mlx_asv.measure import instructions, protocol
+from mlx_asv.envs import ledger
 
 # The families of ops.py whose cases take seconds a call on a 2-core CPU are
 # left to `asv run` (tools/gate.py -b for a verdict): with them one release

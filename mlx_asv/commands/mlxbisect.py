@@ -41,12 +41,10 @@ import os
 import re
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import ledger  # noqa: E402
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.envs import ledger
 
 LEFT, RIGHT, BOTH, NEITHER, OPEN = "left", "right", "both", "neither", "open"
 
@@ -111,7 +109,7 @@ def decide_step(data, keys, lo, mid, hi, alpha=vd.ALPHA, min_effect=vd.MIN_EFFEC
 
 
 def _group(key):
-    from tools import protocol
+    from mlx_asv.measure import protocol
 
     return protocol.group_of(key)
 
@@ -219,7 +217,7 @@ def _direction(votes, keys, left, right):
 
 def asv_measure(folder, bench, log):
     """A measure() for bisect(): one protocol.Session per triple of commits."""
-    from tools import protocol
+    from mlx_asv.measure import protocol
 
     sessions = {}
 
@@ -241,7 +239,7 @@ def prebuild(commits, log, repo=ledger.DEFAULT_REPO):
     """Build the wheels of the source commits among ``commits`` before asv
     runs: a cold MLX build takes longer than asv's install_timeout (900 s);
     asv's install then takes the cached wheel in seconds."""
-    from tools import install, mlxsource
+    from mlx_asv.envs import install, mlxsource
 
     for c in commits:
         about = ledger.read_source_text(ledger._git(repo, "show", f"{c}:{ledger.SOURCE_FILE}", check=False))
@@ -251,7 +249,7 @@ def prebuild(commits, log, repo=ledger.DEFAULT_REPO):
             source = install.source_repo_for(about, ledger_dir=repo)
             mlxsource.build_wheel(mlxsource.local_repo(source, log=log), about["commit"], log=log)
         except (install.InstallError, mlxsource.SourceError) as e:
-            from tools import protocol
+            from mlx_asv.measure import protocol
 
             raise protocol.ProtocolError(str(e)) from None
 
@@ -287,8 +285,8 @@ def main(argv=None):
     ap.add_argument("--format", choices=("md", "json"), default="md")
     args = ap.parse_args(argv)
     log = lambda m: print(m if m.startswith("bisect:") else f"bisect: {m}", file=sys.stderr, flush=True)  # noqa: E731
-    from tools import gate as gatemod
-    from tools import protocol
+    from mlx_asv.decide import gate as gatemod
+    from mlx_asv.measure import protocol
 
     source = None if args.releases else (args.source or ledger.configured_source())
     try:

@@ -43,9 +43,7 @@ import os
 import re
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONF = os.path.join(ROOT, "asv.conf.json")
 TORCH_CONF = os.path.join(ROOT, "asv.torch.conf.json")
@@ -191,7 +189,7 @@ def stale(path=TORCH_CONF, base_path=CONF):
 
 def describe(versions, base_path=CONF, log=print, environ=None):
     """Print each environment's pins and what installing its torch costs here."""
-    from tools import torch_install as ti
+    from mlx_asv.envs import torch_install as ti
 
     conf = torch_config(load_conf(base_path), versions)
     environ = os.environ if environ is None else environ
@@ -235,7 +233,7 @@ def side_config(folder, version, base_path=CONF):
     """The torch matrix narrowed to one ``version``, as a derived config of a
     session (tools/protocol.py's: absolute paths, results in ``folder``); its
     environment is the matrix's own (same name, same directory in env_dir)."""
-    from tools import protocol
+    from mlx_asv.measure import protocol
 
     os.makedirs(folder, exist_ok=True)
     single = os.path.join(folder, "torch.conf.json")
@@ -254,8 +252,9 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
     import subprocess
     import time
 
-    from reporting.torch_report import side
-    from tools import ledger, protocol
+    from mlx_asv.report.torch_report import side
+    from mlx_asv.envs import ledger
+    from mlx_asv.measure import protocol
 
     repo = repo or ledger.DEFAULT_REPO
     try:

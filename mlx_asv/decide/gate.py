@@ -58,12 +58,11 @@ import sys
 import time
 import types
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import instructions, ledger, protocol  # noqa: E402
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.measure import instructions, protocol
+from mlx_asv.envs import ledger
 
 DEFAULT_BUDGET_MIN = 15.0
 # A case whose process takes longer than this (seconds, set-up included) gets
@@ -92,7 +91,7 @@ def default_bench(backends):
 
 
 class Gate:
-    """Measures and decides one comparison; also used by tools/calibrate.py."""
+    """Measures and decides one comparison; also used by studies/calibrate.py."""
 
     def __init__(self, base, cand, bench, folder, budget_s=DEFAULT_BUDGET_MIN * 60, long_s=DEFAULT_LONG,
                  alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_within=vd.SAME_WITHIN,

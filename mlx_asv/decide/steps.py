@@ -23,13 +23,12 @@ import os
 import re
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import gate as gatemod  # noqa: E402
-from tools import ledger, protocol  # noqa: E402
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.decide import gate as gatemod
+from mlx_asv.envs import ledger
+from mlx_asv.measure import protocol
 
 
 def expand(specs):

@@ -78,9 +78,7 @@ MLX_DISTRIBUTIONS = ("mlx", "mlx-cpu", "mlx-metal", "mlx-cuda", "mlx-cuda-12", "
 SOURCE_FILE = "MLX_SOURCE"
 # Written into the installed package: how this MLX was made (wheel or source).
 BUILD_MARKER = "_mlx_asv_build.json"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class InstallError(Exception):
@@ -285,7 +283,7 @@ def install(version, flavor=None, dry_run=False, log=print, source=None, lookup=
 def install_source(version, source, ref, log=print, environ=None):
     """Build MLX commit ``ref`` of repository ``source`` into a wheel (cached
     by commit) and install it; its version must be ``version``."""
-    from tools import mlxsource
+    from mlx_asv.envs import mlxsource
 
     try:
         repo = mlxsource.local_repo(source, environ=environ, log=log)
@@ -370,7 +368,7 @@ def source_repo_for(about, ledger_dir=None, environ=None):
     """Where to build an MLX_SOURCE commit from: $MLX_ASV_SOURCE, the ledger's
     configured source, or the repository MLX_SOURCE names (the first that is
     a local repository holding the commit; else the first URL)."""
-    from tools import ledger, mlxsource
+    from mlx_asv.envs import ledger, mlxsource
 
     environ = os.environ if environ is None else environ
     choices = [ledger.configured_source(ledger_dir or ledger.DEFAULT_REPO, environ), about.get("repo")]
@@ -535,7 +533,7 @@ def build_only(args):
     """--build-only: the wheel of one MLX commit, for a candidate (CI builds a pull request's head)."""
     import shutil
 
-    from tools import ledger, mlxsource
+    from mlx_asv.envs import ledger, mlxsource
 
     source = args.source or ledger.configured_source()
     if not source or not args.commit:
@@ -570,7 +568,7 @@ def main(argv=None):
     ap.add_argument("--wheel-dir", help="with --build-only: copy the wheel here")
     args = ap.parse_args(argv)
     version = None
-    from tools import ledger
+    from mlx_asv.envs import ledger
 
     try:
         if args.build_only:

@@ -47,9 +47,7 @@ import sys
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # run as a script: tools.mlxsource is imported for source mode
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_REPO = os.path.join(ROOT, "ledger")
 DEFAULT_TABLE = os.path.join(ROOT, "tools", "mlx_releases.tsv")
 BRANCH = "main"
@@ -255,7 +253,7 @@ def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=pr
     releases). It holds ``MLX_VERSION``, ``MLX_CANDIDATE`` (what it is) and
     either the wheel files themselves (installed by tools/install.py from
     asv's checkout) or, for ``same_as``, nothing else: it installs that
-    release, under another commit (the A/A case of tools/calibrate.py).
+    release, under another commit (the A/A case of studies/calibrate.py).
     Returns the commit hash.
     """
     import hashlib
@@ -376,7 +374,7 @@ def read_source_text(text):
 
 def set_source(source, repo=DEFAULT_REPO):
     """Remember ``source`` (a local MLX repository or URL) for install.py's source builds."""
-    from tools import mlxsource
+    from mlx_asv.envs import mlxsource
 
     value = source if mlxsource.is_url(source) else os.path.abspath(os.path.expanduser(source))
     with open(os.path.join(repo, SOURCE_CONFIG), "w", encoding="utf-8") as f:
@@ -425,7 +423,7 @@ def add_source_range(source, start, end, name=None, repo=DEFAULT_REPO, record_as
     given; name the same URL on every machine for the same hashes).
     Returns [(ledger commit, MLX sha, version)].
     """
-    from tools import mlxsource
+    from mlx_asv.envs import mlxsource
 
     try:
         mrepo = mlxsource.local_repo(source, log=log)
@@ -481,7 +479,7 @@ def add_source_candidate(name, base, source, ref, repo=DEFAULT_REPO, record_as=N
     """A candidate built from MLX source (a pull request's head ``ref``):
     branch ``candidate/NAME`` on release ``base``, holding MLX_VERSION,
     MLX_CANDIDATE (kind source) and MLX_SOURCE; dated on the MLX commit."""
-    from tools import mlxsource
+    from mlx_asv.envs import mlxsource
 
     try:
         mrepo = mlxsource.local_repo(source, log=log)

@@ -50,11 +50,9 @@ import sys
 import urllib.error
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools import install  # noqa: E402 - the flavour detection and the TSV rows
+from mlx_asv.envs import install  # the flavour detection and the TSV rows
 
 TORCH_VAR = "MLX_ASV_TORCH"
 # Opt-in: fetch the registry's CUDA build on a machine without an NVIDIA GPU.

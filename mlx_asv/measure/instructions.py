@@ -83,12 +83,10 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reporting import callgrind  # noqa: E402
-from reporting import verdicts as vd  # noqa: E402
+from mlx_asv.measure import callgrind
+from mlx_asv.decide import verdicts as vd
 
 HOME = os.path.join(ROOT, ".asv", "instructions")
 MARKS_SOURCE = os.path.join(ROOT, "tools", "native", "callgrind_marks.c")
@@ -196,7 +194,7 @@ def _site_packages(env):
 
 def pinned_requirements():
     """torch and NumPy at asv.conf.json's versions: the shared environment's."""
-    from tools import protocol
+    from mlx_asv.measure import protocol
 
     req = protocol.load_conf()["matrix"]["req"]
     return [f"{name}=={req[name][0]}" for name in ("torch", "numpy") if req.get(name)]
@@ -227,7 +225,7 @@ def shared_env(home=HOME, log=print):
 
 def checkout(commit, home=HOME):
     """The ledger commit's files (MLX_VERSION, a candidate's wheels), as asv's build dir would hold them."""
-    from tools import ledger
+    from mlx_asv.envs import ledger
 
     folder = os.path.join(home, "checkouts", commit)
     if os.path.exists(os.path.join(folder, ".complete")):
@@ -594,7 +592,7 @@ def hint(base_name, cand_name, verdicts):
     keys = hint_cases(verdicts)
     if not keys:
         return ""
-    from tools import protocol
+    from mlx_asv.measure import protocol
 
     return (f"Whether the work of {len(keys)} of these changed, and in which functions (instruction counts "
             f"under valgrind, minutes a case here): `python tools/instructions.py {base_name} {cand_name} "
@@ -717,7 +715,9 @@ def main(argv=None):
             return 2
         print(json.dumps(report, indent=1) if args.format == "json" else markdown(report))
         return exit_status(report)
-    from tools import ledger, protocol, steps
+    from mlx_asv.envs import ledger
+    from mlx_asv.measure import protocol
+    from mlx_asv.decide import steps
 
     if len(args.names) < 2 and not any(".." in n for n in args.names):
         print("instructions: name two ledger names or more (base first), e.g. v0.22.0 v0.22.1, "

@@ -1,7 +1,7 @@
 """The measurement protocol for comparisons: several commits, one run, interleaved rounds.
 
 Every comparison this suite makes a verdict on (``tools/gate.py``,
-``tools/calibrate.py``, the main job's summary) is measured like this:
+``studies/calibrate.py``, the main job's summary) is measured like this:
 
 - all sides in one session, in *rounds*: each round runs every selected case
   once for each side, each case in a fresh process (asv's own way), and the
@@ -38,11 +38,9 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools import ledger  # noqa: E402
+from mlx_asv.envs import ledger
 
 CONF = os.path.join(ROOT, "asv.conf.json")
 BACKENDS = ("mlx_cpu", "mlx_gpu", "mlx_gpu_compile", "torch_cpu", "torch_cuda", "torch_mps")
@@ -174,7 +172,7 @@ def _results_of(results_dir, commit, since=None):
 def prior_group(key, base_runs):
     """The verdicts' prior group of a case: its backend and the decade of its
     time on the base side ('mlx_cpu|-2': 10-100 ms), see verdicts.priors."""
-    from reporting import verdicts as vd
+    from mlx_asv.decide import verdicts as vd
 
     return vd.prior_group(group_of(key), base_runs)
 

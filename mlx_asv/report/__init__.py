@@ -1,3 +1,2 @@
-"""Reporting on this suite's asv results: reading them (results), statistics
-(stats), tables (render), plots (plots), the CLI (report), verdicts (verdicts)
-and the site's local JavaScript copies (site_assets)."""
+"""Reporting: reading asv results, statistics, tables, plots, the report, the torch-version report,
+the regressions page and the site's local JavaScript copies."""

@@ -26,13 +26,11 @@ import os
 import socket
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reporting import verdicts as vd  # noqa: E402
-from reporting.sessions import Sessions  # noqa: E402
-from tools import ledger  # noqa: E402
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.report.sessions import Sessions
+from mlx_asv.envs import ledger
 
 
 def parent(commit, repo):

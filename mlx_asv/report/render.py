@@ -166,8 +166,8 @@ def markdown(report, plot_links=()):
             "failure.", "", SPEEDUP_NOTE, ""]
     if any(h.endswith(" MDE") for h in headers):
         out += ["`MDE`: the case's minimum detectable effect on this machine, the smallest slowdown "
-                "`tools/gate.py` calls slower with 80% power, as measured by `tools/calibrate.py` "
-                "(median over its runs; `python tools/calibrate.py --summary`).", ""]
+                "`tools/gate.py` calls slower with 80% power, as measured by `studies/calibrate.py` "
+                "(median over its runs; `python studies/calibrate.py --summary`).", ""]
     headers, rows = average_table(report)
     out += [f"## Average benchmark, MLX {report.release} (ms, geometric mean per family)", "",
             md_table(headers, rows), "", AVERAGE_NOTE, ""]

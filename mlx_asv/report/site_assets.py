@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tarfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SDIST = "asv==0.5.1"
 CACHE = os.path.join(ROOT, ".asv", "site-assets")
 # The CDN file names in asv 0.6's index.html -> the file in asv 0.5.1's www/vendor/.

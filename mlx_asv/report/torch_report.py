@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from reporting import render, stats
-from reporting.results import ANY_TORCH, ReportError, Results, version_key
+from mlx_asv.report import render, stats
+from mlx_asv.report.report import Report  # the ordinary report, one per torch version
+from mlx_asv.report.results import ANY_TORCH, ReportError, Results, version_key
 
 # The torch matrix's session sides (tools/torch_matrix.py --compare).
 def side(commit, torch):
@@ -47,8 +48,6 @@ class TorchReport:
 
     def __init__(self, results_dir, versions="all", machine=None, ledger_dir=None, settings=None,
                  release=None, bench=None, backends=None, threshold=0.10, sessions=None, mde=None):
-        from reporting.report import Report  # the ordinary report, one per torch version
-
         probe = Results(results_dir, machine=machine, ledger_dir=ledger_dir, settings=settings, torch=ANY_TORCH)
         self.versions = parse_torch_versions(versions, probe.torch_versions)
         if len(self.versions) < 1:
