@@ -287,7 +287,7 @@ def spread(data, a, b):
     sds = []
     for per in data.values():
         if per.get(a) and per.get(b):
-            v, d = vd._pooled([vd.process_observations(per[a]), vd.process_observations(per[b])])
+            v, d = vd.pooled([vd.process_observations(per[a]), vd.process_observations(per[b])])
             if v is not None and d:
                 sds.append(math.sqrt(v))
     if not sds:

@@ -163,7 +163,7 @@ def localize_run(args, backends, log):
     finally:
         for i in range(1, 4):
             ledger.remove_candidate(f"{run_id}-{i}")
-    series = {k: (protocol.prior_group(k, session.data.get(k, {}).get(release_commit)),
+    series = {k: (vd.prior_group(protocol.group_of(k), session.data.get(k, {}).get(release_commit)),
                   [(c[:8], session.data.get(k, {}).get(c, [])) for c in history])
               for k, _ in cases}
     steps = vd.locate_steps(series)
@@ -379,7 +379,7 @@ def noise_by_case(gates, folder=FOLDER):
         factor = {c["key"]: c["factor"] for c in r["cases"]}
         for key, per in data.items():
             sides = [per[c] for c in per if factor.get(key) == 1.0 or c != r["twin"]]
-            v, d = vd._pooled([vd.process_observations(runs) for runs in sides])
+            v, d = vd.pooled([vd.process_observations(runs) for runs in sides])
             if v is not None and d:
                 ss, dd = pooled.get(key, (0.0, 0))
                 pooled[key] = (ss + v * d, dd + d)
@@ -402,7 +402,7 @@ def pairing_ratio(gates, folder=FOLDER):
                 continue
             sides = [[vd.process_observations([p]) for p in runs] for runs in per.values()]
             pairs = [(b[0], c[0]) for b, c in zip(*sides) if b and c]
-            unpaired, _ = vd._pooled([[b for b, _ in pairs], [c for _, c in pairs]])
+            unpaired, _ = vd.pooled([[b for b, _ in pairs], [c for _, c in pairs]])
             if len(pairs) < 3 or not unpaired:
                 continue
             paired = statistics.variance([c - b for b, c in pairs]) / 2
@@ -418,7 +418,7 @@ def processes_needed(sd, effect, power, alpha, min_effect):
     gap = math.log1p(effect) - math.log1p(min_effect)
     if gap <= 0:
         return math.inf
-    z = vd._t_quantile(1 - alpha / 2, math.inf) + vd._t_quantile(power, math.inf)
+    z = vd.t_quantile(1 - alpha / 2, math.inf) + vd.t_quantile(power, math.inf)
     return max(2, math.ceil(2 * (z * sd / gap) ** 2))
 
 

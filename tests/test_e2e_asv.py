@@ -186,7 +186,7 @@ def test_find_bisects_to_the_release_that_got_slower(project):
 
 
 def gate(project, *args):
-    return subprocess.run([sys.executable, "tools/gate.py", *args, "--budget", "5"], cwd=project,
+    return subprocess.run([sys.executable, "-m", "mlx_asv.commands", "gate", *args, "--budget", "5"], cwd=project,
                           capture_output=True, text=True, timeout=1200,
                           env=dict(os.environ, MLX_ASV_OFFLINE="1"))
 

@@ -15,7 +15,8 @@ from benchmarks import common, ops
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate
 from mlx_asv.envs import install, ledger
-from mlx_asv.measure import instructions, protocol
+from mlx_asv.decide import instructions
+from mlx_asv.measure import protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from conftest import SMALL_TABLE as TABLE
@@ -36,7 +37,7 @@ def test_candidate_is_a_branch_on_its_base_and_main_stays_releases(small_ledger,
     wheel = tmp_path / "mlx-0.2.1.dev1+gabc-cp311-cp311-linux_x86_64.whl"
     wheel.write_bytes(b"not really a wheel")
     commit = ledger.add_candidate("pr-1", "v0.2.0", wheels=[str(wheel)], repo=small_ledger, log=lambda m: None)
-    git = lambda *a: ledger._git(small_ledger, *a).strip()  # noqa: E731
+    git = lambda *a: ledger.git(small_ledger, *a).strip()  # noqa: E731
     assert git("rev-parse", "candidate/pr-1") == commit
     assert git("rev-parse", f"{commit}^") == git("rev-parse", "v0.2.0^{commit}")
     assert git("show", f"{commit}:MLX_VERSION") == "0.2.1.dev1+gabc"
@@ -58,8 +59,8 @@ def test_candidate_is_a_branch_on_its_base_and_main_stays_releases(small_ledger,
 
 def test_release_twin_candidate(small_ledger):
     commit = ledger.add_candidate("aa", "v0.3.0", same_as="v0.3.0", repo=small_ledger, log=lambda m: None)
-    assert ledger._git(small_ledger, "show", f"{commit}:MLX_VERSION").strip() == "0.3.0"
-    assert "kind release-twin" in ledger._git(small_ledger, "show", f"{commit}:MLX_CANDIDATE")
+    assert ledger.git(small_ledger, "show", f"{commit}:MLX_VERSION").strip() == "0.3.0"
+    assert "kind release-twin" in ledger.git(small_ledger, "show", f"{commit}:MLX_CANDIDATE")
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -285,12 +286,12 @@ def test_steps_expands_inclusive_ranges_and_refuses_unknown_ends(monkeypatch):
             self.tag = tag
 
     monkeypatch.setattr(ledger, "ensure", lambda **kw: [(Rel(t), t) for t in ("v0.1.0", "v0.2.0", "v0.3.0", "v0.4.0")])
-    assert steps.expand(["v0.2.0..v0.4.0"]) == ["v0.2.0", "v0.3.0", "v0.4.0"]
-    assert steps.expand(["v0.1.0", "v0.3.0"]) == ["v0.1.0", "v0.3.0"]
+    assert protocol.expand(["v0.2.0..v0.4.0"]) == ["v0.2.0", "v0.3.0", "v0.4.0"]
+    assert protocol.expand(["v0.1.0", "v0.3.0"]) == ["v0.1.0", "v0.3.0"]
     with pytest.raises(protocol.ProtocolError, match="newest: v0.4.0"):
-        steps.expand(["v0.2.0..v9.9.9"])
+        protocol.expand(["v0.2.0..v9.9.9"])
     with pytest.raises(protocol.ProtocolError, match="at least two"):
-        steps.expand(["v0.2.0"])
+        protocol.expand(["v0.2.0"])
 
 
 def test_protocol_reads_a_rounds_samples_and_costs(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 
 from mlx_asv.measure import callgrind
 from mlx_asv.decide import verdicts as vd
-from mlx_asv.measure import instructions
+from mlx_asv.decide import instructions
 
 # A dump in callgrind's format: compressed names, a call (its inclusive cost
 # line must not count as the caller's own), two libraries, totals that wrapped

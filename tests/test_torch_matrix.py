@@ -240,7 +240,8 @@ def fake_site(tmp_path):
     py = str(venv / "bin" / "python")
 
     def run(version, **extra):
-        proc = subprocess.run([py, ti.__file__, "--failure-log", str(tmp_path / "results" / "failures.tsv")],
+        proc = subprocess.run([py, os.path.join(ROOT, "tools", "torch_install.py"),
+                               "--failure-log", str(tmp_path / "results" / "failures.tsv")],
                               env=dict(env, **{ti.TORCH_VAR: version}, **extra), capture_output=True, text=True)
         have = subprocess.run([py, "-c", "import importlib.metadata as m; print(sorted("
                                "d.metadata['Name'] + ' ' + d.version for d in m.distributions()))"],

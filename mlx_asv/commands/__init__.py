@@ -13,7 +13,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "ledger": ("mlx_asv.commands.ledger", "build or update the release ledger asv benchmarks (tools/ledger.py)"),
+    "ledger": ("mlx_asv.commands.ledger", "build or update the release ledger asv benchmarks"),
     "install": ("mlx_asv.commands.install", "install one release's MLX into the running python (asv's install_command)"),
     "torch-install": ("mlx_asv.commands.torch_install", "install a torch version into an asv environment"),
     "config-variant": ("mlx_asv.commands.config_variant", "write an asv config variant"),

@@ -48,7 +48,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate
-from mlx_asv.measure import instructions, protocol
+from mlx_asv.decide import instructions
+from mlx_asv.measure import protocol
 from mlx_asv.envs import ledger
 
 # The families of ops.py whose cases take seconds a call on a 2-core CPU are

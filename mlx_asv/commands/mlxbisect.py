@@ -242,7 +242,7 @@ def prebuild(commits, log, repo=ledger.DEFAULT_REPO):
     from mlx_asv.envs import install, mlxsource
 
     for c in commits:
-        about = ledger.read_source_text(ledger._git(repo, "show", f"{c}:{ledger.SOURCE_FILE}", check=False))
+        about = ledger.read_source_text(ledger.git(repo, "show", f"{c}:{ledger.SOURCE_FILE}", check=False))
         if not about.get("commit"):
             continue
         try:
@@ -314,7 +314,7 @@ def main(argv=None):
               "steps": [dataclasses.asdict(s) for s in result.steps]}
     if result.culprit is not None:
         c = commits[result.culprit]
-        about = ledger.read_source_text(ledger._git(ledger.DEFAULT_REPO, "show", f"{c}:{ledger.SOURCE_FILE}",
+        about = ledger.read_source_text(ledger.git(ledger.DEFAULT_REPO, "show", f"{c}:{ledger.SOURCE_FILE}",
                                                     check=False))
         report["culprit"] = {"ledger_commit": c, "label": labels[result.culprit], **about}
     os.makedirs(folder, exist_ok=True)

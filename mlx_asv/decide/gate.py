@@ -61,7 +61,8 @@ import types
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mlx_asv.decide import verdicts as vd
-from mlx_asv.measure import instructions, protocol
+from mlx_asv.decide import instructions
+from mlx_asv.measure import protocol
 from mlx_asv.envs import ledger
 
 DEFAULT_BUDGET_MIN = 15.0
@@ -215,7 +216,8 @@ class Gate:
     def _group(self, key):
         """The prior group of a case: its backend and the decade of its time."""
         if key not in self._groups:
-            self._groups[key] = protocol.prior_group(key, self.session.data.get(key, {}).get(self.base, []))
+            base_runs = self.session.data.get(key, {}).get(self.base, [])
+            self._groups[key] = vd.prior_group(protocol.group_of(key), base_runs)
         return self._groups[key]
 
     def _decide(self, keys, stage=None):
@@ -284,7 +286,7 @@ class Gate:
             unconfirmed = v.verdict if v.verdict in (vd.SLOWER, vd.FASTER) else ""
             v.verdict = vd.UNDECIDED
             if v.rounds_needed is None and not math.isnan(v.sd):
-                q = vd._t_quantile(1 - self.alpha / self.max_stages / 2, v.dof)
+                q = vd.t_quantile(1 - self.alpha / self.max_stages / 2, v.dof)
                 v.rounds_needed = vd.rounds_to_decide(math.log(v.ratio), v.sd, q,
                                                       math.log1p(self.min_effect), math.log1p(self.same_within))
             v.note = f"unconfirmed {unconfirmed}" if unconfirmed else ""

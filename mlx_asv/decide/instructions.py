@@ -717,7 +717,6 @@ def main(argv=None):
         return exit_status(report)
     from mlx_asv.envs import ledger
     from mlx_asv.measure import protocol
-    from mlx_asv.decide import steps
 
     if len(args.names) < 2 and not any(".." in n for n in args.names):
         print("instructions: name two ledger names or more (base first), e.g. v0.22.0 v0.22.1, "
@@ -726,7 +725,7 @@ def main(argv=None):
     log = lambda m: print(f"instructions: {m}", file=sys.stderr, flush=True)  # noqa: E731
     try:
         check_tools(annotate=args.annotate)
-        names = steps.expand(args.names)
+        names = protocol.expand(args.names)
         commits = [protocol.resolve(n) for n in names]
         backends = [b for b in args.backends.split(",") if b]
         bad = [b for b in backends if b not in CPU_BACKENDS]

@@ -31,24 +31,6 @@ from mlx_asv.envs import ledger
 from mlx_asv.measure import protocol
 
 
-def expand(specs):
-    """Release names in ledger order: 'v0.29.0..v0.32.4' is inclusive."""
-    built = [rel.tag for rel, _ in ledger.ensure(log=lambda m: print(m, file=sys.stderr))]
-    out = []
-    for spec in specs:
-        if ".." in spec:
-            a, b = spec.split("..", 1)
-            if a not in built or b not in built:
-                raise protocol.ProtocolError(f"{spec}: both ends must be ledger releases "
-                                             f"(newest: {built[-1]}); python tools/ledger.py --list")
-            out += built[built.index(a):built.index(b) + 1]
-        else:
-            out.append(spec)
-    if len(out) < 2:
-        raise protocol.ProtocolError("name at least two releases (or a range A..B)")
-    return out
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,7 +41,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     log = lambda m: print(f"steps: {m}", file=sys.stderr, flush=True)  # noqa: E731
     try:
-        names = expand(args.releases)
+        names = protocol.expand(args.releases)
         commits = [protocol.resolve(n) for n in names]
     except (ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"steps: {e}", file=sys.stderr)

@@ -232,6 +232,11 @@ def _pooled(groups_of_obs):
     return (ss / dof if dof else None), dof
 
 
+# Public names of the two helpers other modules use (the gate, the studies).
+t_quantile = _t_quantile
+pooled = _pooled
+
+
 def shrunk(variance, dof, prior, outlier_p=None):
     """(variance, dof) of a case for its test: moderated toward its group's
     prior, unless its own variance is larger than the prior makes plausible

@@ -139,7 +139,7 @@ def extend_with_registry(releases, registry):
     return releases + extra
 
 
-def _git(repo, *args, input=None, check=True):
+def git(repo, *args, input=None, check=True):
     env = dict(os.environ, GIT_DIR=repo, LC_ALL="C")
     proc = subprocess.run(
         ["git", *args], input=input, capture_output=True, text=True, env=env
@@ -189,15 +189,15 @@ def build(releases, repo=DEFAULT_REPO, log=print):
         raise LedgerError("no releases to build the ledger from")
     if not os.path.isdir(os.path.join(repo, "objects")):
         os.makedirs(repo, exist_ok=True)
-        _git(repo, "init", "--bare", "-q")
-        _git(repo, "symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
+        git(repo, "init", "--bare", "-q")
+        git(repo, "symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
     candidate = "refs/ledger/candidate"
-    _git(repo, "fast-import", "--quiet", "--force", input=_fast_import_stream(releases, candidate))
-    hashes = _git(repo, "rev-list", "--first-parent", "--reverse", candidate).split()
+    git(repo, "fast-import", "--quiet", "--force", input=_fast_import_stream(releases, candidate))
+    hashes = git(repo, "rev-list", "--first-parent", "--reverse", candidate).split()
     if len(hashes) != len(releases):
         raise LedgerError(f"ledger {repo}: expected {len(releases)} commits, found {len(hashes)}")
     tip = hashes[-1]
-    current = _git(repo, "rev-parse", "-q", "--verify", f"refs/heads/{BRANCH}", check=False).strip()
+    current = git(repo, "rev-parse", "-q", "--verify", f"refs/heads/{BRANCH}", check=False).strip()
     if current and current not in hashes:
         raise LedgerError(
             f"ledger {repo} has history the release table does not produce "
@@ -206,7 +206,7 @@ def build(releases, repo=DEFAULT_REPO, log=print):
         )
     updates = [f"update refs/heads/{BRANCH} {tip}"]
     existing_tags = {}
-    for line in _git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/tags").splitlines():
+    for line in git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/tags").splitlines():
         ref, obj = line.split()
         existing_tags[ref] = obj
     added = 0
@@ -215,8 +215,8 @@ def build(releases, repo=DEFAULT_REPO, log=print):
         if existing_tags.get(ref) != commit:
             updates.append(f"update {ref} {commit}")
             added += 1
-    _git(repo, "update-ref", "--stdin", input="\n".join(updates) + "\n")
-    _git(repo, "update-ref", "-d", candidate)
+    git(repo, "update-ref", "--stdin", input="\n".join(updates) + "\n")
+    git(repo, "update-ref", "-d", candidate)
     if current != tip:
         before = hashes.index(current) + 1 if current else 0
         log(f"ledger: {len(hashes) - before} release(s) added, newest {releases[-1].tag} ({repo})")
@@ -225,7 +225,7 @@ def build(releases, repo=DEFAULT_REPO, log=print):
 
 def newest_tag(repo=DEFAULT_REPO):
     """The newest release tag of the ledger ('v0.32.4'), or '(none)'."""
-    tags = _git(repo, "tag", "--list", "v*", check=False).split()
+    tags = git(repo, "tag", "--list", "v*", check=False).split()
     tags = [t for t in tags if is_release(t[1:])]
     return max(tags, key=version_key) if tags else "(none)"
 
@@ -261,7 +261,7 @@ def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=pr
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise LedgerError(f"candidate name {name!r}: use letters, digits, '.', '_' and '-'")
     base_tag = base if base.startswith("v") else "v" + base
-    parent = _git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{base_tag}^{{commit}}", check=False).strip()
+    parent = git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{base_tag}^{{commit}}", check=False).strip()
     if not parent:
         raise LedgerError(f"release {base_tag} is not in the ledger (newest: {newest_tag(repo)}); "
                           f"python tools/ledger.py --list shows them")
@@ -277,7 +277,7 @@ def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=pr
         dated = _who(mcommit.date).split("> ", 1)[1]
     elif same_as:
         twin = same_as.lstrip("v")
-        if not _git(repo, "rev-parse", "-q", "--verify", f"refs/tags/v{twin}", check=False).strip():
+        if not git(repo, "rev-parse", "-q", "--verify", f"refs/tags/v{twin}", check=False).strip():
             raise LedgerError(f"release v{twin} is not in the ledger (newest: {newest_tag(repo)})")
         version = twin
         about = f"name {name}\nbase {base_tag}\nkind release-twin\nsame-as v{twin}\n"
@@ -320,29 +320,29 @@ def add_candidate(name, base, wheels=(), same_as=None, repo=DEFAULT_REPO, log=pr
         cenv.update(GIT_AUTHOR_DATE=dated, GIT_COMMITTER_DATE=dated)
     commit = subprocess.run(["git", "commit-tree", tree, "-p", parent, "-m", f"MLX candidate {name} (base {base_tag})"],
                             env=cenv, capture_output=True, check=True).stdout.decode().strip()
-    _git(repo, "update-ref", f"refs/heads/{CANDIDATE_PREFIX}{name}", commit)
+    git(repo, "update-ref", f"refs/heads/{CANDIDATE_PREFIX}{name}", commit)
     log(f"ledger: candidate {CANDIDATE_PREFIX}{name} = {commit[:8]} (MLX {version}, on {base_tag})")
     return commit
 
 
 def candidates(repo=DEFAULT_REPO):
     """[(branch, commit, MLX_CANDIDATE text)] of the ledger's candidates."""
-    return [(branch, commit, _git(repo, "show", f"{commit}:{CANDIDATE_FILE}", check=False))
+    return [(branch, commit, git(repo, "show", f"{commit}:{CANDIDATE_FILE}", check=False))
             for branch, commit in _branches(CANDIDATE_PREFIX, repo)]
 
 
 def _branches(prefix, repo):
     """[(branch, commit)] of the ledger's branches under ``prefix`` (candidate/, source/)."""
-    refs = _git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{prefix}",
+    refs = git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{prefix}",
                 check=False)
     return [tuple(line.split()) for line in refs.splitlines()]
 
 
 def remove_candidate(name, repo=DEFAULT_REPO):
     ref = f"refs/heads/{CANDIDATE_PREFIX}{name}"
-    if not _git(repo, "rev-parse", "-q", "--verify", ref, check=False).strip():
+    if not git(repo, "rev-parse", "-q", "--verify", ref, check=False).strip():
         raise LedgerError(f"no candidate {name!r} (python tools/ledger.py --list shows them)")
-    _git(repo, "update-ref", "-d", ref)
+    git(repo, "update-ref", "-d", ref)
 
 
 # --------------------------------------------------------------------------
@@ -428,7 +428,7 @@ def add_source_range(source, start, end, name=None, repo=DEFAULT_REPO, record_as
     try:
         mrepo = mlxsource.local_repo(source, log=log)
         tag = start if start.startswith("v") else "v" + start
-        parent = _git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False).strip()
+        parent = git(repo, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False).strip()
         if not parent:
             raise LedgerError(f"a source range starts at a release of the ledger: {tag} is not one "
                               f"(newest: {newest_tag(repo)})")
@@ -452,10 +452,10 @@ def add_source_range(source, start, end, name=None, repo=DEFAULT_REPO, record_as
                   f"from {parent}" if i == 1 else f"from :{i - 1}", "deleteall",
                   f"M 100644 inline {VERSION_FILE}", *_data(version + "\n"),
                   f"M 100644 inline {SOURCE_FILE}", *_data(source_text(label, c, version)), ""]
-    _git(repo, "fast-import", "--quiet", "--force", input="\n".join(lines) + "\n")
-    hashes = _git(repo, "rev-list", "--first-parent", "--reverse", f"{parent}..{tmp}").split()
-    _git(repo, "update-ref", f"refs/heads/{SOURCE_PREFIX}{name}", hashes[-1])
-    _git(repo, "update-ref", "-d", tmp)
+    git(repo, "fast-import", "--quiet", "--force", input="\n".join(lines) + "\n")
+    hashes = git(repo, "rev-list", "--first-parent", "--reverse", f"{parent}..{tmp}").split()
+    git(repo, "update-ref", f"refs/heads/{SOURCE_PREFIX}{name}", hashes[-1])
+    git(repo, "update-ref", "-d", tmp)
     if not configured_source(repo, environ={}):
         set_source(source, repo)
     log(f"ledger: {SOURCE_PREFIX}{name}: {len(hashes)} MLX commits {shas[0][:10]} ({tag}) .. "
@@ -465,14 +465,14 @@ def add_source_range(source, start, end, name=None, repo=DEFAULT_REPO, record_as
 
 def source_branches(repo=DEFAULT_REPO):
     """[(branch, tip, number of MLX commits)] of the ledger's source ranges."""
-    return [(branch, tip, len(_git(repo, "rev-list", tip, "--not", BRANCH, check=False).split()))
+    return [(branch, tip, len(git(repo, "rev-list", tip, "--not", BRANCH, check=False).split()))
             for branch, tip in _branches(SOURCE_PREFIX, repo)]
 
 
 def source_commits(branch, repo=DEFAULT_REPO):
     """[(ledger commit, MLX_SOURCE fields)] of a source branch, oldest first."""
-    hashes = _git(repo, "rev-list", "--reverse", branch, "--not", BRANCH).split()
-    return [(h, read_source_text(_git(repo, "show", f"{h}:{SOURCE_FILE}"))) for h in hashes]
+    hashes = git(repo, "rev-list", "--reverse", branch, "--not", BRANCH).split()
+    return [(h, read_source_text(git(repo, "show", f"{h}:{SOURCE_FILE}"))) for h in hashes]
 
 
 def add_source_candidate(name, base, source, ref, repo=DEFAULT_REPO, record_as=None, log=print):
@@ -568,9 +568,9 @@ def main(argv=None):
             return 0
         if args.remove_source:
             ref = f"refs/heads/{SOURCE_PREFIX}{args.remove_source}"
-            if not _git(args.repo, "rev-parse", "-q", "--verify", ref, check=False).strip():
+            if not git(args.repo, "rev-parse", "-q", "--verify", ref, check=False).strip():
                 raise LedgerError(f"no source branch {args.remove_source!r} (python tools/ledger.py --list)")
-            _git(args.repo, "update-ref", "-d", ref)
+            git(args.repo, "update-ref", "-d", ref)
             return 0
         if args.source:
             if args.commits:

@@ -34,7 +34,7 @@ from mlx_asv.envs import ledger
 
 
 def parent(commit, repo):
-    return ledger._git(repo, "rev-parse", "-q", "--verify", f"{commit}^", check=False).strip() or None
+    return ledger.git(repo, "rev-parse", "-q", "--verify", f"{commit}^", check=False).strip() or None
 
 
 def local_machine():
