@@ -14,7 +14,7 @@ file, stops it with one line and exit status 2). Cases asv recorded as
 failed (null) or skipped (NaN) are listed as such, never compared.
 
 Every comparison is decided as ``tools/gate.py`` decides (its ``replay``: the
-moderated t-test of reporting/verdicts.py on each process's fastest sample,
+moderated t-test of mlx_asv/decide/verdicts.py on each process's fastest sample,
 priors fitted per backend and time decade, the gate's stages of two rounds,
 alpha / 3 for its three looks, a change confirmed by fresh rounds), with the
 gate's defaults, and printed as the gate prints it (``tools/gate.py``'s

@@ -20,7 +20,7 @@ spins until its start plus factor times its own duration
 - the injected third measures power: the share called "slower", by factor
   and by the case's duration; one called "faster" is a wrong sign;
 - every case's minimum detectable effect at 80% power comes from its
-  measured noise (reporting/verdicts.py).
+  measured noise (mlx_asv/decide/verdicts.py).
 
 ``--localize`` measures a history instead: the release, then three twins in
 a row; a random third of the cases steps up by ``--step`` (default 20%) at

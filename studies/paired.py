@@ -26,7 +26,7 @@ every case, as a calibration would:
   that goes first alternating; each answer is the fastest call of a few
   samples (``measure``). Pairs run one after the other.
 - A pair's observation of a case is the mean over its turns of
-  log(B / A). The test (``reporting/verdicts.py``, ``decide_paired``) is a
+  log(B / A). The test (``mlx_asv/decide/verdicts.py``, ``decide_paired``) is a
   one-sample moderated t-test of those observations over the pairs (the
   variance between pairs, shrunk toward a prior fitted on the cases of the
   same backend and time decade), with the gate's alpha/3 per look and its
@@ -42,7 +42,7 @@ every case, as a calibration would:
 its own side (new servers every pass, as asv starts them every run), and
 measuring the case as a gate's process does: asv's runner
 (``asv.runner``'s single-parameter run, the benchmark's own set-up and
-timer) with the protocol's ``repeat`` (``tools/protocol.py``); its answer is
+timer) with the protocol's ``repeat`` (``mlx_asv/measure/protocol.py``); its answer is
 the fastest sample. A pass over the cases is one pair of each. This is the
 gate's unit (a fresh process a case a side) with the two sides of a case
 seconds apart instead of minutes, and no worker history (the malloc modes

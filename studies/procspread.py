@@ -33,7 +33,7 @@ tool measures that spread under launch variants that could reduce it:
 Each child process builds the cases (the very callables asv times, from
 ``benchmarks.ops``), calls each once, then takes ``SAMPLES`` samples of
 ``SAMPLE_SECONDS`` each (at least one call) and reports the fastest time a call, as the verdicts
-take a process's observation (reporting/verdicts.py,
+take a process's observation (mlx_asv/decide/verdicts.py,
 ``process_observations``). The parent runs the variants interleaved, the
 order reversed every other process, so a drift of the machine falls on all
 variants alike, and prints each case's standard deviation of the log of its

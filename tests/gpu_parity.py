@@ -3,7 +3,7 @@ they compute float32 matrix products in. (Imported as ``gpu``; its file name
 keeps it apart from the repository's ``gpu/`` folder of GPU-machine harnesses.)
 
 These tests are skipped on a machine without a GPU (CI); they are run on the
-lent NVIDIA machine (README, "On an NVIDIA GPU").
+lent NVIDIA machine (docs/gpu.md, "On an NVIDIA GPU").
 """
 
 import os

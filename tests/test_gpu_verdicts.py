@@ -310,7 +310,7 @@ def test_the_command_line_prints_the_tables(tmp_path):
 
 
 def test_the_h200_rounds_in_the_repository_give_the_readmes_figures():
-    """README "Verdicts on the H200": the files of results-reference/h200-rounds/ops-mlx_gpu."""
+    """docs/gpu.md, "Verdicts on the H200": the files of results-reference/h200-rounds/ops-mlx_gpu."""
     folder = os.path.join(ROOT, "results-reference", "h200-rounds", "ops-mlx_gpu")
     out = gpu_verdicts.analyse(gpu_verdicts.Rounds(folder), "old", "a")
     assert out["sides"]["old"]["version"] == "0.30.3" and out["sides"]["a"]["version"] == "0.32.4"

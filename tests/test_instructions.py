@@ -1,5 +1,5 @@
 """Instruction counts (tools/instructions.py, tools/instructions_child.py,
-reporting/callgrind.py, verdicts.decide_counts): the dump reader on a dump
+mlx_asv/measure/callgrind.py, verdicts.decide_counts): the dump reader on a dump
 written by hand with known answers, the counts' verdicts on known counts,
 the A/A and injected counts, the tool's one-line errors, and the counting
 itself under valgrind on two real ops.py cases whose counts must scale with

@@ -161,7 +161,7 @@ def write(root, files):
     ({"mlx_asv/measure/a.py": "from mlx_asv.envs.ledger import _git\n",
       "mlx_asv/envs/ledger.py": "def _git(): pass\n"},
      ["mlx_asv.measure.a:1 imports the private name _git from mlx_asv.envs.ledger"]),
-    ({"mlx_asv/measure/a.py": "from mlx_asv.envs import ledger\nledger.git()\n",
+    ({"mlx_asv/measure/a.py": "from mlx_asv.envs import ledger\nledger._git()\n",
       "mlx_asv/envs/ledger.py": "def _git(): pass\n"},
      ["mlx_asv.measure.a:2 uses the private name mlx_asv.envs.ledger._git"]),
     ({"mlx_asv/commands/gate.py": "from mlx_asv.decide import gate\nfrom mlx_asv.envs import ledger\n",

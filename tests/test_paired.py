@@ -1,4 +1,4 @@
-"""studies/paired.py and the paired test (reporting/verdicts.py decide_paired):
+"""studies/paired.py and the paired test (mlx_asv/decide/verdicts.py decide_paired):
 known answers on synthetic pairs, the workers' turns, exact injection."""
 
 import json

@@ -11,6 +11,7 @@ from benchmarks import common, ops
 from gpu import prepare_run as pr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the regex of docs/gpu.md's (formerly the README's) gpu/gpu_asv.sh command
 README_REGEX = r"^ops\.(track_mlx_version$|[^(]*\(.*'(mlx_gpu|mlx_gpu_compile|torch_cuda)'\)$)"
 
 
@@ -93,3 +94,8 @@ def test_worker_command_line_prints_one_json_line(tmp_path):
                           env=dict(os.environ, MLX_ASV_BACKENDS="mlx_cpu"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["done"] == 1
+
+
+def test_the_regex_is_the_one_the_docs_run():
+    with open(os.path.join(ROOT, "docs", "gpu.md"), encoding="utf-8") as f:
+        assert f'bash gpu/gpu_asv.sh h200 "{README_REGEX}"' in f.read()

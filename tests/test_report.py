@@ -183,7 +183,7 @@ def point(value_ms, ci=None, iqr=None, repeat=10, status="ok"):
 
 
 # --------------------------------------------------------------------------
-# Reading results (reporting/results.py)
+# Reading results (mlx_asv/report/results.py)
 # --------------------------------------------------------------------------
 
 
@@ -261,7 +261,7 @@ def test_same_class_in_two_modules_is_two_families_in_the_report(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# Statistics (reporting/stats.py)
+# Statistics (mlx_asv/report/stats.py)
 # --------------------------------------------------------------------------
 
 
@@ -333,7 +333,7 @@ def test_family_average_uses_only_the_shared_cases():
 
 
 # --------------------------------------------------------------------------
-# The tables (reporting/report.py selects, reporting/render.py renders)
+# The tables (reporting/report.py selects, mlx_asv/report/render.py renders)
 # --------------------------------------------------------------------------
 
 
@@ -579,7 +579,7 @@ def test_json_output(project, capsys):
 
 
 # --------------------------------------------------------------------------
-# Plots (reporting/plots.py)
+# Plots (mlx_asv/report/plots.py)
 # --------------------------------------------------------------------------
 
 

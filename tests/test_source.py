@@ -474,7 +474,7 @@ def test_nanobind_boundary_is_f110357aa():
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MLX_ASV_REAL_BUILD") != "1",
-                    reason="a real MLX build takes minutes of CPU (README, 'MLX from source'): set MLX_ASV_REAL_BUILD=1 (and MLX_ASV_SOURCE)")
+                    reason="a real MLX build takes minutes of CPU (docs/source-builds.md): set MLX_ASV_REAL_BUILD=1 (and MLX_ASV_SOURCE)")
 def test_real_build_of_an_mlx_tag(tmp_path):
     """Build MLX_ASV_REAL_BUILD_TAG (default v0.22.0, no Linux wheel) from MLX_ASV_SOURCE, install it
     into a fresh venv, import it and run one op; the wheel must be self-contained (the build tree is gone)."""

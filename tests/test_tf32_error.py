@@ -1,4 +1,4 @@
-"""gpu/tf32_error.py, the command behind the README's TF32 figures: it needs a
+"""gpu/tf32_error.py, the command behind the TF32 figures of docs/gpu.md: it needs a
 GPU, so here it must stop with one line; its measures and table are checked
 on the CPU backends."""
 

@@ -309,7 +309,7 @@ def test_models_this_environment_has_no_mismatch():
 
 
 # --------------------------------------------------------------------------
-# The report across torch versions (reporting/torch_report.py)
+# The report across torch versions (mlx_asv/report/torch_report.py)
 # --------------------------------------------------------------------------
 
 COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",

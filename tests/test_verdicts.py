@@ -1,4 +1,4 @@
-"""reporting/verdicts.py on synthetic samples with known answers.
+"""mlx_asv/decide/verdicts.py on synthetic samples with known answers.
 
 Processes are simulated as on a noisy machine: each process has its own
 offset (log-normal, sd ``between``) and its samples scatter around it

@@ -13,8 +13,8 @@ commit measured is built into a wheel once by tools/install.py (cached by
 commit). With ``--releases``, the ledger's releases between them are bisected.
 
 Each step measures the lower end, the midpoint and the upper end in one
-session (tools/protocol.py: interleaved rounds, a fresh process per case and
-round) and decides, with the moderated test of reporting/verdicts.py, whether
+session (mlx_asv/measure/protocol.py: interleaved rounds, a fresh process per case and
+round) and decides, with the moderated test of mlx_asv/decide/verdicts.py, whether
 the slowdown lies left of the midpoint (low -> mid slower, mid -> high not)
 or right of it. An undecided step is measured again (more rounds, up to
 ``--max-rounds``) rather than guessed: noise can stop the bisection, with the
@@ -211,7 +211,7 @@ def _direction(votes, keys, left, right):
 
 
 # --------------------------------------------------------------------------
-# Measuring with asv (tools/protocol.py)
+# Measuring with asv (mlx_asv/measure/protocol.py)
 # --------------------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ def main(argv=None):
                          "asv.conf.json's pinned control; the torch matrix, asv.torch.conf.json, records several)")
     ap.add_argument("--torch-versions", metavar="all|A,B",
                     help="one MLX release (--release) across torch versions: its detailed and average tables "
-                         "per torch version, and the torch-version table (reporting/torch_report.py)")
+                         "per torch version, and the torch-version table (mlx_asv/report/torch_report.py)")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                     help="flag changes of at least this fraction (default 0.10)")
     ap.add_argument("--format", choices=("md", "csv", "json"), default="md")

@@ -25,7 +25,7 @@ two cannot drift apart):
 Everything else is shared: the benchmarks, the ledger (``repo``), ``env_dir``,
 ``results_dir`` and the plugin. Results stay apart from the default config's
 by their environment name; ``python reporting/report.py --torch-versions all``
-compares them (reporting/torch_report.py).
+compares them (mlx_asv/report/torch_report.py).
 
 Usage:
     python tools/torch_matrix.py                         # the versions, their pins, what each install costs here
@@ -231,7 +231,7 @@ def models_note(torch, transformers):
 
 def side_config(folder, version, base_path=CONF):
     """The torch matrix narrowed to one ``version``, as a derived config of a
-    session (tools/protocol.py's: absolute paths, results in ``folder``); its
+    session (mlx_asv/measure/protocol.py's: absolute paths, results in ``folder``); its
     environment is the matrix's own (same name, same directory in env_dir)."""
     from mlx_asv.measure import protocol
 
@@ -244,7 +244,7 @@ def side_config(folder, version, base_path=CONF):
 
 def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None, log=print, environ=None):
     """One MLX release in each torch version's environment, in one session of
-    interleaved rounds (tools/protocol.py's scheme: a fresh process per case
+    interleaved rounds (mlx_asv/measure/protocol.py's scheme: a fresh process per case
     and side, the order of the sides alternating from round to round, each
     process's samples kept): ``folder/rounds.json``, whose sides are
     ``<commit>@torch<version>``, is what the report's torch-version table

@@ -5,11 +5,11 @@
     python tools/steps.py v0.29.0..v0.32.4 -b '^ops\\.(Sum|LayerNorm)\\.' --rounds 3
 
 The releases (a list, or an inclusive range A..B of the ledger's releases)
-are measured like every comparison here (tools/protocol.py: one session,
+are measured like every comparison here (mlx_asv/measure/protocol.py: one session,
 rounds alternating in order, a fresh process per case and round, results in
 ``.asv/steps/<run>/``), on the backends this machine has unless ``-b`` says
 otherwise. For each case, binary segmentation over the releases
-(reporting/verdicts.py, ``locate_steps``: split where the two sides differ
+(mlx_asv/decide/verdicts.py, ``locate_steps``: split where the two sides differ
 most, keep the split if the moderated test's interval clears 2%, recurse)
 attributes every step to one pair of adjacent releases, with the ratio and
 its interval. Exit status 0; 2 on bad input, in one line.

@@ -24,7 +24,7 @@ A release with no wheel for this platform fails within seconds with one line
 that names the version, the platform and the nearest versions that have one;
 asv records that release as failed and goes on with the others. Unless an MLX
 source repository is configured ($MLX_ASV_SOURCE, or ``python tools/ledger.py
---source REPO``): then the release is built from its tag (tools/mlxsource.py;
+--source REPO``): then the release is built from its tag (mlx_asv/envs/mlxsource.py;
 the wheel is cached per commit, so only the first install builds).
 
 A ledger commit from MLX source (it holds MLX_SOURCE: a ``source/...`` branch

@@ -20,7 +20,7 @@ from different machines line up).
 The table is ``tools/mlx_releases.tsv`` (works offline). Releases newer than
 its last row are added from the package registry when it can be reached.
 
-Source mode (MLX's own commits, built by tools/install.py; see tools/mlxsource.py):
+Source mode (MLX's own commits, built by tools/install.py; see mlx_asv/envs/mlxsource.py):
 branch ``source/NAME`` holds MLX's first-parent commits from release A to B,
 parented on the ledger's A, so ``asv run v0.21.1..source/NAME``, ``asv find``,
 ``tools/gate.py`` and ``tools/mlxbisect.py`` work on them while ``main`` stays

@@ -4,7 +4,7 @@
 over the graphs: every step past ``regressions_thresholds``, whatever the
 noise, so a fresh clone's first site listed pinned torch rows as "1.56x
 slower". After ``asv publish`` this keeps a step only where a same-run
-session (the main job's or the gate's, reporting/sessions.py) measured both
+session (the main job's or the gate's, mlx_asv/report/sessions.py) measured both
 commits of the step and its verdict is "slower"; the others are dropped, and
 counted in ``html/regressions-filtered.json`` with the reason, so nothing is
 lost silently. A slowdown that a session confirmed and asv's own detection

@@ -23,9 +23,9 @@ Speedup of A over B = time_B / time_A, shown as an x-factor (2.00x: A takes
 half B's time; 0.50x: A takes twice as long).
 
 This file is the command line and the selection (:class:`Report`); the
-package's other modules read the results (reporting/results.py), compute
-(reporting/stats.py), render (reporting/render.py) and plot
-(reporting/plots.py).
+package's other modules read the results (mlx_asv/report/results.py), compute
+(mlx_asv/report/stats.py), render (mlx_asv/report/render.py) and plot
+(mlx_asv/report/plots.py).
 
 Usage:
     python reporting/report.py                                  # newest release, the only machine
@@ -130,7 +130,7 @@ class Report:
         self.res = results
         # {asv case key: minimum detectable effect} from studies/calibrate.py
         self.mde = mde or {}
-        # Same-run evidence (reporting/sessions.py); None: cross-run only.
+        # Same-run evidence (mlx_asv/report/sessions.py); None: cross-run only.
         self.sessions = sessions
         mixed = results.mixed_settings()
         if mixed:
@@ -204,7 +204,7 @@ class Report:
         have = set(self.backends_with_data(release))
         return [(a, b) for a, b in SPEEDUP_PAIRS if a in have and b in have]
 
-    # -- tables as data: each is (headers, rows of dicts); reporting/render.py formats them --
+    # -- tables as data: each is (headers, rows of dicts); mlx_asv/report/render.py formats them --
 
     def detailed(self):
         rel = self.release

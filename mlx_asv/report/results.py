@@ -279,7 +279,7 @@ class Results:
                     "q": (col("stats_q_25"), col("stats_q_75")),
                     "number": col("stats_number"), "repeat": col("stats_repeat"),
                     "started_at": started, "source": source,
-                    # asv's name of the case, as tools/protocol.py keys its sessions
+                    # asv's name of the case, as mlx_asv/measure/protocol.py keys its sessions
                     "asv_key": f"{bench}({', '.join(combo)})" if combo else bench,
                 }
 

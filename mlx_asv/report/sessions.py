@@ -1,11 +1,11 @@
-"""Same-run evidence for the report: the rounds that tools/protocol.py kept.
+"""Same-run evidence for the report: the rounds that mlx_asv/measure/protocol.py kept.
 
 A release-to-release change in asv's ``results/`` usually compares two
 results measured at different times (cross-run): on a shared machine that
 is no evidence either way. Where both releases were measured in one
 interleaved session (the main job, ``tools/gate.py``), that session's
 ``rounds.json`` has every process's samples, and the gate's rule
-(tools/gate.py ``replay``: reporting/verdicts.py's test, a change counted
+(tools/gate.py ``replay``: mlx_asv/decide/verdicts.py's test, a change counted
 once fresh rounds confirm it) decides the pair. Calibration runs (``.asv/calibration/``) are never used:
 their candidates are stretched on purpose.
 """

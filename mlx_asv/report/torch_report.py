@@ -8,7 +8,7 @@ asv.torch.conf.json, keeps one asv environment per version):
    the ordinary report: times per backend and the mlx-vs-torch speedups);
 2. the **torch-version table**: a row per case and backend, a column per
    torch version, each cell the time and its change from the previous torch
-   version, with the **verdict** (reporting/verdicts.py) where both versions
+   version, with the **verdict** (mlx_asv/decide/verdicts.py) where both versions
    were measured in one interleaved session (``python tools/torch_matrix.py
    --compare RELEASE``: ``.asv/torch/<run>/rounds.json``, whose sides are
    ``<commit>@torch<version>``), and otherwise marked cross-run, like the
