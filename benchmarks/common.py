@@ -801,7 +801,7 @@ class KernelTiming:
 
 
 # --------------------------------------------------------------------------
-# Injected slowdowns, for studies/calibrate.py only
+# Injected slowdowns, for tools/calibrate.py only
 # --------------------------------------------------------------------------
 
 # The calibration tool measures the verdicts' power by stretching chosen
@@ -810,7 +810,7 @@ class KernelTiming:
 # - MLX_ASV_INJECT names a calibration id, and it came through asv's matrix
 #   (``env_nobuild``): asv then puts it in the environment's name, which is in
 #   every result's identity and results file name (ASV_ENV_NAME shows it);
-#   asv.conf.json never sets it, only the configs studies/calibrate.py writes;
+#   asv.conf.json never sets it, only the configs tools/calibrate.py writes;
 # - asv runs from the folder of the config it was given (ASV_CONF_DIR): that
 #   is the calibration run's own folder ``.../calibration/<id>/`` (with its own
 #   results directory), whose ``plan.json`` names the commits to stretch
