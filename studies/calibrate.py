@@ -46,14 +46,12 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.decide import gate as gatemod
+from mlx_asv.envs import ledger
+from mlx_asv.measure import protocol
 
-from mlx_asv.decide import verdicts as vd  # noqa: E402
-from mlx_asv.decide import gate as gatemod  # noqa: E402
-from mlx_asv.envs import ledger  # noqa: E402
-from mlx_asv.measure import protocol  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FOLDER = os.path.join(ROOT, ".asv", "calibration")
 DURATION_CLASSES = ((0, 1e-3, "< 1 ms"), (1e-3, 1e-2, "1-10 ms"), (1e-2, 1e-1, "10-100 ms"),

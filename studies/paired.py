@@ -71,13 +71,11 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.measure import protocol
+from studies.procspread import fastest_call
 
-from mlx_asv.decide import verdicts as vd  # noqa: E402
-from mlx_asv.measure import protocol  # noqa: E402
-from studies.procspread import fastest_call  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 KEY_RX = re.compile(r"^ops\.(\w+)\.time_op\('(.*)', '(\w+)'\)$")
 DEFAULT_BENCH = r"^ops\.[^(]*\(.*'(mlx_cpu|torch_cpu)'\)$"
