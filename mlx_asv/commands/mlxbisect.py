@@ -41,10 +41,10 @@ import os
 import re
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.envs import ledger
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 LEFT, RIGHT, BOTH, NEITHER, OPEN = "left", "right", "both", "neither", "open"
 

@@ -23,12 +23,12 @@ import os
 import re
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate as gatemod
 from mlx_asv.envs import ledger
 from mlx_asv.measure import protocol
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):

@@ -50,9 +50,10 @@ import sys
 import urllib.error
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mlx_asv.envs import install  # the flavour detection and the TSV rows
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TORCH_VAR = "MLX_ASV_TORCH"
 # Opt-in: fetch the registry's CUDA build on a machine without an NVIDIA GPU.

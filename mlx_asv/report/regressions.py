@@ -26,11 +26,11 @@ import os
 import socket
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.report.sessions import Sessions
 from mlx_asv.envs import ledger
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parent(commit, repo):

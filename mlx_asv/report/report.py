@@ -50,13 +50,13 @@ import os
 import re
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from benchmarks.common import BACKENDS  # numpy only; the frameworks load lazily
 from mlx_asv.report import render, stats
 from mlx_asv.report.sessions import Sessions, calibration_mde
 from mlx_asv.report.results import (ReportError, Results, SETTING_VARS, families, parse_settings,
-                               version_key as _version_key)
+                                    version_key as _version_key)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Speedup columns, "A over B", shown where both backends have results.
 SPEEDUP_PAIRS = (
