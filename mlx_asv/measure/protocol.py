@@ -38,12 +38,12 @@ import subprocess
 import sys
 import time
 
+from benchmarks.common import BACKENDS  # the one backend list; numpy only, the frameworks load lazily
 from mlx_asv.envs import ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONF = os.path.join(ROOT, "asv.conf.json")
-BACKENDS = ("mlx_cpu", "mlx_gpu", "mlx_gpu_compile", "torch_cpu", "torch_cuda", "torch_mps")
 
 
 # asv's `repeat` in comparison sessions: (at least, at most, seconds); see above.
