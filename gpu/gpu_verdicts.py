@@ -14,7 +14,7 @@ file, stops it with one line and exit status 2). Cases asv recorded as
 failed (null) or skipped (NaN) are listed as such, never compared.
 
 Every comparison is decided as ``tools/gate.py`` decides (its ``replay``: the
-moderated t-test of reporting/verdicts.py on each process's fastest sample,
+moderated t-test of mlx_asv/decide/verdicts.py on each process's fastest sample,
 priors fitted per backend and time decade, the gate's stages of two rounds,
 alpha / 3 for its three looks, a change confirmed by fresh rounds), with the
 gate's defaults, and printed as the gate prints it (``tools/gate.py``'s
@@ -56,16 +56,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import gate as gatemod  # noqa: E402
-from tools import protocol  # noqa: E402
-from tools.calibrate import DURATION_CLASSES, duration_class, processes_needed  # noqa: E402
+from mlx_asv.decide import verdicts as vd  # noqa: E402
+from mlx_asv.decide import gate as gatemod  # noqa: E402
+from mlx_asv.measure import protocol  # noqa: E402
+from studies.calibrate import DURATION_CLASSES, duration_class, processes_needed  # noqa: E402
 
 FILE = re.compile(r"^r(\d+)-([A-Za-z0-9_.]+)\.json$")
 INJECT = "0.05,0.10,0.20"
 # The CPU machine's figure this is set beside: the median minimum detectable
 # effect of the two gate runs of README "Calibration" ("new runs"), printed by
-# `python tools/calibrate.py --summary` on that machine.
+# `python studies/calibrate.py --summary` on that machine.
 CPU_MDE_MEDIAN = 0.258
 
 
@@ -241,7 +241,7 @@ def compare(data, base, cand, names=None):
 def inject(data, label, keys, factors, seed):
     """(data with ``label``'s samples of a seeded random third of ``keys``
     multiplied by a factor, {key: factor}): the factors in turn over the
-    chosen cases, as tools/calibrate.py assigns them. ``data`` is not changed."""
+    chosen cases, as studies/calibrate.py assigns them. ``data`` is not changed."""
     rng = random.Random(seed)
     keys = sorted(keys)
     chosen = rng.sample(keys, len(keys) // 3)
@@ -283,11 +283,11 @@ def power(data, base, twin, factors, seeds):
 def spread(data, a, b):
     """The median over the A/A cases of a process's spread (the standard deviation of the log of its
     fastest sample, pooled over both twins), and the processes a side that +20% and +10% need at that
-    spread to be called slower with 80% power at the gate's level (tools/calibrate.py's processes_needed)."""
+    spread to be called slower with 80% power at the gate's level (studies/calibrate.py's processes_needed)."""
     sds = []
     for per in data.values():
         if per.get(a) and per.get(b):
-            v, d = vd._pooled([vd.process_observations(per[a]), vd.process_observations(per[b])])
+            v, d = vd.pooled([vd.process_observations(per[a]), vd.process_observations(per[b])])
             if v is not None and d:
                 sds.append(math.sqrt(v))
     if not sds:

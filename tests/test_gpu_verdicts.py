@@ -19,7 +19,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from gpu import gpu_rounds, gpu_verdicts  # noqa: E402
-from reporting import verdicts as vd  # noqa: E402
+from mlx_asv.decide import verdicts as vd  # noqa: E402
 
 COLS = ["result", "params", "version", "started_at", "duration", "samples"]
 COMMIT = {"new": "a" * 40, "old": "b" * 40}
