@@ -175,6 +175,10 @@ def ncu_parse(seq_path, csv_path):
     return {"mlx": seq["mlx"], "cases": results, "segments": len(segments)}
 
 
+def pct(x, digits=2):
+    return "n/a" if x is None else f"{100 * x:.{digits}f}%"
+
+
 def sd_log(values):
     vals = [v for v in values if v and v > 0]
     if len(vals) < 2:
@@ -201,10 +205,12 @@ def summary(folder):
         wb = [min(r["wall"]) for r in ok]
         dm = [statistics.median(r["device"]) for r in ok]
         print(f"| {key[0]} | {key[1]} '{key[2]}' | {key[3]} | {len(ok)} | {statistics.median(wb) * 1e6:.1f} us | "
-              f"{100 * sd_log(wb):.2f}% | {statistics.median(dm) * 1e6:.2f} us | {100 * sd_log(dm):.3f}% | "
+              f"{pct(sd_log(wb))} | {statistics.median(dm) * 1e6:.2f} us | {pct(sd_log(dm), 3)} | "
               f"{statistics.median(r['wall_cost_s'] for r in ok):.2f} | "
               f"{statistics.median(r['device_cost_s'] for r in ok):.2f} |")
     for path in sorted(glob.glob(os.path.join(folder, "ncu-*.json"))):
+        if os.path.basename(path).startswith("ncu-seq-"):
+            continue
         with open(path, encoding="utf-8") as f:
             got = json.load(f)
         print(f"\nncu {os.path.basename(path)} (MLX {got['mlx']}): per call, instructions / DRAM read / write bytes")
