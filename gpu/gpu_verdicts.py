@@ -4,6 +4,14 @@
     python gpu/gpu_verdicts.py DIR --base old --cand a     # old -> a: tables by verdict, A/A, MDE, power
     python gpu/gpu_verdicts.py DIR                          # the A/A calibration alone
     python gpu/gpu_verdicts.py DIR --base old --cand a --format json
+    python gpu/gpu_verdicts.py DIR --base old --cand a --measure device   # on the GPU's own seconds
+
+``--measure time`` (the default) decides on asv's time_ benchmarks (the
+host's seconds of a call); ``--measure device`` on benchmarks/device.py's
+``track_device_time`` (the summed device seconds of the call's kernels, one
+value a process: the median of its profiled calls), which the same runs
+record when the bench regex selects them (issue 27,
+docs/gpu-device-measure.md).
 
 DIR holds ``rK-LABEL.json``: the asv results file of round K of side LABEL,
 one process a case (gpu/gpu_rounds.py writes them; gpu/gpu_asv.sh measures).
@@ -73,9 +81,25 @@ class ReadError(Exception):
     pass
 
 
+# What a verdict is on (--measure): the host's seconds of a call (asv's time_ benchmarks, one sample
+# a timed call), or the device's (benchmarks/device.py's track_device_time: one value a process, the
+# median device seconds of its profiled calls; issue 27).
+MEASURES = ("time", "device")
+DEVICE_TRACK = "track_device_time"
+
+
 def is_timing(key):
     """A time_ benchmark's case (tracks, e.g. ops.track_mlx_version, are not times)."""
     return key.split("(")[0].rsplit(".", 1)[-1].startswith("time_")
+
+
+def is_measured(key, measure="time"):
+    """Whether ``key`` is a case of ``measure`` (MEASURES)."""
+    if measure == "time":
+        return is_timing(key)
+    if measure == "device":
+        return key.split("(")[0].rsplit(".", 1)[-1] == DEVICE_TRACK
+    raise ValueError(f"unknown measure {measure!r}; choose from {', '.join(MEASURES)}")
 
 
 def version_of(data):
@@ -103,8 +127,9 @@ class Rounds:
     every run, then round 2's, ...), so the gate's first stage holds
     processes of every run."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, measure="time"):
         self.folder = folder
+        self.measure = measure
         found = {}
         for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
             m = FILE.match(name)
@@ -168,7 +193,7 @@ class Rounds:
         self.versions.setdefault(label, version_of(data))
         parts = self.asv_rounds.get(f"r{k}-{label}", 1)
         for key, status, samples in protocol.case_results(data):
-            if not is_timing(key):
+            if not is_measured(key, self.measure):
                 continue
             st = self.status.setdefault(key, {}).setdefault(label, [])
             st += ["absent"] * (k - 1 - len(st)) + [status]
@@ -299,7 +324,7 @@ def spread(data, a, b):
 
 def analyse(rounds, base=None, cand=None, aa=None, factors=None, seeds=(1, 2, 3, 4, 5)):
     names = {lb: rounds.name(lb) for lb in rounds.labels}
-    out = {"folder": rounds.folder, "rounds": rounds.rounds, "left_out": rounds.left_out,
+    out = {"folder": rounds.folder, "measure": getattr(rounds, "measure", "time"), "rounds": rounds.rounds, "left_out": rounds.left_out,
            "pass_seconds_median": statistics.median(rounds.pass_seconds) if rounds.pass_seconds else None,
            "asv_rounds": rounds.asv_rounds,
            "sides": {lb: {"commit": rounds.commits[lb], "version": rounds.versions.get(lb),
@@ -346,7 +371,7 @@ def pct(x):
 
 
 def markdown(out):
-    lines = [f"# Interleaved rounds in {out['folder']}", "",
+    lines = [f"# Interleaved rounds in {out['folder']}" + (f" (measure: {out['measure']})" if out.get("measure") else ""), "",
              f"{out['rounds']} rounds a side (runs of gpu_asv.sh, the sides' order alternating), sides: " + ", ".join(
                  f"{lb} = MLX {s['version'] or '?'} ({s['commit'][:8]}, {s['processes']} processes a case)"
                  for lb, s in out["sides"].items())]
@@ -429,6 +454,9 @@ def main(argv=None):
     ap.add_argument("--aa", help="LABEL,LABEL: the A/A pair (default: two labels of one commit)")
     ap.add_argument("--inject", default=INJECT, help="slowdowns injected into the twin (default %(default)s)")
     ap.add_argument("--seeds", type=int, default=5, help="random thirds drawn, seeds 1..N (default %(default)s)")
+    ap.add_argument("--measure", choices=MEASURES, default="time",
+                    help="time: asv's time_ benchmarks (the host's view of a call); device: "
+                         "benchmarks/device.py's track_device_time (the GPU's own seconds); default %(default)s")
     ap.add_argument("--format", choices=("md", "json"), default="md")
     args = ap.parse_args(argv)
     if bool(args.base) != bool(args.cand):
@@ -439,7 +467,7 @@ def main(argv=None):
         if aa is not None and len(aa) != 2:
             raise ReadError(f"--aa takes two labels, LABEL,LABEL, not {args.aa!r}")
         factors = [1.0 + float(x) for x in args.inject.split(",")]
-        out = analyse(Rounds(args.folder), args.base, args.cand, aa, factors, range(1, args.seeds + 1))
+        out = analyse(Rounds(args.folder, args.measure), args.base, args.cand, aa, factors, range(1, args.seeds + 1))
     except (ReadError, ValueError) as e:
         print(f"gpu_verdicts: {e}", file=sys.stderr)
         return 2
