@@ -80,5 +80,5 @@ def _families():
 for _name, _cls in _families():
     globals()[_name] = type(_name, (_Work,), {
         "family": _cls, "params": [list(_cls.params[0]), ["mlx_cpu"]], "__module__": __name__,
-        "__doc__": f"Instructions of one call of ops.{_name}'s cases on mlx_cpu."})
+        "__doc__": f"Records the instructions one call of ops.{_name}'s cases executes on mlx_cpu."})
 del _name, _cls

@@ -18,7 +18,7 @@
 # server_imports), so each child imports MLX and initializes CUDA after the
 # fork. A process per case as with spawn, without ~4 s of `import torch` each.
 # Samples are recorded (--record-samples) and every case runs in one process
-# per run (ROUNDS=1), as tools/protocol.py measures: a comparison gets its
+# per run (ROUNDS=1), as mlx_asv/measure/protocol.py measures: a comparison gets its
 # processes from more runs (rounds), not from one.
 # Results go to results/MACHINE_NAME/ and, if OUT_DIR is given, are copied there
 # with the log.

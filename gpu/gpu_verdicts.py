@@ -4,6 +4,14 @@
     python gpu/gpu_verdicts.py DIR --base old --cand a     # old -> a: tables by verdict, A/A, MDE, power
     python gpu/gpu_verdicts.py DIR                          # the A/A calibration alone
     python gpu/gpu_verdicts.py DIR --base old --cand a --format json
+    python gpu/gpu_verdicts.py DIR --base old --cand a --measure device   # on the GPU's own seconds
+
+``--measure time`` (the default) decides on asv's time_ benchmarks (the
+host's seconds of a call); ``--measure device`` on benchmarks/device.py's
+``track_device_time`` (the summed device seconds of the call's kernels, one
+value a process: the median of its profiled calls), which the same runs
+record when the bench regex selects them (issue 27,
+docs/gpu-device-measure.md).
 
 DIR holds ``rK-LABEL.json``: the asv results file of round K of side LABEL,
 one process a case (gpu/gpu_rounds.py writes them; gpu/gpu_asv.sh measures).
@@ -14,7 +22,7 @@ file, stops it with one line and exit status 2). Cases asv recorded as
 failed (null) or skipped (NaN) are listed as such, never compared.
 
 Every comparison is decided as ``tools/gate.py`` decides (its ``replay``: the
-moderated t-test of reporting/verdicts.py on each process's fastest sample,
+moderated t-test of mlx_asv/decide/verdicts.py on each process's fastest sample,
 priors fitted per backend and time decade, the gate's stages of two rounds,
 alpha / 3 for its three looks, a change confirmed by fresh rounds), with the
 gate's defaults, and printed as the gate prints it (``tools/gate.py``'s
@@ -56,16 +64,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import gate as gatemod  # noqa: E402
-from tools import protocol  # noqa: E402
-from tools.calibrate import DURATION_CLASSES, duration_class, processes_needed  # noqa: E402
+from mlx_asv.decide import verdicts as vd  # noqa: E402
+from mlx_asv.decide import gate as gatemod  # noqa: E402
+from mlx_asv.measure import protocol  # noqa: E402
+from studies.calibrate import DURATION_CLASSES, duration_class, processes_needed  # noqa: E402
 
 FILE = re.compile(r"^r(\d+)-([A-Za-z0-9_.]+)\.json$")
 INJECT = "0.05,0.10,0.20"
 # The CPU machine's figure this is set beside: the median minimum detectable
 # effect of the two gate runs of README "Calibration" ("new runs"), printed by
-# `python tools/calibrate.py --summary` on that machine.
+# `python studies/calibrate.py --summary` on that machine.
 CPU_MDE_MEDIAN = 0.258
 
 
@@ -73,9 +81,25 @@ class ReadError(Exception):
     pass
 
 
+# What a verdict is on (--measure): the host's seconds of a call (asv's time_ benchmarks, one sample
+# a timed call), or the device's (benchmarks/device.py's track_device_time: one value a process, the
+# median device seconds of its profiled calls; issue 27).
+MEASURES = ("time", "device")
+DEVICE_TRACK = "track_device_time"
+
+
 def is_timing(key):
     """A time_ benchmark's case (tracks, e.g. ops.track_mlx_version, are not times)."""
     return key.split("(")[0].rsplit(".", 1)[-1].startswith("time_")
+
+
+def is_measured(key, measure="time"):
+    """Whether ``key`` is a case of ``measure`` (MEASURES)."""
+    if measure == "time":
+        return is_timing(key)
+    if measure == "device":
+        return key.split("(")[0].rsplit(".", 1)[-1] == DEVICE_TRACK
+    raise ValueError(f"unknown measure {measure!r}; choose from {', '.join(MEASURES)}")
 
 
 def version_of(data):
@@ -103,8 +127,9 @@ class Rounds:
     every run, then round 2's, ...), so the gate's first stage holds
     processes of every run."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, measure="time"):
         self.folder = folder
+        self.measure = measure
         found = {}
         for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
             m = FILE.match(name)
@@ -168,7 +193,7 @@ class Rounds:
         self.versions.setdefault(label, version_of(data))
         parts = self.asv_rounds.get(f"r{k}-{label}", 1)
         for key, status, samples in protocol.case_results(data):
-            if not is_timing(key):
+            if not is_measured(key, self.measure):
                 continue
             st = self.status.setdefault(key, {}).setdefault(label, [])
             st += ["absent"] * (k - 1 - len(st)) + [status]
@@ -241,7 +266,7 @@ def compare(data, base, cand, names=None):
 def inject(data, label, keys, factors, seed):
     """(data with ``label``'s samples of a seeded random third of ``keys``
     multiplied by a factor, {key: factor}): the factors in turn over the
-    chosen cases, as tools/calibrate.py assigns them. ``data`` is not changed."""
+    chosen cases, as studies/calibrate.py assigns them. ``data`` is not changed."""
     rng = random.Random(seed)
     keys = sorted(keys)
     chosen = rng.sample(keys, len(keys) // 3)
@@ -283,11 +308,11 @@ def power(data, base, twin, factors, seeds):
 def spread(data, a, b):
     """The median over the A/A cases of a process's spread (the standard deviation of the log of its
     fastest sample, pooled over both twins), and the processes a side that +20% and +10% need at that
-    spread to be called slower with 80% power at the gate's level (tools/calibrate.py's processes_needed)."""
+    spread to be called slower with 80% power at the gate's level (studies/calibrate.py's processes_needed)."""
     sds = []
     for per in data.values():
         if per.get(a) and per.get(b):
-            v, d = vd._pooled([vd.process_observations(per[a]), vd.process_observations(per[b])])
+            v, d = vd.pooled([vd.process_observations(per[a]), vd.process_observations(per[b])])
             if v is not None and d:
                 sds.append(math.sqrt(v))
     if not sds:
@@ -299,7 +324,7 @@ def spread(data, a, b):
 
 def analyse(rounds, base=None, cand=None, aa=None, factors=None, seeds=(1, 2, 3, 4, 5)):
     names = {lb: rounds.name(lb) for lb in rounds.labels}
-    out = {"folder": rounds.folder, "rounds": rounds.rounds, "left_out": rounds.left_out,
+    out = {"folder": rounds.folder, "measure": getattr(rounds, "measure", "time"), "rounds": rounds.rounds, "left_out": rounds.left_out,
            "pass_seconds_median": statistics.median(rounds.pass_seconds) if rounds.pass_seconds else None,
            "asv_rounds": rounds.asv_rounds,
            "sides": {lb: {"commit": rounds.commits[lb], "version": rounds.versions.get(lb),
@@ -346,7 +371,7 @@ def pct(x):
 
 
 def markdown(out):
-    lines = [f"# Interleaved rounds in {out['folder']}", "",
+    lines = [f"# Interleaved rounds in {out['folder']}" + (f" (measure: {out['measure']})" if out.get("measure") else ""), "",
              f"{out['rounds']} rounds a side (runs of gpu_asv.sh, the sides' order alternating), sides: " + ", ".join(
                  f"{lb} = MLX {s['version'] or '?'} ({s['commit'][:8]}, {s['processes']} processes a case)"
                  for lb, s in out["sides"].items())]
@@ -429,6 +454,9 @@ def main(argv=None):
     ap.add_argument("--aa", help="LABEL,LABEL: the A/A pair (default: two labels of one commit)")
     ap.add_argument("--inject", default=INJECT, help="slowdowns injected into the twin (default %(default)s)")
     ap.add_argument("--seeds", type=int, default=5, help="random thirds drawn, seeds 1..N (default %(default)s)")
+    ap.add_argument("--measure", choices=MEASURES, default="time",
+                    help="time: asv's time_ benchmarks (the host's view of a call); device: "
+                         "benchmarks/device.py's track_device_time (the GPU's own seconds); default %(default)s")
     ap.add_argument("--format", choices=("md", "json"), default="md")
     args = ap.parse_args(argv)
     if bool(args.base) != bool(args.cand):
@@ -439,7 +467,7 @@ def main(argv=None):
         if aa is not None and len(aa) != 2:
             raise ReadError(f"--aa takes two labels, LABEL,LABEL, not {args.aa!r}")
         factors = [1.0 + float(x) for x in args.inject.split(",")]
-        out = analyse(Rounds(args.folder), args.base, args.cand, aa, factors, range(1, args.seeds + 1))
+        out = analyse(Rounds(args.folder, args.measure), args.base, args.cand, aa, factors, range(1, args.seeds + 1))
     except (ReadError, ValueError) as e:
         print(f"gpu_verdicts: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ SMALL_TABLE = "tag\tdate\n" + "".join(f"v0.{i}.0\t2025-0{i}-01T00:00:00+00:00\n"
 @pytest.fixture
 def small_ledger(tmp_path):
     """A ledger of SMALL_TABLE's releases in tmp_path/ledger (its path)."""
-    from tools import ledger
+    from mlx_asv.envs import ledger
 
     table = tmp_path / "releases.tsv"
     table.write_text(SMALL_TABLE)

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from tools import asv_plugin, ledger
+from tools import asv_plugin
+from mlx_asv.envs import ledger
 
 
 def make_results(tmp_path):

@@ -17,7 +17,9 @@ import re
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FILES = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "*.py")) + glob.glob(os.path.join(ROOT, "tools", "*.py")))
+FILES = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "*.py")) + glob.glob(os.path.join(ROOT, "tools", "*.py"))
+               + glob.glob(os.path.join(ROOT, "mlx_asv", "**", "*.py"), recursive=True)
+               + glob.glob(os.path.join(ROOT, "studies", "*.py")))
 DOCS = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 # a number with a unit of time: "304 s", "~13 minutes", "5 min 51 s", "2.2 s"
 TIME = re.compile(r"\d+(\.\d+)?\s*(ms|s|min|minutes?|hours?)\b")
@@ -100,9 +102,9 @@ def test_the_docs_check_catches_a_figure_without_its_command(tmp_path):
     with pytest.raises(AssertionError, match="a figure without the command"):
         test_measured_figures_in_the_docs_name_their_command(str(page))
     # a command in the next paragraph ties it; one in a paragraph further away does not
-    page.write_text("# A page\n\nA gate took 14.5 min here\n\n(`python tools/calibrate.py --runs 5`).\n")
+    page.write_text("# A page\n\nA gate took 14.5 min here\n\n(`python studies/calibrate.py --runs 5`).\n")
     test_measured_figures_in_the_docs_name_their_command(str(page))
-    page.write_text("# A page\n\nA gate took 14.5 min here.\n\nOther text.\n\n`python tools/calibrate.py`\n")
+    page.write_text("# A page\n\nA gate took 14.5 min here.\n\nOther text.\n\n`python studies/calibrate.py`\n")
     with pytest.raises(AssertionError, match="14.5 min"):
         test_measured_figures_in_the_docs_name_their_command(str(page))
 
@@ -117,5 +119,5 @@ def test_the_docs_check_reads_a_table_row_by_row(tmp_path):
     with pytest.raises(AssertionError, match="224 s"):
         test_measured_figures_in_the_docs_name_their_command(str(page))
     # the paragraph that leads the table may name the command for all its rows
-    page.write_text("# Measured\n\n`python tools/calibrate.py --summary`:\n\n| row | 0.33% |\n| row | 57% |\n")
+    page.write_text("# Measured\n\n`python studies/calibrate.py --summary`:\n\n| row | 0.33% |\n| row | 57% |\n")
     test_measured_figures_in_the_docs_name_their_command(str(page))

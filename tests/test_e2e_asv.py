@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from tools import ledger, protocol
+from mlx_asv.envs import ledger
+from mlx_asv.measure import protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASV = [sys.executable, "-m", "asv"]
@@ -78,7 +79,7 @@ def test_probe_is_not_in_the_real_suite():
 def project(tmp_path_factory):
     """A copy of this project whose asv shares the real environment directory."""
     tmp = tmp_path_factory.mktemp("project")
-    for name in ("benchmarks", "tools", "reporting"):
+    for name in ("benchmarks", "tools", "mlx_asv"):
         shutil.copytree(os.path.join(ROOT, name), tmp / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
     (tmp / "benchmarks" / "test_probe.py").write_text(PROBE)
@@ -185,7 +186,7 @@ def test_find_bisects_to_the_release_that_got_slower(project):
 
 
 def gate(project, *args):
-    return subprocess.run([sys.executable, "tools/gate.py", *args, "--budget", "5"], cwd=project,
+    return subprocess.run([sys.executable, "-m", "mlx_asv.commands", "gate", *args, "--budget", "5"], cwd=project,
                           capture_output=True, text=True, timeout=1200,
                           env=dict(os.environ, MLX_ASV_OFFLINE="1"))
 

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from benchmarks import common, ops
-from reporting import verdicts as vd
-from tools import gate, install, instructions, ledger, protocol
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.decide import gate
+from mlx_asv.envs import install, ledger
+from mlx_asv.decide import instructions
+from mlx_asv.measure import protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from conftest import SMALL_TABLE as TABLE
@@ -34,7 +37,7 @@ def test_candidate_is_a_branch_on_its_base_and_main_stays_releases(small_ledger,
     wheel = tmp_path / "mlx-0.2.1.dev1+gabc-cp311-cp311-linux_x86_64.whl"
     wheel.write_bytes(b"not really a wheel")
     commit = ledger.add_candidate("pr-1", "v0.2.0", wheels=[str(wheel)], repo=small_ledger, log=lambda m: None)
-    git = lambda *a: ledger._git(small_ledger, *a).strip()  # noqa: E731
+    git = lambda *a: ledger.git(small_ledger, *a).strip()  # noqa: E731
     assert git("rev-parse", "candidate/pr-1") == commit
     assert git("rev-parse", f"{commit}^") == git("rev-parse", "v0.2.0^{commit}")
     assert git("show", f"{commit}:MLX_VERSION") == "0.2.1.dev1+gabc"
@@ -56,8 +59,8 @@ def test_candidate_is_a_branch_on_its_base_and_main_stays_releases(small_ledger,
 
 def test_release_twin_candidate(small_ledger):
     commit = ledger.add_candidate("aa", "v0.3.0", same_as="v0.3.0", repo=small_ledger, log=lambda m: None)
-    assert ledger._git(small_ledger, "show", f"{commit}:MLX_VERSION").strip() == "0.3.0"
-    assert "kind release-twin" in ledger._git(small_ledger, "show", f"{commit}:MLX_CANDIDATE")
+    assert ledger.git(small_ledger, "show", f"{commit}:MLX_VERSION").strip() == "0.3.0"
+    assert "kind release-twin" in ledger.git(small_ledger, "show", f"{commit}:MLX_CANDIDATE")
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -276,19 +279,19 @@ def test_a_long_case_keeps_one_process_a_side_and_is_still_decided(monkeypatch, 
 
 
 def test_steps_expands_inclusive_ranges_and_refuses_unknown_ends(monkeypatch):
-    from tools import steps
+    from mlx_asv.decide import steps
 
     class Rel:
         def __init__(self, tag):
             self.tag = tag
 
     monkeypatch.setattr(ledger, "ensure", lambda **kw: [(Rel(t), t) for t in ("v0.1.0", "v0.2.0", "v0.3.0", "v0.4.0")])
-    assert steps.expand(["v0.2.0..v0.4.0"]) == ["v0.2.0", "v0.3.0", "v0.4.0"]
-    assert steps.expand(["v0.1.0", "v0.3.0"]) == ["v0.1.0", "v0.3.0"]
+    assert protocol.expand(["v0.2.0..v0.4.0"]) == ["v0.2.0", "v0.3.0", "v0.4.0"]
+    assert protocol.expand(["v0.1.0", "v0.3.0"]) == ["v0.1.0", "v0.3.0"]
     with pytest.raises(protocol.ProtocolError, match="newest: v0.4.0"):
-        steps.expand(["v0.2.0..v9.9.9"])
+        protocol.expand(["v0.2.0..v9.9.9"])
     with pytest.raises(protocol.ProtocolError, match="at least two"):
-        steps.expand(["v0.2.0"])
+        protocol.expand(["v0.2.0"])
 
 
 def test_protocol_reads_a_rounds_samples_and_costs(tmp_path):
@@ -359,7 +362,7 @@ def test_case_costs_split_a_benchmarks_duration_by_its_calls():
 
 
 def test_asv_rule_matches_asv_continuous():
-    from tools import calibrate
+    from studies import calibrate
 
     same = [0.010, 0.0101, 0.0099, 0.0100, 0.0102, 0.0098, 0.0100, 0.0101]
     slow = [x * 1.3 for x in same]
@@ -426,7 +429,7 @@ def test_stages_of_a_case():
 def test_calibration_summary_replays_recorded_rounds(monkeypatch, tmp_path):
     """calibrate.py --summary --replay decides a recorded gate run again from
     its rounds.json, whatever verdicts the run recorded."""
-    from tools import calibrate
+    from studies import calibrate
 
     factors = {**cases(20), **cases(3, 1.25, name="ops.G.time_op")}
     g = fake_gate(monkeypatch, tmp_path / "gate", factors)
@@ -450,7 +453,7 @@ def test_processes_needed_for_a_power_target():
     normal-theory sample size, worked by hand for sd 2% (log), +10% at 90%
     power, alpha 0.001/3, min_effect 2%: z = 3.588 + 1.282 = 4.870, gap =
     log 1.1 - log 1.02 = 0.0755, n = 2 (4.870 x 0.02 / 0.0755)^2 = 3.33 -> 4."""
-    from tools import calibrate
+    from studies import calibrate
 
     assert calibrate.processes_needed(0.02, 0.10, 0.90, 0.001 / 3, 0.02) == 4
     # four times the noise needs sixteen times the processes (up to rounding)
@@ -463,7 +466,7 @@ def test_target_costs_price_each_case_from_its_recorded_noise(tmp_path):
     """calibrate.target_costs: each case's noise from its recorded processes
     (both sides of an A/A case, the base side of an injected one), its cost
     from costs.json, summed over both sides."""
-    from tools import calibrate
+    from studies import calibrate
 
     rng = np.random.default_rng(3)
     data, cases_ = {}, []
@@ -495,7 +498,7 @@ def test_pairing_ratio_tells_round_noise_from_process_noise(tmp_path, shared, ex
     """calibrate.pairing_ratio: where the noise is a moment shared by both sides
     of a round (``shared``), paired differences are much narrower than the
     processes; where it belongs to each process, they are not."""
-    from tools import calibrate
+    from studies import calibrate
 
     rng = np.random.default_rng(5)
     data, cases_ = {}, []
@@ -514,7 +517,7 @@ def test_pairing_ratio_tells_round_noise_from_process_noise(tmp_path, shared, ex
 def test_calibration_power_table_has_a_row_per_backend(tmp_path):
     """The power table splits cases of 1 ms or more by backend (MLX's rows are
     what a release changes), each row counting only its backend's cases."""
-    from tools import calibrate
+    from studies import calibrate
 
     def case(key, factor, verdict, base_s=0.01):
         return dict(key=key, factor=factor, verdict=verdict, ratio=factor, lo=1.0, hi=1.3, base_s=base_s,

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import make_venv
-from tools import install
+from mlx_asv.envs import install
 
 # (flavour, version) -> (requirement, distributions whose wheels must exist)
 MAPPING = [

@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from benchmarks.lib import callgrind, counting
-from reporting import verdicts as vd
-from tools import instructions
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.decide import instructions
 
 # A dump in callgrind's format: compressed names, a call (its inclusive cost
 # line must not count as the caller's own), two libraries, totals that wrapped
@@ -176,8 +176,8 @@ def test_bad_input_is_one_line(capsys, monkeypatch):
     assert instructions.main(["v0.32.4"]) == 2
     assert "two ledger names" in capsys.readouterr().err
     monkeypatch.setattr(instructions, "check_tools", lambda **kw: None)
-    monkeypatch.setattr("tools.ledger.ensure", lambda log=None: [])
-    monkeypatch.setattr("tools.protocol.resolve", lambda name: "0" * 40)
+    monkeypatch.setattr("mlx_asv.envs.ledger.ensure", lambda log=None: [])
+    monkeypatch.setattr("mlx_asv.measure.protocol.resolve", lambda name: "0" * 40)
     assert instructions.main(["v0.32.3", "v0.32.4", "--backends", "mlx_gpu"]) == 2
     assert "CPU instructions only" in capsys.readouterr().err
     assert instructions.main(["v0.32.3", "v0.32.4", "--backends", "mlx_cpu,torch_cpu"]) == 2
@@ -256,8 +256,8 @@ def test_a_release_that_does_not_install_is_left_out(tmp_path, monkeypatch, caps
     """As asv does: a series goes on without the release that did not
     install, compares its neighbours, and says why it is missing."""
     monkeypatch.setattr(instructions, "check_tools", lambda **kw: None)
-    monkeypatch.setattr("tools.ledger.ensure", lambda log=None: [])
-    monkeypatch.setattr("tools.protocol.resolve", lambda name: name.ljust(40, "0"))
+    monkeypatch.setattr("mlx_asv.envs.ledger.ensure", lambda log=None: [])
+    monkeypatch.setattr("mlx_asv.measure.protocol.resolve", lambda name: name.ljust(40, "0"))
 
     def side_env(commit, log=print):
         if commit.startswith("v2"):
@@ -288,7 +288,7 @@ def test_hint_names_slower_and_undecided_mlx_cpu_cases_slower_first_never_torch(
                 (k("E", "torch_cpu"), vd.UNDECIDED, 0.7), ("models.Inference.time_forward('m', 'mlx_cpu')", vd.SLOWER, 3.0)]
     text = instructions.hint("v1", "v2", verdicts)
     assert text.startswith("Whether the work of 2 of these changed")
-    from tools import protocol
+    from mlx_asv.measure import protocol
 
     assert protocol.case_regex([k("B", "mlx_cpu"), k("A", "mlx_cpu")]) in text
     assert "torch_cpu" not in text  # pinned: the same code on both sides, the time verdicts' control

@@ -10,7 +10,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCHMARK_MODULES = ("ops", "models", "metal_kernels", "fused_ops")
+BENCHMARK_MODULES = ("ops", "models", "metal_kernels", "fused_ops", "device", "work")
 
 
 def test_benchmarks_holds_only_benchmark_modules_and_common():

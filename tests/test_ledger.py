@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tools import ledger
+from mlx_asv.envs import ledger
 
 TABLE = ledger.read_table()
 

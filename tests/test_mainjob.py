@@ -4,9 +4,10 @@ and the report's same-run verdicts (no benchmark runs: sessions are synthetic)."
 import json
 import random
 
-from reporting import regressions, verdicts as vd
-from reporting.sessions import Sessions
-from tools import mainjob
+from mlx_asv.report import regressions
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.report.sessions import Sessions
+from mlx_asv.commands import mainjob
 
 A, B = "a" * 40, "b" * 40
 SLOW = "ops.Softmax.time_op('dim=64x1000000 axis=-1', 'mlx_cpu')"
@@ -32,7 +33,7 @@ class FakeSession:
 
 def work_report(factor_of, keys, tags=("v0.32.3", "v0.32.4")):
     """A count_run report over ``keys`` (mlx_cpu): the candidate's counts factor_of(key) times the base's."""
-    from tools import instructions
+    from mlx_asv.decide import instructions
 
     counts = {tags[0]: {k: {"counts": [2_000_000], "functions": {"mlx::core::f [libmlx.so]": 1_500_000,
                                                                  "g": 500_000}} for k in keys},

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from tools import mlxbisect as bs
+from mlx_asv.commands import mlxbisect as bs
 
 KEYS = [f"ops.Softmax.time_op('case{i}', 'mlx_cpu')" for i in range(6)]
 
@@ -106,7 +106,7 @@ def test_only_the_cases_slower_at_the_ends_are_followed():
 
 
 def test_votes():
-    from reporting import verdicts as vd
+    from mlx_asv.decide import verdicts as vd
 
     def v(verdict, lo, hi):
         return vd.Verdict("k", verdict, (lo + hi) / 2, lo, hi, 0.0, 2, 2, 10, 0.01)
@@ -122,7 +122,7 @@ def test_votes():
 
 
 def test_ledger_chain_of_releases(tmp_path, monkeypatch):
-    from tools import ledger
+    from mlx_asv.envs import ledger
 
     table = tmp_path / "t.tsv"
     table.write_text("tag\tdate\n" + "".join(f"v0.{i}.0\t2025-0{i}-01T00:00:00+00:00\n" for i in range(1, 6)))

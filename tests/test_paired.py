@@ -1,4 +1,4 @@
-"""tools/paired.py and the paired test (reporting/verdicts.py decide_paired):
+"""studies/paired.py and the paired test (mlx_asv/decide/verdicts.py decide_paired):
 known answers on synthetic pairs, the workers' turns, exact injection."""
 
 import json
@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from reporting import verdicts as vd
-from tools import paired
+from mlx_asv.decide import verdicts as vd
+from studies import paired
 
 
 def quiet_cases(n=60, sd=0.01, pairs=3, seed=1, group="mlx_cpu|-2"):

@@ -1,4 +1,4 @@
-"""tools/procspread.py: the launch variants, their order, and the spread it reports."""
+"""studies/procspread.py: the launch variants, their order, and the spread it reports."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from tools import procspread as ps
+from studies import procspread as ps
 
 
 def test_variants_set_what_they_name():

@@ -21,8 +21,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from benchmarks import common
-from reporting import plots, render, report, results, stats
-from tools import ledger
+from mlx_asv.report import plots, render, report, results, stats
+from mlx_asv.commands import report as report_command
+from mlx_asv.envs import ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NaN = float("nan")
@@ -139,7 +140,7 @@ def project(tmp_path_factory):
 
 def run(project, *args, capsys):
     # --evidence: no sessions or calibration of this checkout's own .asv/ in the tables
-    rc = report.main(["--results", str(project / "results"), "--ledger", str(project / "ledger"),
+    rc = report_command.main(["--results", str(project / "results"), "--ledger", str(project / "ledger"),
                       "--evidence", str(project), *args])
     out, err = capsys.readouterr()
     return rc, out, err
@@ -182,7 +183,7 @@ def point(value_ms, ci=None, iqr=None, repeat=10, status="ok"):
 
 
 # --------------------------------------------------------------------------
-# Reading results (reporting/results.py)
+# Reading results (mlx_asv/report/results.py)
 # --------------------------------------------------------------------------
 
 
@@ -260,7 +261,7 @@ def test_same_class_in_two_modules_is_two_families_in_the_report(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# Statistics (reporting/stats.py)
+# Statistics (mlx_asv/report/stats.py)
 # --------------------------------------------------------------------------
 
 
@@ -332,7 +333,7 @@ def test_family_average_uses_only_the_shared_cases():
 
 
 # --------------------------------------------------------------------------
-# The tables (reporting/report.py selects, reporting/render.py renders)
+# The tables (reporting/report.py selects, mlx_asv/report/render.py renders)
 # --------------------------------------------------------------------------
 
 
@@ -474,7 +475,7 @@ def settings_results(tmp_path, variants):
 
 def run_tags(args, tags, capsys, monkeypatch):
     monkeypatch.setattr(results, "ledger_tags", lambda ledger_dir=None: tags)
-    rc = report.main(args)
+    rc = report_command.main(args)
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -544,7 +545,7 @@ def test_bad_selections_give_one_line_and_exit_2(project, capsys, args, message)
 
 
 def test_missing_results_folder(tmp_path, capsys):
-    rc = report.main(["--results", str(tmp_path / "none")])
+    rc = report_command.main(["--results", str(tmp_path / "none")])
     assert rc == 2 and "no results folder" in capsys.readouterr().err
 
 
@@ -578,7 +579,7 @@ def test_json_output(project, capsys):
 
 
 # --------------------------------------------------------------------------
-# Plots (reporting/plots.py)
+# Plots (mlx_asv/report/plots.py)
 # --------------------------------------------------------------------------
 
 
@@ -643,7 +644,7 @@ def test_plot_spread_falls_back_to_the_99_percent_interval():
 
 def test_report_uses_the_benchmarks_backend_list_and_imports_no_framework():
     assert report.BACKENDS is common.BACKENDS
-    code = ("import sys; import reporting.report; "
+    code = ("import sys; import mlx_asv.report.report; "
             "print(sorted(m for m in ('mlx', 'torch', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -654,7 +655,7 @@ def test_release_table_shows_same_run_verdicts(project, tmp_path):
     import json as _json
     import random as _random
 
-    from reporting.sessions import Sessions
+    from mlx_asv.report.sessions import Sessions
 
     res = results.Results(str(project / "results"), ledger_dir=str(project / "ledger"))
     a, b = res.release_info["v0.2.0"]["commit"], res.release_info["v0.3.0"]["commit"]

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tools import asv_plugin, config_variant
+from tools import asv_plugin
+from mlx_asv.envs import config_variant
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "asv.conf.json")

@@ -32,8 +32,8 @@ import threading
 import pytest
 
 from test_report import COLUMNS, write_results  # noqa: F401 - the fixture writer
-from reporting import site_assets
-from tools import ledger
+from mlx_asv.report import site_assets
+from mlx_asv.envs import ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRAPH = "ops.Softmax.time_op"
@@ -75,8 +75,8 @@ def chromium():
 def site(tmp_path_factory):
     """html/ built by `asv publish` from a copy of the project and small results."""
     tmp = tmp_path_factory.mktemp("site")
-    shutil.copytree(os.path.join(ROOT, "tools"), tmp / "tools",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("tools", "mlx_asv"):
+        shutil.copytree(os.path.join(ROOT, name), tmp / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(os.path.join(ROOT, "benchmarks"), tmp / "benchmarks",
                     ignore=shutil.ignore_patterns("__pycache__", "data"))
     shutil.copy(os.path.join(ROOT, "asv.conf.json"), tmp / "asv.conf.json")
@@ -234,7 +234,7 @@ class OneVerdict:
 
 
 def test_a_confirmed_slowdown_asv_missed_is_added_and_the_feed_follows_the_page(site, tmp_path):
-    from reporting import regressions
+    from mlx_asv.report import regressions
 
     saved = {n: (site / n).read_text() for n in ("regressions.json", "regressions.xml")}
     try:

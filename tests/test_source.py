@@ -17,7 +17,7 @@ import zipfile
 
 import pytest
 
-from tools import install, ledger, mlxsource
+from mlx_asv.envs import install, ledger, mlxsource
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MLX_GIT = os.environ.get("MLX_ASV_TEST_MLX_GIT", "/work/.mirror/ml-explore+mlx/repo")
@@ -80,7 +80,7 @@ def fake_mlx(tmp_path_factory):
 
 
 def lgit(repo, *args):
-    return ledger._git(repo, *args).strip()
+    return ledger.git(repo, *args).strip()
 
 
 # --------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_install_builds_a_source_commit_once_then_uses_the_cache(tmp_path, small
     check = subprocess.run([target_venv, "-c", "import mlx.core as m; print(m.__version__, m.TITLE)"],
                            capture_output=True, text=True)
     assert check.stdout.strip() == "0.1.0 make softmax slower (#2)"
-    marker = subprocess.run([target_venv, "-c", "import sys; sys.path.insert(0, %r); from tools import install; "
+    marker = subprocess.run([target_venv, "-c", "import sys; sys.path.insert(0, %r); from mlx_asv.envs import install; "
                              "import json; print(json.dumps(install.installed_build()))" % ROOT],
                             capture_output=True, text=True)
     assert json.loads(marker.stdout)["kind"] == "source"
@@ -272,7 +272,7 @@ def test_a_release_without_a_wheel_is_built_from_its_tag(tmp_path, fake_mlx, tar
     build_dir = tmp_path / "build"
     build_dir.mkdir()
     (build_dir / "MLX_VERSION").write_text("0.2.0\n")
-    code = ("import sys; sys.path.insert(0, %r); from tools import install; "
+    code = ("import sys; sys.path.insert(0, %r); from mlx_asv.envs import install; "
             "install.install('0.2.0', flavor='cpu', source=%r, lookup=lambda d: ['0.3.0'])" % (ROOT, src))
     proc = subprocess.run([target_venv, "-c", code], capture_output=True, text=True, env=build_env(tmp_path))
     assert proc.returncode == 0, proc.stderr

@@ -22,8 +22,8 @@ import zipfile
 
 import pytest
 
-from tools import torch_install as ti
-from tools import torch_matrix as tm
+from mlx_asv.envs import torch_install as ti
+from mlx_asv.commands import torch_matrix as tm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -240,7 +240,8 @@ def fake_site(tmp_path):
     py = str(venv / "bin" / "python")
 
     def run(version, **extra):
-        proc = subprocess.run([py, ti.__file__, "--failure-log", str(tmp_path / "results" / "failures.tsv")],
+        proc = subprocess.run([py, os.path.join(ROOT, "tools", "torch_install.py"),
+                               "--failure-log", str(tmp_path / "results" / "failures.tsv")],
                               env=dict(env, **{ti.TORCH_VAR: version}, **extra), capture_output=True, text=True)
         have = subprocess.run([py, "-c", "import importlib.metadata as m; print(sorted("
                                "d.metadata['Name'] + ' ' + d.version for d in m.distributions()))"],
@@ -308,7 +309,7 @@ def test_models_this_environment_has_no_mismatch():
 
 
 # --------------------------------------------------------------------------
-# The report across torch versions (reporting/torch_report.py)
+# The report across torch versions (mlx_asv/report/torch_report.py)
 # --------------------------------------------------------------------------
 
 COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",
@@ -363,7 +364,7 @@ def torch_results(tmp_path, small_ledger):
 
 
 def test_results_show_one_torch_version_the_control_by_default(torch_results):
-    from reporting import results
+    from mlx_asv.report import results
 
     res = results.Results(torch_results.results, ledger_dir=torch_results.ledger)
     assert res.torch_versions == ["2.2.2", "2.7.1", "2.13.0"] and res.torch == "2.13.0"
@@ -378,7 +379,7 @@ def test_results_show_one_torch_version_the_control_by_default(torch_results):
 
 
 def test_without_the_control_a_torch_version_must_be_chosen(torch_results):
-    from reporting import results
+    from mlx_asv.report import results
 
     for path in glob_files(torch_results.results):
         if "torch2.13.0" in path or "TORCH2.13.0" in path:
@@ -392,7 +393,7 @@ def glob_files(folder):
 
 
 def test_torch_version_table_cross_run(torch_results):
-    from reporting import render, torch_report
+    from mlx_asv.report import render, torch_report
 
     tr = torch_report.TorchReport(torch_results.results, ledger_dir=torch_results.ledger, release="v0.3.0")
     assert tr.releases == ["2.2.2", "2.7.1", "2.13.0"]
@@ -411,8 +412,8 @@ def test_torch_version_table_verdicts_from_a_torch_session(torch_results):
     """A session of tools/torch_matrix.py --compare (sides '<commit>@torch<v>') decides the cells."""
     import random
 
-    from reporting import render, torch_report
-    from reporting.sessions import Sessions
+    from mlx_asv.report import render, torch_report
+    from mlx_asv.report.sessions import Sessions
 
     commit = torch_results.commits["v0.3.0"]
     rng = random.Random(5)
@@ -437,21 +438,21 @@ def test_torch_version_table_verdicts_from_a_torch_session(torch_results):
 
 
 def test_report_command_line_across_torch_versions(torch_results, capsys):
-    from reporting import report
+    from mlx_asv.commands import report as report_command
 
     args = ["--results", torch_results.results, "--ledger", torch_results.ledger,
             "--evidence", str(torch_results.root)]
-    assert report.main(args + ["--torch-versions", "all", "--release", "v0.3.0"]) == 0
+    assert report_command.main(args + ["--torch-versions", "all", "--release", "v0.3.0"]) == 0
     out = capsys.readouterr().out
     assert "# MLX v0.3.0 across torch versions" in out
-    assert report.main(args + ["--torch-versions", "2.2.2,2.13.0", "--format", "json"]) == 0
+    assert report_command.main(args + ["--torch-versions", "2.2.2,2.13.0", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["torch_versions"] == ["2.2.2", "2.13.0"] and data["release"] == "v0.3.0"
-    assert report.main(args + ["--torch", "2.7.1", "--release", "v0.3.0"]) == 0
+    assert report_command.main(args + ["--torch", "2.7.1", "--release", "v0.3.0"]) == 0
     assert "**torch** 2.7.1 (this machine also has results of torch 2.2.2, 2.13.0:" in capsys.readouterr().out
-    assert report.main(args) == 0  # the control, by default
+    assert report_command.main(args) == 0  # the control, by default
     assert "**torch** 2.13.0 (this machine also has results of torch 2.2.2, 2.7.1:" in capsys.readouterr().out
-    assert report.main(args + ["--torch-versions", "9.9.9"]) == 2
+    assert report_command.main(args + ["--torch-versions", "9.9.9"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
 
 
@@ -484,8 +485,8 @@ def test_compare_session_through_a_fake_asv_gives_the_tables_verdicts(torch_resu
     """tools/torch_matrix.py --compare: per round and torch version one asv run
     of that version's narrowed config (the sides alternate), every process's
     samples kept in .asv/torch/<run>/rounds.json; the report decides from it."""
-    from reporting import render, torch_report
-    from reporting.sessions import Sessions
+    from mlx_asv.report import render, torch_report
+    from mlx_asv.report.sessions import Sessions
 
     fake = torch_results.root / "fake-asv"
     fake.write_text(FAKE_ASV.format(python=sys.executable, times=repr(TIMES_BY_TORCH)))
@@ -546,9 +547,9 @@ def test_asv_publish_draws_a_graph_per_torch_version(tmp_path):
     matrix's: a graph parameter env-MLX_ASV_TORCH, one value per version."""
     import shutil
 
-    from tools import ledger
+    from mlx_asv.envs import ledger
 
-    for name in ("tools", "benchmarks"):
+    for name in ("tools", "mlx_asv", "benchmarks"):
         shutil.copytree(os.path.join(ROOT, name), tmp_path / name,
                         ignore=shutil.ignore_patterns("__pycache__", "data"))
     for name in ("asv.conf.json", "asv.torch.conf.json"):

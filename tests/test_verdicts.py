@@ -1,4 +1,4 @@
-"""reporting/verdicts.py on synthetic samples with known answers.
+"""mlx_asv/decide/verdicts.py on synthetic samples with known answers.
 
 Processes are simulated as on a noisy machine: each process has its own
 offset (log-normal, sd ``between``) and its samples scatter around it
@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from reporting import verdicts as vd
+from mlx_asv.decide import verdicts as vd
 
 
 def processes(rng, seconds, n, between=0.02, within=0.01, samples=5, factor=1.0):

@@ -73,7 +73,7 @@ def test_the_gate_workflow_is_reusable_and_fails_on_exit_1():
     wf = load("mlx-pr-gate.yml")
     assert "workflow_call" in wf[True]  # YAML's "on" is True
     gate = step(wf, "gate", "Gate")["run"]
-    assert 'tools/gate.py "$side" "candidate/pr-$PR"' in gate
+    assert 'mlx-asv gate "$side" "candidate/pr-$PR"' in gate
     assert "verdicts.md >> \"$GITHUB_STEP_SUMMARY\"" in gate and 'exit "$rc"' in gate
 
 

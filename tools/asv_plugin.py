@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import sys
 
-from tools import ledger
+from mlx_asv.envs import ledger
 
 CONF = "asv.conf.json"
 # The matrix's settings that change the numbers (asv.conf.json), and the torch
@@ -180,7 +180,7 @@ def setting_override_message(argv, environ=os.environ, cwd=None):
     found = overridden_settings(conf.get("matrix") or {}, environ)
     if not found:
         return None
-    from tools import config_variant
+    from mlx_asv.envs import config_variant
 
     name = os.path.basename(path)
     asked = {var: value for var, value, _ in found}

@@ -7,7 +7,8 @@
 
 Set-up (each step is skipped when already done):
 1. ``.venv/``: asv, virtualenv, pytest, and the libraries the tests import
-   (``requirements.txt``) with the newest MLX release that the tests pin;
+   (``requirements.txt``), this checkout as the editable package ``mlx_asv`` (its
+   command ``mlx-asv``) and the newest MLX release that the tests pin;
 2. the release ledger (``tools/ledger.py``);
 3. asv's machine description (``asv machine --yes``: CI has no one to answer).
 
@@ -47,7 +48,9 @@ def setup():
     started = time.time()
     requirements = os.path.join(ROOT, "requirements.txt")
     with open(requirements, "rb") as f:
-        wanted = hashlib.sha256(f.read() + TEST_MLX_VERSION.encode()).hexdigest()
+        wanted = f.read() + TEST_MLX_VERSION.encode()
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        wanted = hashlib.sha256(wanted + f.read()).hexdigest()
     stamp = os.path.join(VENV, ".mlx-asv-setup")
     if not os.path.exists(PY):
         check([sys.executable, "-m", "venv", VENV])
@@ -58,6 +61,8 @@ def setup():
         done = False
     if not done:
         check([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", requirements])
+        # the mlx_asv package and its mlx-asv command, editable: the checkout's code runs
+        check([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-build-isolation", "-e", "."])
         check([PY, "tools/install.py", "--version", TEST_MLX_VERSION])
         with open(stamp, "w") as f:
             f.write(wanted + "\n")

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """How much do processes of the same build differ, launched one way or another?
 
-    python tools/procspread.py --processes 8
-    python tools/procspread.py --processes 8 --variants base,noaslr
-    python tools/procspread.py --processes 6 --rebuilds 4
-    python tools/procspread.py --processes 5 --pairs 6
+    python studies/procspread.py --processes 8
+    python studies/procspread.py --processes 8 --variants base,noaslr
+    python studies/procspread.py --processes 6 --rebuilds 4
+    python studies/procspread.py --processes 5 --pairs 6
 
 The verdicts' power on this machine is limited by the spread between
 processes of one build (README, "What the targets would take here"). This
@@ -33,7 +33,7 @@ tool measures that spread under launch variants that could reduce it:
 Each child process builds the cases (the very callables asv times, from
 ``benchmarks.ops``), calls each once, then takes ``SAMPLES`` samples of
 ``SAMPLE_SECONDS`` each (at least one call) and reports the fastest time a call, as the verdicts
-take a process's observation (reporting/verdicts.py,
+take a process's observation (mlx_asv/decide/verdicts.py,
 ``process_observations``). The parent runs the variants interleaved, the
 order reversed every other process, so a drift of the machine falls on all
 variants alike, and prints each case's standard deviation of the log of its
@@ -140,7 +140,7 @@ def fastest_call(fn, samples=SAMPLES, sample_seconds=SAMPLE_SECONDS, clock=time.
     """Seconds a call in the fastest of ``samples`` samples, after one warm-up call.
 
     With ``budget`` (seconds), at most as many samples as fit in it, and at
-    least one (tools/paired.py: its dear cases get fewer)."""
+    least one (studies/paired.py: its dear cases get fewer)."""
     fn()
     start = clock()
     fn()

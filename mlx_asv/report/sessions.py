@@ -1,11 +1,11 @@
-"""Same-run evidence for the report: the rounds that tools/protocol.py kept.
+"""Same-run evidence for the report: the rounds that mlx_asv/measure/protocol.py kept.
 
 A release-to-release change in asv's ``results/`` usually compares two
 results measured at different times (cross-run): on a shared machine that
 is no evidence either way. Where both releases were measured in one
 interleaved session (the main job, ``tools/gate.py``), that session's
 ``rounds.json`` has every process's samples, and the gate's rule
-(tools/gate.py ``replay``: reporting/verdicts.py's test, a change counted
+(tools/gate.py ``replay``: mlx_asv/decide/verdicts.py's test, a change counted
 once fresh rounds confirm it) decides the pair. Calibration runs (``.asv/calibration/``) are never used:
 their candidates are stretched on purpose.
 """
@@ -17,7 +17,7 @@ import json
 import os
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Where sessions are kept, newest first when read: the main job's, the gate's,
 # and the torch matrix's (tools/torch_matrix.py --compare: its sides are
 # '<commit>@torch<version>', one MLX release in several torch environments).
@@ -52,7 +52,7 @@ class Sessions:
             # Decided as the gate decides (its looks at alpha/3; a change
             # counts once fresh rounds confirm it): the main job confirms the
             # same way, so its summary, this page and the report agree.
-            from tools.gate import replay
+            from mlx_asv.decide.gate import replay
 
             found_here = replay(data.get("data", {}), commit_a, commit_b)
             if found_here:
@@ -63,7 +63,7 @@ class Sessions:
 
 
 def calibration_mde(root=ROOT):
-    """{case key: minimum detectable effect} from tools/calibrate.py's gate runs
+    """{case key: minimum detectable effect} from studies/calibrate.py's gate runs
     on this machine (the median over the runs), or {} where none ran."""
     found = {}
     for path in glob.glob(os.path.join(root, ".asv", "calibration", "*", "calibration.json")):

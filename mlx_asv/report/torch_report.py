@@ -8,7 +8,7 @@ asv.torch.conf.json, keeps one asv environment per version):
    the ordinary report: times per backend and the mlx-vs-torch speedups);
 2. the **torch-version table**: a row per case and backend, a column per
    torch version, each cell the time and its change from the previous torch
-   version, with the **verdict** (reporting/verdicts.py) where both versions
+   version, with the **verdict** (mlx_asv/decide/verdicts.py) where both versions
    were measured in one interleaved session (``python tools/torch_matrix.py
    --compare RELEASE``: ``.asv/torch/<run>/rounds.json``, whose sides are
    ``<commit>@torch<version>``), and otherwise marked cross-run, like the
@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from reporting import render, stats
-from reporting.results import ANY_TORCH, ReportError, Results, version_key
+from mlx_asv.report import render, stats
+from mlx_asv.report.report import Report  # the ordinary report, one per torch version
+from mlx_asv.report.results import ANY_TORCH, ReportError, Results, version_key
 
 # The torch matrix's session sides (tools/torch_matrix.py --compare).
 def side(commit, torch):
@@ -47,8 +48,6 @@ class TorchReport:
 
     def __init__(self, results_dir, versions="all", machine=None, ledger_dir=None, settings=None,
                  release=None, bench=None, backends=None, threshold=0.10, sessions=None, mde=None):
-        from reporting.report import Report  # the ordinary report, one per torch version
-
         probe = Results(results_dir, machine=machine, ledger_dir=ledger_dir, settings=settings, torch=ANY_TORCH)
         self.versions = parse_torch_versions(versions, probe.torch_versions)
         if len(self.versions) < 1:

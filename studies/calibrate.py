@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Measure the verdicts' error rates on this machine: A/A, power, localization.
 
-    python tools/calibrate.py                     # one gate run: A/A + injected slowdowns
-    python tools/calibrate.py --runs 5            # five of them, one after the other
-    python tools/calibrate.py --localize -b '^ops\\.(Softmax|Sum)\\.'   # steps in a 4-commit history
-    python tools/calibrate.py --summary           # the tables over every run so far
+    python studies/calibrate.py                     # one gate run: A/A + injected slowdowns
+    python studies/calibrate.py --runs 5            # five of them, one after the other
+    python studies/calibrate.py --localize -b '^ops\\.(Softmax|Sum)\\.'   # steps in a 4-commit history
+    python studies/calibrate.py --summary           # the tables over every run so far
 
 Each gate run compares a release (``--release``, default the ledger's newest)
 with a *twin*: a ledger candidate that installs the very same wheel under
@@ -20,7 +20,7 @@ spins until its start plus factor times its own duration
 - the injected third measures power: the share called "slower", by factor
   and by the case's duration; one called "faster" is a wrong sign;
 - every case's minimum detectable effect at 80% power comes from its
-  measured noise (reporting/verdicts.py).
+  measured noise (mlx_asv/decide/verdicts.py).
 
 ``--localize`` measures a history instead: the release, then three twins in
 a row; a random third of the cases steps up by ``--step`` (default 20%) at
@@ -46,13 +46,12 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.decide import gate as gatemod
+from mlx_asv.envs import ledger
+from mlx_asv.measure import protocol
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import gate as gatemod  # noqa: E402
-from tools import ledger, protocol  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FOLDER = os.path.join(ROOT, ".asv", "calibration")
 DURATION_CLASSES = ((0, 1e-3, "< 1 ms"), (1e-3, 1e-2, "1-10 ms"), (1e-2, 1e-1, "10-100 ms"),
@@ -162,7 +161,7 @@ def localize_run(args, backends, log):
     finally:
         for i in range(1, 4):
             ledger.remove_candidate(f"{run_id}-{i}")
-    series = {k: (protocol.prior_group(k, session.data.get(k, {}).get(release_commit)),
+    series = {k: (vd.prior_group(protocol.group_of(k), session.data.get(k, {}).get(release_commit)),
                   [(c[:8], session.data.get(k, {}).get(c, [])) for c in history])
               for k, _ in cases}
     steps = vd.locate_steps(series)
@@ -323,7 +322,7 @@ def summarize(runs, folder=FOLDER):
             lines += ["", f"## Minimum detectable effect (80% power, as the gate measures): median over "
                           f"{len(vals)} cases {100 * vals[len(vals) // 2]:.1f}%, 90th percentile "
                           f"{100 * vals[int(0.9 * (len(vals) - 1))]:.1f}%; per case: "
-                          f"`python tools/calibrate.py --summary --format json`"]
+                          f"`python studies/calibrate.py --summary --format json`"]
         priced = target_costs(gates, folder)
         if priced and priced[0]["cases"]:
             ratio, n = pairing_ratio(gates, folder)
@@ -358,7 +357,7 @@ def summarize(runs, folder=FOLDER):
                   f"({100 * right / max(total, 1):.0f}%)",
                   f"- cases without a step where one was found: {extra}"]
     if not runs:
-        lines.append("No calibration runs yet: python tools/calibrate.py")
+        lines.append("No calibration runs yet: python studies/calibrate.py")
     return "\n".join(lines) + "\n"
 
 
@@ -378,7 +377,7 @@ def noise_by_case(gates, folder=FOLDER):
         factor = {c["key"]: c["factor"] for c in r["cases"]}
         for key, per in data.items():
             sides = [per[c] for c in per if factor.get(key) == 1.0 or c != r["twin"]]
-            v, d = vd._pooled([vd.process_observations(runs) for runs in sides])
+            v, d = vd.pooled([vd.process_observations(runs) for runs in sides])
             if v is not None and d:
                 ss, dd = pooled.get(key, (0.0, 0))
                 pooled[key] = (ss + v * d, dd + d)
@@ -401,7 +400,7 @@ def pairing_ratio(gates, folder=FOLDER):
                 continue
             sides = [[vd.process_observations([p]) for p in runs] for runs in per.values()]
             pairs = [(b[0], c[0]) for b, c in zip(*sides) if b and c]
-            unpaired, _ = vd._pooled([[b for b, _ in pairs], [c for _, c in pairs]])
+            unpaired, _ = vd.pooled([[b for b, _ in pairs], [c for _, c in pairs]])
             if len(pairs) < 3 or not unpaired:
                 continue
             paired = statistics.variance([c - b for b, c in pairs]) / 2
@@ -417,7 +416,7 @@ def processes_needed(sd, effect, power, alpha, min_effect):
     gap = math.log1p(effect) - math.log1p(min_effect)
     if gap <= 0:
         return math.inf
-    z = vd._t_quantile(1 - alpha / 2, math.inf) + vd._t_quantile(power, math.inf)
+    z = vd.t_quantile(1 - alpha / 2, math.inf) + vd.t_quantile(power, math.inf)
     return max(2, math.ceil(2 * (z * sd / gap) ** 2))
 
 
@@ -448,7 +447,7 @@ def target_costs(gates, folder=FOLDER, costs=None, min_duration=1e-3):
 
 def mde_by_case(runs=None):
     """{case key: median minimum detectable effect over the gate runs}."""
-    from reporting.sessions import calibration_mde
+    from mlx_asv.report.sessions import calibration_mde
 
     return calibration_mde()
 

@@ -101,7 +101,7 @@ def average_table(report):
     return headers, rows
 
 
-# Same-run verdicts (reporting/verdicts.py) in the release table.
+# Same-run verdicts (mlx_asv/decide/verdicts.py) in the release table.
 VERDICT_MARKS = {"slower": "▲", "faster": "▼", "same": "=", "undecided": "~"}
 
 
@@ -166,8 +166,8 @@ def markdown(report, plot_links=()):
             "failure.", "", SPEEDUP_NOTE, ""]
     if any(h.endswith(" MDE") for h in headers):
         out += ["`MDE`: the case's minimum detectable effect on this machine, the smallest slowdown "
-                "`tools/gate.py` calls slower with 80% power, as measured by `tools/calibrate.py` "
-                "(median over its runs; `python tools/calibrate.py --summary`).", ""]
+                "`tools/gate.py` calls slower with 80% power, as measured by `studies/calibrate.py` "
+                "(median over its runs; `python studies/calibrate.py --summary`).", ""]
     headers, rows = average_table(report)
     out += [f"## Average benchmark, MLX {report.release} (ms, geometric mean per family)", "",
             md_table(headers, rows), "", AVERAGE_NOTE, ""]
@@ -178,7 +178,7 @@ def markdown(report, plot_links=()):
             f"Each cell: time in ms and (in brackets) the change from the previous release shown "
             f"that has a result for that row.", "",
             "- **Verdicts** (same run): where both releases were measured in one interleaved session "
-            "(the main job, `tools/gate.py`), the cell carries the verdict of reporting/verdicts.py "
+            "(the main job, `tools/gate.py`), the cell carries the verdict of mlx_asv/decide/verdicts.py "
             "(moderated t-test over the per-process times, 99.9% interval of the ratio): **▲ slower** / "
             "**▼ faster** with that interval, `=` same (any change under 10%), `~` undecided "
             "(measure more: `tools/gate.py`).",

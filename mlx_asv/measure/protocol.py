@@ -1,7 +1,7 @@
 """The measurement protocol for comparisons: several commits, one run, interleaved rounds.
 
 Every comparison this suite makes a verdict on (``tools/gate.py``,
-``tools/calibrate.py``, the main job's summary) is measured like this:
+``studies/calibrate.py``, the main job's summary) is measured like this:
 
 - all sides in one session, in *rounds*: each round runs every selected case
   once for each side, each case in a fresh process (asv's own way), and the
@@ -38,14 +38,12 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from benchmarks.common import BACKENDS  # the one backend list; numpy only, the frameworks load lazily
+from mlx_asv.envs import ledger
 
-from tools import ledger  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONF = os.path.join(ROOT, "asv.conf.json")
-BACKENDS = ("mlx_cpu", "mlx_gpu", "mlx_gpu_compile", "torch_cpu", "torch_cuda", "torch_mps")
 
 
 # asv's `repeat` in comparison sessions: (at least, at most, seconds); see above.
@@ -103,7 +101,7 @@ def derived_config(folder, env_nobuild=None, conf_path=CONF):
 
 def resolve(name, repo=ledger.DEFAULT_REPO):
     """A ledger name (tag, branch, candidate, hash) -> its commit hash, or one line."""
-    out = ledger._git(repo, "rev-parse", "-q", "--verify", f"{name}^{{commit}}", check=False).strip()
+    out = ledger.git(repo, "rev-parse", "-q", "--verify", f"{name}^{{commit}}", check=False).strip()
     if not out:
         known = ledger.newest_tag(repo)
         raise ProtocolError(
@@ -124,7 +122,7 @@ def resolve_quiet(run):
 
 def describe(commit, repo=ledger.DEFAULT_REPO):
     """The name people know a ledger commit by: its tag, its candidate branch, or the hash."""
-    names = ledger._git(repo, "for-each-ref", "--points-at", commit, "--format=%(refname:short)",
+    names = ledger.git(repo, "for-each-ref", "--points-at", commit, "--format=%(refname:short)",
                         "refs/tags", "refs/heads/candidate", check=False).split()
     return names[0] if names else commit[:8]
 
@@ -171,12 +169,22 @@ def _results_of(results_dir, commit, since=None):
                 yield data
 
 
-def prior_group(key, base_runs):
-    """The verdicts' prior group of a case: its backend and the decade of its
-    time on the base side ('mlx_cpu|-2': 10-100 ms), see verdicts.priors."""
-    from reporting import verdicts as vd
-
-    return vd.prior_group(group_of(key), base_runs)
+def expand(specs):
+    """Release names in ledger order: 'v0.29.0..v0.32.4' is inclusive."""
+    built = [rel.tag for rel, _ in ledger.ensure(log=lambda m: print(m, file=sys.stderr))]
+    out = []
+    for spec in specs:
+        if ".." in spec:
+            a, b = spec.split("..", 1)
+            if a not in built or b not in built:
+                raise ProtocolError(f"{spec}: both ends must be ledger releases "
+                                    f"(newest: {built[-1]}); python tools/ledger.py --list")
+            out += built[built.index(a):built.index(b) + 1]
+        else:
+            out.append(spec)
+    if len(out) < 2:
+        raise ProtocolError("name at least two releases (or a range A..B)")
+    return out
 
 
 def case_results(data):

@@ -25,9 +25,7 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # asv.conf.json's matrix variables that change the numbers: the install flavour
@@ -119,7 +117,7 @@ def ledger_tags(ledger_dir=None):
         tags = read(git_dir)
         if tags:
             return tags
-    from tools import ledger
+    from mlx_asv.envs import ledger
 
     with tempfile.TemporaryDirectory() as tmp:
         built = ledger.build(ledger.read_table(), repo=os.path.join(tmp, "ledger"), log=lambda m: None)
@@ -281,7 +279,7 @@ class Results:
                     "q": (col("stats_q_25"), col("stats_q_75")),
                     "number": col("stats_number"), "repeat": col("stats_repeat"),
                     "started_at": started, "source": source,
-                    # asv's name of the case, as tools/protocol.py keys its sessions
+                    # asv's name of the case, as mlx_asv/measure/protocol.py keys its sessions
                     "asv_key": f"{bench}({', '.join(combo)})" if combo else bench,
                 }
 

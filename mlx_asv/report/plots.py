@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from reporting.results import finite
+from mlx_asv.report.results import finite
 
 # Colour per backend (the Okabe-Ito colour-blind-safe palette), marker per case.
 BACKEND_COLORS = {

@@ -50,7 +50,7 @@ candidate / base:
   rounds a side would decide it (the interval narrows as 1/sqrt(rounds)).
 
 The error rates of these rules on this machine are measured, not assumed:
-``tools/calibrate.py`` runs the gate on a release against itself (A/A) and
+``studies/calibrate.py`` runs the gate on a release against itself (A/A) and
 with slowdowns injected into the candidate, and writes the false-alarm rate,
 the detection rate and each case's minimum detectable effect.
 
@@ -74,7 +74,7 @@ from scipy import special, stats
 SLOWER, FASTER, SAME, UNDECIDED = "slower", "faster", "same", "undecided"
 VERDICTS = (SLOWER, FASTER, SAME, UNDECIDED)
 
-# The defaults the gate and the report use; tools/calibrate.py measures their
+# The defaults the gate and the report use; studies/calibrate.py measures their
 # error rates on the machine it runs on.
 ALPHA = 0.001
 MIN_EFFECT = 0.02
@@ -230,6 +230,11 @@ def _pooled(groups_of_obs):
             ss += sum((y - m) ** 2 for y in obs)
             dof += len(obs) - 1
     return (ss / dof if dof else None), dof
+
+
+# Public names of the two helpers other modules use (the gate, the studies).
+t_quantile = _t_quantile
+pooled = _pooled
 
 
 def shrunk(variance, dof, prior, outlier_p=None):
@@ -394,7 +399,7 @@ def paired_priors(cases, trim=None):
 def decide_paired(cases, alpha=ALPHA, min_effect=MIN_EFFECT, same_within=SAME_WITHIN, prior=None):
     """{key: Verdict} from paired observations: ``cases`` is {key:
     (observations, group)}, each observation the log ratio candidate / base
-    of one pair of processes measured side by side (tools/paired.py).
+    of one pair of processes measured side by side (studies/paired.py).
 
     A one-sample moderated t-test of their mean (the variance between pairs
     shrunk toward the group's prior, as :func:`decide` does between

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from reporting.results import finite
+from mlx_asv.report.results import finite
 
 
 def geomean(values):

@@ -3,18 +3,18 @@ r"""What a paired protocol would buy: A/A pairs (of long-lived workers, or of
 fresh processes) with a case's two sides measured back to back, over the
 whole of ops.py on this machine.
 
-    python tools/paired.py --pairs 3 --turns 3                 # every ops case on mlx_cpu and torch_cpu
-    python tools/paired.py --pairs 3 --turns 3 -b '^ops\.(Sum|ReLU)\.'
-    python tools/paired.py --summary .asv/paired/<run>         # decide a recorded run again
-    python tools/paired.py --faults -b '^ops\.(ReLU|LayerNorm)\.'  # one process, the workers' order: page faults a call
-    python tools/paired.py --fresh --pairs 9                   # pairs of fresh processes, asv's forkserver
-    python tools/paired.py --summary .asv/paired/<run> --gates 3   # ... decided as three gates of 3 pairs
-    python tools/paired.py --summary .asv/paired/<run> --gates 1 --first 3   # the first 3 passes as one gate
+    python studies/paired.py --pairs 3 --turns 3                 # every ops case on mlx_cpu and torch_cpu
+    python studies/paired.py --pairs 3 --turns 3 -b '^ops\.(Sum|ReLU)\.'
+    python studies/paired.py --summary .asv/paired/<run>         # decide a recorded run again
+    python studies/paired.py --faults -b '^ops\.(ReLU|LayerNorm)\.'  # one process, the workers' order: page faults a call
+    python studies/paired.py --fresh --pairs 9                   # pairs of fresh processes, asv's forkserver
+    python studies/paired.py --summary .asv/paired/<run> --gates 3   # ... decided as three gates of 3 pairs
+    python studies/paired.py --summary .asv/paired/<run> --gates 1 --first 3   # the first 3 passes as one gate
 
 The gate (tools/gate.py) measures every case in a fresh process per side per
 round; the two sides of a case run minutes apart, and two processes of one
 build then differ by about 4% here, most of it the moment each ran
-(``tools/procspread.py --rebuilds``). Two workers asked in turn, a case's
+(``studies/procspread.py --rebuilds``). Two workers asked in turn, a case's
 sides within a second of each other, differed by a median 1.5%
 (``procspread.py --pairs``, 10 cases). This tool measures that design over
 every case, as a calibration would:
@@ -26,7 +26,7 @@ every case, as a calibration would:
   that goes first alternating; each answer is the fastest call of a few
   samples (``measure``). Pairs run one after the other.
 - A pair's observation of a case is the mean over its turns of
-  log(B / A). The test (``reporting/verdicts.py``, ``decide_paired``) is a
+  log(B / A). The test (``mlx_asv/decide/verdicts.py``, ``decide_paired``) is a
   one-sample moderated t-test of those observations over the pairs (the
   variance between pairs, shrunk toward a prior fitted on the cases of the
   same backend and time decade), with the gate's alpha/3 per look and its
@@ -42,7 +42,7 @@ every case, as a calibration would:
 its own side (new servers every pass, as asv starts them every run), and
 measuring the case as a gate's process does: asv's runner
 (``asv.runner``'s single-parameter run, the benchmark's own set-up and
-timer) with the protocol's ``repeat`` (``tools/protocol.py``); its answer is
+timer) with the protocol's ``repeat`` (``mlx_asv/measure/protocol.py``); its answer is
 the fastest sample. A pass over the cases is one pair of each. This is the
 gate's unit (a fresh process a case a side) with the two sides of a case
 seconds apart instead of minutes, and no worker history (the malloc modes
@@ -71,13 +71,11 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.measure import protocol
+from studies.procspread import fastest_call
 
-from reporting import verdicts as vd  # noqa: E402
-from tools import protocol  # noqa: E402
-from tools.procspread import fastest_call  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 KEY_RX = re.compile(r"^ops\.(\w+)\.time_op\('(.*)', '(\w+)'\)$")
 DEFAULT_BENCH = r"^ops\.[^(]*\(.*'(mlx_cpu|torch_cpu)'\)$"

@@ -1,0 +1,1 @@
+"""Decisions: verdicts and their statistics, the gate's rule, steps between releases."""

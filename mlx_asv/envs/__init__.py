@@ -1,0 +1,1 @@
+"""Environments: the release ledger, MLX wheels and source builds, torch versions, config variants."""

@@ -1,0 +1,1 @@
+"""Measurement: resolving releases, asv rounds and their results, instruction counts."""

@@ -1,0 +1,92 @@
+"""benchmarks/lib/device_time.py, benchmarks/device.py and gpu/device_study.py's ncu parsing:
+the logic with fake activity records and a recorded-format CSV; the GPU parts skip without a GPU."""
+
+import json
+
+import pytest
+
+from benchmarks import device, ops
+from benchmarks.lib import device_time as dt
+from gpu import device_study as ds
+
+M = "at::cuda::(anonymous namespace)::spin_kernel(long)"
+
+
+def test_split_calls_splits_at_markers_in_start_order():
+    acts = [(M, 0, 5), ("k1", 10, 3), ("k2", 14, 4), (M, 30, 5), ("k1", 40, 3), (M, 60, 5)]
+    segs = dt.split_calls(list(reversed(acts)), calls=2)
+    assert [[a[0] for a in s] for s in segs] == [["k1", "k2"], ["k1"]]
+    assert [dt.activity_seconds(s) for s in segs] == [7e-9, 3e-9]
+
+
+def test_split_calls_refuses_a_run_the_markers_do_not_split_into_the_calls():
+    acts = [(M, 0, 5), ("k1", 10, 3), (M, 30, 5)]
+    with pytest.raises(ValueError, match="2 markers in the profiled run, expected 3"):
+        dt.split_calls(acts, calls=2)
+    with pytest.raises(ValueError, match="before the first marker"):
+        dt.split_calls([("k0", -5, 1)] + acts, calls=1)
+
+
+def test_overlapping_activities_are_summed_not_merged():
+    acts = [(M, 0, 1), ("a", 10, 100), ("b", 20, 100), (M, 200, 1)]
+    (seg,) = dt.split_calls(acts, calls=1)
+    assert dt.activity_seconds(seg) == 200e-9
+
+
+def test_device_module_mirrors_every_ops_table_with_new_ids():
+    tables = {n for n, c in vars(ops).items() if isinstance(c, type) and issubclass(c, ops.CaseTable)
+              and c.cases and hasattr(c, "time_op")}
+    mirrored = {n for n, c in vars(device).items() if isinstance(c, type) and getattr(c, "ops_class", None)}
+    assert mirrored == tables and "Sort" in mirrored
+    assert device.Sort.params == [[c.label for c in ops.Sort.cases], list(device.DEVICE_BACKENDS)]
+    assert device.Sort.track_device_time.unit == "seconds" and not hasattr(device.Sort, "time_op")
+
+
+def test_without_a_gpu_a_device_case_is_skipped_with_the_reason(monkeypatch):
+    monkeypatch.setattr(dt, "unavailable_reason", lambda: "device time needs a CUDA GPU (fake)")
+    with pytest.raises(NotImplementedError, match="needs a CUDA GPU"):
+        device.Sort().setup("dim=64x128x1024 axis=2", "mlx_gpu")
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+        dt.per_call_seconds(lambda: None)
+
+
+def test_the_track_records_the_median_of_the_calls(monkeypatch):
+    monkeypatch.setattr(dt, "per_call_seconds", lambda fn, calls: [3.0, 1.0, 2.0, 9.0, 2.5])
+    b = device.Sort()
+    b.fn = None
+    assert b.track_device_time("dim=64x128x1024 axis=2", "mlx_gpu") == 2.5
+
+
+NCU_CSV = '''==PROF== Connected to process 1
+"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","dram__bytes_read.sum","dram__bytes_write.sum","gpu__time_duration.sum","smsp__inst_executed.sum"
+"","","","","","","","byte","byte","nsecond","inst"
+"0","1","python3","h","spin_kernel(long)","1","7","0","0","1,000","10"
+"1","1","python3","h","binary_vv<Add>","1","13","8,388,608","4,194,304","20,000","3,670,016"
+"2","1","python3","h","spin_kernel(long)","1","7","0","0","1,000","10"
+"3","1","python3","h","binary_vv<Add>","1","13","8,388,600","4,194,304","20,100","3,670,016"
+"4","1","python3","h","spin_kernel(long)","1","7","0","0","1,000","10"
+"5","1","python3","h","spin_kernel(long)","1","7","0","0","1,000","10"
+"6","1","python3","h","sort_a","1","13","100","50","5,000","7"
+"7","1","python3","h","sort_b","1","13","200","50","5,000","8"
+"8","1","python3","h","spin_kernel(long)","1","7","0","0","1,000","10"
+==PROF== Disconnected from process 1
+'''
+
+
+def test_ncu_parse_gives_each_call_its_kernels_between_the_markers(tmp_path):
+    (tmp_path / "n.csv").write_text(NCU_CSV)
+    seq = {"mlx": "0.32.4", "seq": [{"case": "Add", "label": "x", "backend": "mlx_gpu", "calls": 2},
+                                    {"case": "Sort", "label": "y", "backend": "mlx_gpu", "calls": 1}]}
+    (tmp_path / "s.json").write_text(json.dumps(seq))
+    got = ds.ncu_parse(str(tmp_path / "s.json"), str(tmp_path / "n.csv"))
+    add, srt = got["cases"]
+    assert [p["smsp__inst_executed.sum"] for p in add["per_call"]] == [3670016, 3670016]
+    assert [p["dram__bytes_read.sum"] for p in add["per_call"]] == [8388608, 8388600]
+    assert srt["per_call"][0]["smsp__inst_executed.sum"] == 15 and srt["per_call"][0]["kernels"] == ["sort_a", "sort_b"]
+
+
+@pytest.mark.skipif(dt.unavailable_reason() is not None, reason=str(dt.unavailable_reason()))
+def test_on_a_gpu_a_call_has_device_time():  # pragma: no cover - GPU machines only
+    call = ops.Sort.callable("dim=64x128x1024 axis=2", "torch_cuda", small=True)
+    secs = dt.per_call_seconds(call, calls=3)
+    assert len(secs) == 3 and all(s > 0 for s in secs)
