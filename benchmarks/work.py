@@ -57,7 +57,7 @@ class _Work:
         if reason:
             raise NotImplementedError(reason)
         check_mlx_release()
-        key = counting.case_key(self.family.__name__, label, backend)
+        key = counting.case_key(self.family.__name__, label, backend, counting.timed_method(self.family))
         with tempfile.TemporaryDirectory(prefix="mlx-asv-count-") as folder:
             row = counting.count_here([(key, self.family.__name__, label, backend)], CALLS, folder)[key]
         if "skip" in row:

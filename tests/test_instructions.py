@@ -159,6 +159,7 @@ def test_cases_are_ops_cases_on_mlx_cpu_only():
         "ops.ReLU.time_op('dim=128x16x1024', 'mlx_cpu')", "ops.ReLU.time_op('dim=64x128x1024', 'mlx_cpu')"]
     # the catalogue's 91 cases and Compile's 4 (mx.compile itself), on MLX: torch is pinned, never counted
     assert len(instructions.cases()) == 91 + 4
+    assert [c[0] for c in instructions.cases(r"^ops\.Compile\.")][0].startswith("ops.Compile.time_compile(")
 
 
 def test_read_process(tmp_path):

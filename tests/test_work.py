@@ -34,6 +34,10 @@ def test_one_work_class_per_ops_family_with_its_cases_on_mlx_cpu_only():
         assert cls.unit == "instructions" and cls.family is getattr(ops, name)
     assert counting.work_key(counting.case_key("ReLU", SMALL, "mlx_cpu")) == \
         f"work.ReLU.track_instructions('{SMALL}', 'mlx_cpu')"
+    # Compile times mx.compile in time_compile: its key is that benchmark's, so work and time meet
+    assert counting.timed_method(ops.Compile) == "time_compile"
+    assert counting.work_key("ops.Compile.time_compile('softmax dim=16x1024', 'mlx_cpu')") == \
+        "work.Compile.track_instructions('softmax dim=16x1024', 'mlx_cpu')"
 
 
 @pytest.mark.skipif(not HAVE_VALGRIND, reason="needs valgrind, its headers and a C compiler")
@@ -99,6 +103,11 @@ def test_two_installs_of_one_wheel_have_one_build():
     two = "../../../bin/mlx.launch,sha256=X2,240\n" + files + "mlx-0.32.4.dist-info/REQUESTED,sha256=R,0\n"
     assert counting.installed_files(one) == counting.installed_files(two)
     assert counting.installed_files(files.replace("AAA", "AAB")) != counting.installed_files(one)
+
+
+def test_only_mlxs_own_distributions_make_the_build():
+    assert all(counting.is_mlx_distribution(n) for n in ("mlx", "mlx-cpu", "mlx-metal", "mlx-cuda-13"))
+    assert not counting.is_mlx_distribution("mlx-asv") and not counting.is_mlx_distribution("mlx-lm")
 
 
 def test_store_off_keeps_nothing(monkeypatch):

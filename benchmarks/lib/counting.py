@@ -64,16 +64,21 @@ class CountingError(Exception):
     """A counting that cannot start: one line naming the fix."""
 
 
-def case_key(family, label, backend):
-    """The case's asv name in ops.py: ops.<Family>.time_op('<label>', '<backend>')."""
-    return f"ops.{family}.time_op('{label}', '{backend}')"
+def timed_method(cls):
+    """The name of the ops.py class's time_ benchmark (time_op; Compile's time_compile)."""
+    return next(n for n in sorted(dir(cls)) if n.startswith("time_"))
+
+
+def case_key(family, label, backend, method="time_op"):
+    """The case's asv name in ops.py: ops.<Family>.<method>('<label>', '<backend>')."""
+    return f"ops.{family}.{method}('{label}', '{backend}')"
 
 
 def work_key(key):
     """The asv name of an ops.py case's count (benchmarks/work.py):
-    ops.F.time_op(...) -> work.F.track_instructions(...)."""
-    family, _, rest = key[len("ops."):].partition(".time_op(")
-    return f"work.{family}.track_instructions({rest}"
+    ops.F.time_op(...) (or time_compile) -> work.F.track_instructions(...)."""
+    family = key[len("ops."):].split(".", 1)[0]
+    return f"work.{family}.track_instructions({key.partition('(')[2]}"
 
 
 # --------------------------------------------------------------------------
@@ -156,6 +161,12 @@ def installed_files(record):
                   if line.strip() and not line.startswith("../") and ".dist-info/" not in line.split(",")[0])
 
 
+def is_mlx_distribution(name):
+    """MLX's own distributions (mlx, mlx-cpu, mlx-metal, mlx-cuda-13, ...),
+    not others whose name starts alike (this project's mlx-asv)."""
+    return name == "mlx" or name in ("mlx-cpu", "mlx-metal") or name.startswith("mlx-cuda")
+
+
 def mlx_build():
     """(sha256 of the installed MLX distributions' files, "mlx==V mlx-cpu==V").
 
@@ -167,7 +178,7 @@ def mlx_build():
     names = []
     for dist in sorted(md.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
         name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name != "mlx" and not name.startswith("mlx-"):
+        if not is_mlx_distribution(name):
             continue
         h.update(name.encode() + b"\0" + "\n".join(installed_files(dist.read_text("RECORD") or dist.version)).encode())
         names.append(f"{name}=={dist.version}")

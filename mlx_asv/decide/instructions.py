@@ -134,7 +134,7 @@ def cases(bench=None, backends=CPU_BACKENDS):
         labels, bes = cls.params
         for label in labels:
             for be in bes:
-                key = case_key(name, label, be)
+                key = case_key(name, label, be, counting.timed_method(cls))
                 if be in backends and (rx is None or rx.search(key)):
                     out.append((key, name, label, be))
     return out
