@@ -111,6 +111,18 @@ def test_work_threshold_follows_the_calls_size(base, cand, verdict):
     assert vd.decide_counts("k", [base], [cand]).verdict == verdict
 
 
+def test_the_gate_and_the_main_job_name_work_verdicts_alike():
+    from mlx_asv.commands import mainjob
+    from mlx_asv.decide import gate
+
+    words = {v: vd.work_word(v) for v in (vd.SLOWER, vd.FASTER, vd.SAME, vd.UNDECIDED, "failed")}
+    assert words == {vd.SLOWER: "more", vd.FASTER: "fewer", vd.SAME: "same", vd.UNDECIDED: "undecided",
+                     "failed": "failed"}
+    row = {"verdict": vd.FASTER, "ratio": 0.9, "note": ""}
+    assert gate.work_note(row).endswith("fewer")
+    assert not hasattr(gate, "WORK_WORDS") and not hasattr(mainjob, "WORK_WORDS")
+
+
 def test_count_verdict_without_counts_is_undecided():
     v = vd.decide_counts("k", [], [1000])
     assert v.verdict == vd.UNDECIDED and v.note == "no counts"

@@ -172,8 +172,6 @@ def confirm(session, releases, rounds, started, log=log):
 WORK_TIMEOUT_S = 20 * 60
 # Changed cases listed a pair, at most (the rest are in verdicts.json).
 LISTED = 30
-WORK_WORDS = {vd.SLOWER: "more", vd.FASTER: "fewer", vd.SAME: "same", vd.UNDECIDED: "undecided"}
-
 
 def count_work(releases, bench, folder, log=log):
     """The work of the selection's ``mlx_cpu`` cases on every release: their
@@ -247,7 +245,7 @@ def pair_cases(data, a, b, work_pair):
                            "note": v.note}
         w = works.get(key)
         if w is not None:
-            row["work"] = {"verdict": WORK_WORDS.get(w["verdict"], w["verdict"]), "ratio": w["ratio"],
+            row["work"] = {"verdict": vd.work_word(w["verdict"]), "ratio": w["ratio"],
                            "base": w["base"], "cand": w["cand"], "note": w["note"],
                            "threshold": vd.work_threshold(w["base"]) if w["base"] else None,
                            "functions": w["functions"]}

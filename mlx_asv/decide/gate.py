@@ -471,14 +471,11 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
-WORK_WORDS = {vd.SLOWER: "more", vd.FASTER: "less", vd.SAME: "same", vd.UNDECIDED: "varies"}
-
-
 def work_note(row):
     """A case's instruction verdict, for the note column."""
     if row["verdict"] in ("failed", "skipped"):
         return f"work: {row['verdict']} ({row['note']})"
-    return f"work: {row['ratio']:.3f}x instructions, {WORK_WORDS.get(row['verdict'], row['verdict'])}"
+    return f"work: {row['ratio']:.3f}x instructions, {vd.work_word(row['verdict'])}"
 
 
 def work_paragraph(work):
@@ -489,7 +486,7 @@ def work_paragraph(work):
         return "Instruction counts: no mlx_cpu case to count."
     tally = {}
     for row in work["cases"].values():
-        word = WORK_WORDS.get(row["verdict"], row["verdict"])
+        word = vd.work_word(row["verdict"])
         tally[word] = tally.get(word, 0) + 1
     lines = [f"Work verdicts of {len(work['cases'])} mlx_cpu cases (instructions of one call under callgrind, "
              f"a side; same within 1% at 1 M instructions or more, 5% below; {work['seconds']:.0f} s; the "

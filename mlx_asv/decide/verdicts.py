@@ -451,6 +451,17 @@ WORK_SAME_WITHIN = 0.01
 WORK_SAME_WITHIN_SMALL = 0.05
 
 
+# A work verdict's words: a count is work, not speed (more instructions is
+# what "slower" means for time); "undecided" where processes of one side
+# disagreed past the threshold.
+WORK_WORDS = {SLOWER: "more", FASTER: "fewer", SAME: "same", UNDECIDED: "undecided"}
+
+
+def work_word(verdict):
+    """The work verdict's word for ``verdict`` (failed/skipped stay as they are)."""
+    return WORK_WORDS.get(verdict, verdict)
+
+
 def work_threshold(count):
     """The work verdict's ``min_effect`` for a call of ``count`` instructions."""
     return WORK_SAME_WITHIN if count >= WORK_LARGE else WORK_SAME_WITHIN_SMALL
