@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "torch-install": ("mlx_asv.commands.torch_install", "install a torch version into an asv environment"),
     "config-variant": ("mlx_asv.commands.config_variant", "write an asv config variant"),
     "count": ("mlx_asv.commands.count", "instruction counts under valgrind between releases"),
+    "count-history": ("mlx_asv.commands.count_history", "an instruction-count run over releases, as asv results"),
     "gate": ("mlx_asv.commands.gate", "the sequential gate: is this release slower than its base?"),
     "steps": ("mlx_asv.commands.steps", "the gate between each pair of neighbouring releases"),
     "report": ("mlx_asv.commands.report", "tables of asv's results"),

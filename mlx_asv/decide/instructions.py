@@ -598,9 +598,15 @@ def count_run(names, commits, todo, folder, calls=DEFAULT_CALLS, processes=1, jo
                      log=log, start=start, use_store=use_store)
     report = build_report(names, counts, calls, processes, min_effect, top=top, left_out=skipped)
     report.update(commits=commits, seconds=round(time.time() - t0, 1))
+    identities = {}
+    for name in names:  # what decided each side's counts, for whoever publishes them
+        try:
+            identities[name] = counting.identity_of(sides[name], calls)
+        except counting.CountingError as e:
+            identities[name] = {"error": str(e)}
     with open(os.path.join(folder, "counts.json"), "w") as f:
         json.dump({"names": names, "commits": commits, "calls": calls, "processes": processes,
-                   "left_out": skipped, "counts": counts}, f)
+                   "left_out": skipped, "identities": identities, "counts": counts}, f)
     with open(os.path.join(folder, "verdicts.md"), "w") as f:
         f.write(markdown(report))
     return report

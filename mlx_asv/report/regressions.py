@@ -27,6 +27,7 @@ import socket
 import sys
 
 from mlx_asv.decide import verdicts as vd
+from mlx_asv.report import count_history
 from mlx_asv.report.sessions import Sessions
 from mlx_asv.envs import ledger
 
@@ -87,7 +88,24 @@ def graph_entry(html_dir, index, machine, key, before, after):
     return None
 
 
-def filter_regressions(html_dir, sessions, repo=ledger.DEFAULT_REPO, machine=None):
+def work_step(name, before, after, jump, work_steps):
+    """Is a step in an instruction-count graph more work past the work
+    verdict's threshold? -> (kept, why), with the function that changed
+    most where a count history (steps.json) names it."""
+    a, b = jump[2], jump[3]
+    if not a or b is None:
+        return False, "no count on one side"
+    ratio, threshold = b / a, vd.work_threshold(a)
+    if ratio <= 1 + threshold:
+        return False, f"{ratio:.4f}x instructions, within the work threshold ({100 * threshold:g}%)"
+    known = work_steps.get((name, before, after))
+    if known:
+        return True, count_history.step_text(known[1])
+    return True, f"{ratio:.3f}x instructions (more), past the work threshold ({100 * threshold:g}%)"
+
+
+def filter_regressions(html_dir, sessions, repo=ledger.DEFAULT_REPO, machine=None,
+                       results_dir=os.path.join(ROOT, "results")):
     """Rewrite ``html_dir/regressions.json`` to the verdict-confirmed steps,
     adding the confirmed slowdowns asv's detection missed (on ``machine``'s
     graphs, default this machine's).
@@ -101,6 +119,7 @@ def filter_regressions(html_dir, sessions, repo=ledger.DEFAULT_REPO, machine=Non
         index = json.load(f)
     rev_to_hash = {int(r): h for r, h in index.get("revision_to_hash", {}).items()}
     kept_entries, kept, dropped = [], [], []
+    work_steps = count_history.load_steps(results_dir)
     for entry in data.get("regressions", []):
         name, graph_path, params, j, last_v, best_v, jumps = entry
         good = []
@@ -108,6 +127,16 @@ def filter_regressions(html_dir, sessions, repo=ledger.DEFAULT_REPO, machine=Non
             rev_a, rev_b = jump[0], jump[1]
             after = rev_to_hash.get(rev_b)
             before = rev_to_hash.get(rev_a) if rev_a is not None else parent(after, repo) if after else None
+            if name.startswith("work."):
+                # A count is deterministic for its build: the step is its own
+                # verdict, past the work threshold (the A/A spread of counts).
+                ok, why = work_step(name, before, after, jump, work_steps)
+                if ok:
+                    good.append(jump)
+                    kept.append((name, before, after, why))
+                else:
+                    dropped.append((name, before, after, why))
+                continue
             verdicts, where = sessions.verdicts(before, after) if before and after else ({}, None)
             v = verdicts.get(name)
             if v is not None and v.verdict == vd.SLOWER:
@@ -139,6 +168,15 @@ def filter_regressions(html_dir, sessions, repo=ledger.DEFAULT_REPO, machine=Non
                 kept.append((name, before, after, f"slower {v.ratio:.2f}x [{v.lo:.2f}-{v.hi:.2f}], same run "
                                                   f"({os.path.relpath(where, ROOT)}), {v.evidence()}; "
                                                   f"not among asv's steps: added"))
+    for (name, before, after), (step_machine, step) in sorted(work_steps.items()):
+        if step["verdict"] != vd.work_word(vd.SLOWER) or (name, before, after) in listed:
+            continue
+        entry = graph_entry(html_dir, index, step_machine, name, before, after)
+        if entry is None:
+            continue
+        kept_entries.append(entry)
+        listed.add((name, before, after))
+        kept.append((name, before, after, f"{count_history.step_text(step)}; not among asv's steps: added"))
     with open(path, "w", encoding="utf-8") as f:
         json.dump({"regressions": kept_entries}, f, separators=(",", ":"))
     with open(os.path.join(html_dir, "regressions-filtered.json"), "w", encoding="utf-8") as f:

@@ -1,0 +1,219 @@
+"""The history in counts: an instruction-count run over many releases
+(``tools/instructions.py``'s counts.json) written as asv results of a
+machine of its own, so that ``asv publish`` graphs each case's count per
+release, and the steps between neighbouring releases with the function
+whose own instructions changed most.
+
+    python tools/instructions.py v0.2.0 ... v0.32.4 -b "<the main job's selection>" --out RUN
+    mlx-asv count-history RUN --machine valgrind-amd-epyc --out results-reference/valgrind-amd-epyc
+
+The results are those ``asv run -b "^work\\."`` records for each release
+(``work.<Family>.track_instructions``, unit "instructions", the same
+benchmark versions, found by asv's own discovery), written through asv's
+own ``Results`` API: one file a release, filed under the release's ledger
+commit. A count is deterministic for what decides it (the MLX build, NumPy,
+Python, valgrind, the CPU, the case's code: ``benchmarks/lib/counting.py``'s
+identity), so the machine's name says the CPU and the folder's README the
+rest, and ``steps.json`` beside them lists the steps past the work verdict's
+threshold, which the site's regressions page keeps
+(mlx_asv/report/regressions.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from mlx_asv.decide import verdicts as vd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS_FILE = "steps.json"
+# asv files results under an environment name; this one says where they come from.
+ENV_NAME = "valgrind-counts"
+
+
+class HistoryError(Exception):
+    """A run that cannot be written: one line naming the fix."""
+
+
+def work_benchmarks(root=os.path.join(ROOT, "benchmarks")):
+    """{name: asv's benchmark dict} of the ``work.`` benchmarks, by asv's own
+    discovery (the versions asv run would record)."""
+    from asv_runner.discovery import disc_benchmarks
+
+    out = {}
+    for b in disc_benchmarks(root):
+        if b.name.startswith("work."):
+            out[b.name] = {"name": b.name, "version": b.version, "params": b.params,
+                           "param_names": b.param_names}
+    return out
+
+
+def parse_key(key):
+    """ops.Family.method('label', 'backend') -> (Family, label, backend)."""
+    m = re.fullmatch(r"ops\.(\w+)\.\w+\('(.*)', '(\w+)'\)", key)
+    if not m:
+        raise HistoryError(f"not an ops.py case key: {key}")
+    return m.groups()
+
+
+def results_of(counts, benchmarks):
+    """{benchmark name: [value per parameter combination]} of one release's
+    counts ({case key: {"counts": [...]} | {"skip"/"error": ...}}): a count
+    where there is one, None (asv: failed or not run) elsewhere."""
+    got = {}
+    for key, row in counts.items():
+        family, label, backend = parse_key(key)
+        if row.get("counts"):
+            got[(f"work.{family}.track_instructions", repr(label), repr(backend))] = row["counts"][0]
+    out = {}
+    for name, bench in benchmarks.items():
+        labels, backends = bench["params"]
+        values = [got.get((name, lab, be)) for lab in labels for be in backends]
+        if any(v is not None for v in values):
+            out[name] = values
+    return out
+
+
+def commit_date_ms(commit, repo=os.path.join(ROOT, "ledger")):
+    proc = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%ct", commit], capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise HistoryError(f"the ledger has no commit {commit[:10]} (python tools/ledger.py first)")
+    return int(proc.stdout.strip()) * 1000
+
+
+def steps(run, top=1):
+    """The neighbouring releases' pairs of ``run`` (counts.json's dict) whose
+    count moved past the work verdict's threshold: [{key, base, cand,
+    verdict, ratio, base_count, cand_count, function, function_base,
+    function_cand}], the function being the one whose own instructions
+    changed most."""
+    names, counts = run["names"], run["counts"]
+    commits = dict(zip(names, run["commits"]))
+    out = []
+    for a, b in zip(names, names[1:]):
+        for key in sorted(set(counts[a]) & set(counts[b])):
+            ca, cb = counts[a][key].get("counts"), counts[b][key].get("counts")
+            if not ca or not cb:
+                continue
+            v = vd.decide_counts(key, ca, cb)
+            if v.verdict not in (vd.SLOWER, vd.FASTER):
+                continue
+            fa, fb = counts[a][key].get("functions") or {}, counts[b][key].get("functions") or {}
+            moved = sorted(set(fa) | set(fb), key=lambda f: -abs(fb.get(f, 0) - fa.get(f, 0)))[:top]
+            fn = moved[0] if moved else None
+            out.append({"key": key, "base": a, "cand": b, "base_commit": commits[a], "cand_commit": commits[b],
+                        "verdict": vd.work_word(v.verdict),
+                        "ratio": round(v.ratio, 4), "base_count": ca[0], "cand_count": cb[0],
+                        "function": fn, "function_base": fa.get(fn), "function_cand": fb.get(fn)})
+    return out
+
+
+def write(run_dir, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "ledger")):
+    """Write ``run_dir``'s counts as asv results of ``machine`` into
+    ``out_dir`` (machine.json, a file a release, steps.json).
+    -> (releases written, steps)."""
+    from asv.results import Results
+    from asv.runner import BenchmarkResult
+
+    path = os.path.join(run_dir, "counts.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+    except (OSError, ValueError) as e:
+        raise HistoryError(f"{path} can't be read ({type(e).__name__}: {e}): count the releases first "
+                           f"(python tools/instructions.py V1 V2 ... --out {run_dir})") from e
+    benchmarks = benchmarks or work_benchmarks()
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "machine.json"), "w", encoding="utf-8") as f:
+        json.dump({"machine": machine, "version": 1}, f, indent=4)
+    identities = run.get("identities", {})
+    written = []
+    for name, commit in zip(run["names"], run["commits"]):
+        values = results_of(run["counts"].get(name, {}), benchmarks)
+        if not values:
+            continue
+        ident = identities.get(name, {})
+        python = ident.get("python", "")
+        res = Results({"machine": machine, "python": python}, {"mlx": name.lstrip("v")}, commit,
+                      commit_date_ms(commit, repo), python, ENV_NAME, {})
+        for bench_name, vals in sorted(values.items()):
+            n = len(vals)
+            res.add_result(benchmarks[bench_name],
+                           BenchmarkResult(result=vals, samples=[None] * n, number=[None] * n, errcode=0,
+                                           stderr="", profile=None),
+                           started_at=datetime.datetime.now(datetime.timezone.utc), duration=0.0)
+        with tempfile.TemporaryDirectory() as tmp:  # asv saves under <dir>/<machine>/
+            res.save(tmp)
+            for fname in os.listdir(os.path.join(tmp, machine)):
+                shutil.move(os.path.join(tmp, machine, fname), os.path.join(out_dir, fname))
+        written.append(name)
+    found = steps(run)
+    with open(os.path.join(out_dir, STEPS_FILE), "w", encoding="utf-8") as f:
+        json.dump({"machine": machine, "identities": identities, "steps": found}, f, indent=1)
+    return written, found
+
+
+def load_steps(results_dir):
+    """{(work benchmark key, base commit, cand commit): (machine, step)} from
+    every machine's steps.json under ``results_dir`` (the reference sets
+    copied beside this machine's results)."""
+    out = {}
+    if not os.path.isdir(results_dir):
+        return out
+    for machine in sorted(os.listdir(results_dir)):
+        path = os.path.join(results_dir, machine, STEPS_FILE)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"count-history: {path} is unreadable ({type(e).__name__}: {e}); its steps are left out "
+                  f"(write it again with mlx-asv count-history)", file=sys.stderr)
+            continue
+        for step in data.get("steps", []):
+            out[(work_key(step["key"]), step["base_commit"], step["cand_commit"])] = (machine, step)
+    return out
+
+
+def step_text(step):
+    """One line: ratio, verdict, the function that changed most."""
+    fn = step.get("function") or "?"
+    return (f"{step['ratio']:.3f}x instructions ({step['verdict']}), {step['base']} -> {step['cand']}, "
+            f"most in {fn} ({step['function_base']} -> {step['function_cand']})")
+
+
+def work_key(key):
+    family, label, backend = parse_key(key)
+    return f"work.{family}.track_instructions('{label}', '{backend}')"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="a tools/instructions.py run's folder (its counts.json)")
+    ap.add_argument("--machine", required=True, help="the asv machine name the counts are filed under")
+    ap.add_argument("--out", help="folder (default results-reference/MACHINE)")
+    args = ap.parse_args(argv)
+    out = args.out or os.path.join(ROOT, "results-reference", args.machine)
+    try:
+        written, found = write(args.run, args.machine, out)
+    except HistoryError as e:
+        print(f"count-history: {e}", file=sys.stderr)
+        return 2
+    print(f"count-history: {len(written)} release(s) written as asv results of {args.machine} in {out}; "
+          f"{len(found)} step(s) past the work threshold in {os.path.join(out, STEPS_FILE)}")
+    for step in found:
+        print(f"  {step['key']}: {step_text(step)[:220]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
