@@ -14,16 +14,20 @@ Run by ``python3 tools/quickstart.py main`` (after set-up); by hand:
    ``results/`` (so the site shows them), rounds alternating in order, each
    process's samples kept in ``.asv/main/<releases>/rounds.json``. An
    interrupted job resumes there: finished rounds are not measured again.
-3. ``asv publish`` (with the reference result sets of ``results-reference/``,
-   e.g. the H200's CUDA history, copied into ``results/`` first), local
-   copies of the site's JavaScript, and the regressions page cut down to the
-   steps a same-run verdict confirms (reporting/regressions.py).
+3. Work: every ``mlx_cpu`` case's instructions a call on each release,
+   counted under valgrind side by side (the count store first), recorded by
+   asv (``work.*.track_instructions``) and decided (``count_work``).
 4. Confirmation, as tools/gate.py confirms: the cases that the rounds call
    slower or faster between any adjacent pair are measured again, two more
-   rounds on every release, while the job's 15 minutes allow; a change
-   counts only where the fresh rounds point the same way (the gate's looks,
-   each at alpha/3, and its rule: tools/gate.py's ``replay``).
-5. The summary: per pair of adjacent releases, how many cases are slower,
+   rounds on every release, while what is left of the job's 15 minutes
+   allows; a change counts only where the fresh rounds point the same way
+   (the gate's looks, each at alpha/3, and its rule: tools/gate.py's ``replay``).
+5. ``asv publish`` (with the reference result sets of ``results-reference/``,
+   e.g. the H200's CUDA history and the history in counts, copied into
+   ``results/`` first), local copies of the site's JavaScript, and the
+   regressions page cut down to the steps a same-run verdict or the counts
+   confirm (reporting/regressions.py).
+6. The summary: per pair of adjacent releases, how many cases are slower,
    faster, same or undecided, the slower and faster ones listed with their
    intervals and evidence, the unconfirmed ones named, and where the site is.
    The site's regressions page and the report decide the same way
@@ -366,17 +370,19 @@ def main():
             failed = True
             break
         log(f"round {session.rounds} of {rounds} took {took / 60:.1f} min")
+    # The work verdicts before the confirmation rounds: they decide the mlx_cpu
+    # cases, and the confirmation then takes what is left of the budget.
+    work, work_why = (None, "not counted: the time rounds did not finish")
+    if not failed and session.rounds >= rounds:
+        work, work_why = count_work(releases, bench, folder)
+        if work is None and not work_why.startswith("not counted"):
+            log(f"work verdicts {work_why}")
+            failed = True
     if not failed and session.rounds >= rounds:
         try:
             confirm(session, releases, rounds, started)
         except protocol.ProtocolError as e:
             log(str(e))
-            failed = True
-    work, work_why = (None, "not counted: the time rounds did not finish")
-    if not failed:
-        work, work_why = count_work(releases, bench, folder)
-        if work is None and not work_why.startswith("not counted"):
-            log(f"work verdicts {work_why}")
             failed = True
     copied = copy_reference_results()
     if copied:
