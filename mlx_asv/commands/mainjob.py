@@ -45,14 +45,14 @@ import sys
 import time
 import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from benchmarks.lib import counting
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate
 from mlx_asv.decide import instructions
 from mlx_asv.measure import protocol
 from mlx_asv.envs import ledger
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The families of ops.py whose cases take seconds a call on a 2-core CPU are
 # left to `asv run` (tools/gate.py -b for a verdict): with them one release

@@ -82,10 +82,10 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from benchmarks.lib import callgrind, counting
 from mlx_asv.decide import verdicts as vd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 HOME = os.path.join(ROOT, ".asv", "instructions")
 # torch is pinned: between two MLX releases its cases run the same code on
