@@ -43,9 +43,11 @@ import os
 import re
 import sys
 
+from mlx_asv.envs import asv_config
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-CONF = os.path.join(ROOT, "asv.conf.json")
+CONF = asv_config.CONF
 TORCH_CONF = os.path.join(ROOT, "asv.torch.conf.json")
 TORCH_VAR = "MLX_ASV_TORCH"
 # Two years of torch releases: 2.2 (January 2024), 2.7 (April 2025), and the control.
@@ -90,12 +92,6 @@ def needs(version):
         if lo <= vkey(version) < hi:
             pins.update(pin)
     return pins
-
-
-def load_conf(path=CONF):
-    from asv.util import load_json
-
-    return load_json(path, js_comments=True)
 
 
 def parse_versions(spec):
@@ -161,7 +157,7 @@ def render(conf):
 
 def versions_of(path=TORCH_CONF):
     try:
-        return list(load_conf(path)["matrix"]["env"][TORCH_VAR])
+        return list(asv_config.load_conf(path)["matrix"]["env"][TORCH_VAR])
     except (OSError, KeyError, ValueError):
         return None
     except Exception:  # noqa: BLE001 - asv's load_json raises its own errors
@@ -169,7 +165,7 @@ def versions_of(path=TORCH_CONF):
 
 
 def write(versions, path=TORCH_CONF, base_path=CONF):
-    text = render(torch_config(load_conf(base_path), versions))
+    text = render(torch_config(asv_config.load_conf(base_path), versions))
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
@@ -181,7 +177,7 @@ def stale(path=TORCH_CONF, base_path=CONF):
     versions = versions_of(path)
     if versions is None:
         return f"{os.path.basename(path)} is missing or unreadable: python tools/torch_matrix.py --write"
-    if load_conf(path) != torch_config(load_conf(base_path), versions):
+    if asv_config.load_conf(path) != torch_config(asv_config.load_conf(base_path), versions):
         return (f"{os.path.basename(path)} is out of date with {os.path.basename(base_path)}: "
                 f"python tools/torch_matrix.py --write")
     return None
@@ -191,7 +187,7 @@ def describe(versions, base_path=CONF, log=print, environ=None):
     """Print each environment's pins and what installing its torch costs here."""
     from mlx_asv.envs import torch_install as ti
 
-    conf = torch_config(load_conf(base_path), versions)
+    conf = torch_config(asv_config.load_conf(base_path), versions)
     environ = os.environ if environ is None else environ
     try:
         kind = ti.build_kind(flavor=ti.install.detect_flavor(environ=environ))
@@ -238,7 +234,7 @@ def side_config(folder, version, base_path=CONF):
     os.makedirs(folder, exist_ok=True)
     single = os.path.join(folder, "torch.conf.json")
     with open(single, "w", encoding="utf-8") as f:
-        json.dump(torch_config(load_conf(base_path), [version]), f, indent=2)
+        json.dump(torch_config(asv_config.load_conf(base_path), [version]), f, indent=2)
     return protocol.derived_config(folder, conf_path=single)
 
 

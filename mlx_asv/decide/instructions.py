@@ -84,6 +84,7 @@ import time
 
 from benchmarks.lib import callgrind, counting
 from mlx_asv.decide import verdicts as vd
+from mlx_asv.envs import asv_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -174,9 +175,7 @@ def _site_packages(env):
 def pinned_requirements():
     """NumPy at asv.conf.json's version: the shared environment's (an MLX case
     needs nothing else; torch is never counted)."""
-    from mlx_asv.measure import protocol
-
-    req = protocol.load_conf()["matrix"]["req"]
+    req = asv_config.load_conf()["matrix"]["req"]
     return [f"{name}=={req[name][0]}" for name in ("numpy",) if req.get(name)]
 
 

@@ -39,11 +39,11 @@ import sys
 import time
 
 from benchmarks.common import BACKENDS  # the one backend list; numpy only, the frameworks load lazily
-from mlx_asv.envs import ledger
+from mlx_asv.envs import asv_config, ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-CONF = os.path.join(ROOT, "asv.conf.json")
+CONF = asv_config.CONF
 
 
 # asv's `repeat` in comparison sessions: (at least, at most, seconds); see above.
@@ -59,17 +59,11 @@ def asv_executable():
     return here if os.path.exists(here) else "asv"
 
 
-def load_conf(path=CONF):
-    from asv.util import load_json
-
-    return load_json(path, js_comments=True)
-
-
 def derived_config(folder, env_nobuild=None, conf_path=CONF):
     """Write ``folder/asv.conf.json``: the project's config with its results and
     site in ``folder``; ``env_nobuild`` ({VAR: value}) adds variables to the
     matrix (they become part of every result's environment name)."""
-    conf = load_conf(conf_path)
+    conf = asv_config.load_conf(conf_path)
     # asv runs from its config's folder: every path must be absolute.
     for field in ("repo", "benchmark_dir", "env_dir"):
         conf[field] = os.path.join(ROOT, conf[field])
@@ -295,7 +289,7 @@ class Session:
         # project_results: the project's own config, results in results/ (the
         # main job: its site shows them); else a config of the run's own.
         self.config = CONF if project_results else derived_config(self.folder, env_nobuild)
-        self.results_dir = (os.path.join(ROOT, load_conf().get("results_dir", "results")) if project_results
+        self.results_dir = (os.path.join(ROOT, asv_config.load_conf().get("results_dir", "results")) if project_results
                             else os.path.join(self.folder, "results"))
         self.launch_method = default_launch_method() if launch_method == "auto" else launch_method
         # The main job's results are the site's: they keep each class's own
