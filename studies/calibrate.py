@@ -108,7 +108,7 @@ def gate_run(args, backends, log, index=0):
     factors = [1.0 + float(x) for x in args.inject.split(",")]
     injected = {plan_key: factors[i % len(factors)] for i, (_, plan_key) in enumerate(chosen)}
     write_plan(folder, {twin: injected})
-    bench = protocol.case_regex([k for k, _ in cases]) if args.bench else gatemod.default_bench(backends)
+    bench = protocol.case_regex([k for k, _ in cases]) if args.bench else protocol.bench_regex(backends)
     g = gatemod.Gate(release_commit, twin, bench, folder, budget_s=args.budget * 60,
                      env_nobuild={"MLX_ASV_INJECT": run_id}, log=log)
     try:

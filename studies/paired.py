@@ -78,7 +78,7 @@ from studies.procspread import fastest_call
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 KEY_RX = re.compile(r"^ops\.(\w+)\.time_op\('(.*)', '(\w+)'\)$")
-DEFAULT_BENCH = r"^ops\.[^(]*\(.*'(mlx_cpu|torch_cpu)'\)$"
+DEFAULT_BENCH = protocol.bench_regex(("mlx_cpu", "torch_cpu"))
 # Cases whose process costs more than this (seconds, .asv/costs.json) are
 # left out by default: MLX's CPU matmuls take 20-80 s a process here.
 DEFAULT_MAX_COST = 8.0

@@ -30,7 +30,7 @@ Run by ``python3 tools/quickstart.py main`` (after set-up); by hand:
    (reporting/sessions.py).
 
 Settings (environment): MLX_ASV_MAIN_BENCH (an asv -b regex; default
-``DEFAULT_BENCH`` on the detected backends), MLX_ASV_MAIN_RELEASES (how many
+``default_bench`` of the detected backends), MLX_ASV_MAIN_RELEASES (how many
 of the newest releases, default 2), MLX_ASV_MAIN_ROUNDS (default 2; the
 confirmation's rounds come on top), MLX_ASV_BACKENDS (the backends, instead of detecting them).
 """
@@ -64,7 +64,11 @@ PUBLISH_RESERVE_S = 90
 CONFIRM_ROUNDS = 2
 WORK_CALLS = 1
 SLOW_FAMILIES = ("MatMul", "Linear", "Conv2d", "ScaledDotProductAttention", "Softmax", "Concat")
-DEFAULT_BENCH = r"^ops\.(?!(" + "|".join(SLOW_FAMILIES) + r")\.)[^(]*\(.*'({backends})'\)$"
+
+
+def default_bench(backends):
+    """The main job's asv -b regex: ops.py without the slow families, on these backends."""
+    return protocol.bench_regex(backends, names=r"^ops\.(?!(" + "|".join(SLOW_FAMILIES) + r")\.)[^(]*")
 
 
 def log(msg):
@@ -348,7 +352,7 @@ def main():
     have, left = backends()
     if left:
         log("backends left out: " + "; ".join(f"{b} ({why})" for b, why in left))
-    bench = os.environ.get("MLX_ASV_MAIN_BENCH") or DEFAULT_BENCH.format(backends="|".join(have))
+    bench = os.environ.get("MLX_ASV_MAIN_BENCH") or default_bench(have)
     n = int(os.environ.get("MLX_ASV_MAIN_RELEASES", "2"))
     rounds = int(os.environ.get("MLX_ASV_MAIN_ROUNDS", "2"))
     releases = newest_releases(n)

@@ -295,9 +295,7 @@ def main(argv=None):
     except ledger.LedgerError as e:
         print(f"bisect: {e}", file=sys.stderr)
         return 2
-    bench = args.bench
-    if "(" not in bench:
-        bench = bench.rstrip("$") + r".*\(.*'(" + "|".join(gatemod.detected_backends()) + r")'\)$"
+    bench = protocol.family_on(args.bench, gatemod.detected_backends)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{args.good}-{args.bad}")
     folder = os.path.join(ROOT, ".asv", "bisect", f"{protocol.stamp()}-{safe}")
     log(f"{len(commits)} commits from {labels[0]} to {labels[-1]}; about {math.ceil(math.log2(len(commits)))} "

@@ -90,10 +90,6 @@ def detected_backends():
     return [b for b in common.BACKENDS if common.unavailable_reason(b) is None]
 
 
-def default_bench(backends):
-    return r"^ops\.[^(]*\(.*'(" + "|".join(backends) + r")'\)$"
-
-
 class Rule:
     """The gate's decision rule over rounds measured so far (``data``: {key:
     {side: [samples of each process]}}): each case's prior group, the looks at
@@ -589,7 +585,7 @@ def main(argv=None):
     bench = args.bench
     if not bench:
         backends = args.backends.split(",") if args.backends else detected_backends()
-        bench = default_bench(backends)
+        bench = protocol.bench_regex(backends)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{args.base}-{args.candidate}")
     folder = args.out or os.path.join(ROOT, ".asv", "gate", f"{protocol.stamp()}-{safe}")
     log = lambda m: print(f"gate: {m}", file=sys.stderr, flush=True)  # noqa: E731

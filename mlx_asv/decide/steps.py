@@ -46,10 +46,10 @@ def main(argv=None):
     except (ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"steps: {e}", file=sys.stderr)
         return 2
-    bench = args.bench or gatemod.default_bench(gatemod.detected_backends())
-    if args.bench and "(" not in args.bench:
-        # a family regex: only this machine's backends, so no process is started for the others
-        bench = args.bench.rstrip("$") + r".*\(.*'(" + "|".join(gatemod.detected_backends()) + r")'\)$"
+    if args.bench:
+        bench = protocol.family_on(args.bench, gatemod.detected_backends)
+    else:
+        bench = protocol.bench_regex(gatemod.detected_backends())
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{names[0]}-{names[-1]}")
     folder = os.path.join(ROOT, ".asv", "steps", f"{protocol.stamp()}-{safe}")
     session = protocol.Session(folder, commits, bench, log=log)

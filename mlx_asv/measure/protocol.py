@@ -129,6 +129,28 @@ def default_launch_method():
     return None
 
 
+# The benchmarks of ops.py, up to their parameters (bench_regex's default).
+OPS_BENCHMARKS = r"^ops\.[^(]*"
+
+
+def bench_regex(backends, names=OPS_BENCHMARKS):
+    """An asv -b regex: the cases of the benchmarks ``names`` matches (a regex
+    on an asv name from its start up to its parameters) whose backend
+    parameter is one of ``backends``."""
+    return names + r"\(.*'(" + "|".join(backends) + r")'\)$"
+
+
+def family_on(bench, backends):
+    """``bench`` on the backends ``backends()`` returns, where it names no
+    parameters (a family regex such as ``^ops\.Softmax\.``), so that no
+    process starts for the others; a regex that names parameters is the
+    caller's choice, as given. ``backends`` is called only where it is needed:
+    detecting them imports the frameworks (seconds)."""
+    if "(" in bench:
+        return bench
+    return bench_regex(backends(), names=bench.rstrip("$") + ".*")
+
+
 def case_regex(keys):
     """An asv -b regex matching exactly these cases ('name(p1, p2)' each)."""
     return "^(?:" + "|".join(re.escape(k) for k in sorted(keys)) + ")$"
