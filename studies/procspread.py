@@ -76,6 +76,8 @@ import subprocess
 import sys
 import time
 
+from mlx_asv import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (family in benchmarks/ops.py, case label, backend): 1 ms to 1.3 s on this
@@ -325,8 +327,7 @@ def table(results, variants):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--processes", type=int, default=8, help="processes a variant (default 8)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--rebuilds", type=int, default=0,

@@ -36,7 +36,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -44,6 +43,7 @@ import re
 import sys
 
 from mlx_asv.envs import asv_config
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -301,8 +301,7 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--write", action="store_true", help="write asv.torch.conf.json from asv.conf.json")
     ap.add_argument("--versions", help="comma-separated torch releases (default: the file's, else "
                                        + ",".join(DEFAULT_VERSIONS) + ")")

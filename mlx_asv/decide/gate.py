@@ -65,6 +65,7 @@ from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import instructions
 from mlx_asv.measure import protocol
 from mlx_asv.envs import ledger
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -542,8 +543,7 @@ def count_work(report, names, commits, folder, log=print, count_run=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("base", help="ledger name of the base (e.g. v0.32.4)")
     ap.add_argument("candidate", help="ledger name of the candidate (e.g. candidate/my-pr, v0.32.5)")
     ap.add_argument("-b", "--bench", help="asv -b regex (default: ops.py on the backends this machine has)")
@@ -557,7 +557,7 @@ def main(argv=None):
     ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
     ap.add_argument("--same-within", type=float, default=vd.SAME_WITHIN)
     ap.add_argument("--out", help="folder for this run (default .asv/gate/<time>-<base>-<candidate>)")
-    ap.add_argument("--format", choices=("md", "json"), default="md")
+    cli.add_format(ap)
     ap.add_argument("--no-instructions", dest="instructions", action="store_false",
                     help="leave out the work verdicts (instruction counts of the mlx_cpu cases under valgrind)")
     ap.add_argument("--instructions", action="store_true", default=True, help=argparse.SUPPRESS)  # the default
