@@ -76,6 +76,7 @@ import subprocess
 import sys
 import time
 
+from benchmarks.lib.timing import call_seconds
 from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,19 +144,11 @@ def fastest_call(fn, samples=SAMPLES, sample_seconds=SAMPLE_SECONDS, clock=time.
 
     With ``budget`` (seconds), at most as many samples as fit in it, and at
     least one (studies/paired.py: its dear cases get fewer)."""
-    fn()
-    start = clock()
-    fn()
-    one = max(clock() - start, 1e-7)
+    # one timed call after the warm-up sets how many calls fill a sample
+    one = max(call_seconds(fn, warmup=1, clock=clock)[0], 1e-7)
     number = max(1, int(sample_seconds / one))
     count = samples if budget is None else max(1, min(samples, int(budget / (one * number))))
-    best = math.inf
-    for _ in range(count):
-        start = clock()
-        for _ in range(number):
-            fn()
-        best = min(best, (clock() - start) / number)
-    return best
+    return min(call_seconds(fn, samples=count, number=number, clock=clock))
 
 
 def child(cases):

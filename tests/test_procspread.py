@@ -52,6 +52,16 @@ def test_fastest_call_takes_the_fastest_sample_per_call():
     assert len(calls) == 1 + 1 + 3 * 2
 
 
+def test_call_seconds_times_samples_of_calls_after_untimed_warmups():
+    from benchmarks.lib.timing import call_seconds
+
+    ticks = iter([0.0, 3.0, 10.0, 16.0])
+    calls = []
+    seconds = call_seconds(lambda: calls.append(1), samples=2, number=3, warmup=2, clock=lambda: next(ticks))
+    assert seconds == [1.0, 2.0]  # a sample's span over its 3 calls
+    assert len(calls) == 2 + 2 * 3
+
+
 def test_bad_arguments_are_one_line_and_exit_2(capsys):
     assert ps.main(["--variants", "base,bogus"]) == 2
     assert "unknown variant 'bogus'" in capsys.readouterr().err
