@@ -245,7 +245,6 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
     process's samples kept): ``folder/rounds.json``, whose sides are
     ``<commit>@torch<version>``, is what the report's torch-version table
     takes its verdicts from. Returns the folder."""
-    import subprocess
     import time
 
     from mlx_asv.report.torch_report import side
@@ -261,29 +260,18 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
     configs = {v: side_config(os.path.join(folder, f"torch-{v}"), v) for v in versions}
     sides = {v: side(commit, v) for v in versions}
     path = os.path.join(folder, "rounds.json")
-    data, done = {}, 0
-    if os.path.exists(path):  # an interrupted session resumes at its next round
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-        data, done = saved["data"], saved["rounds"]
-    env = dict(os.environ if environ is None else environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    saved = protocol.load_rounds(path)  # an interrupted session resumes at its next round
+    data, done = (saved["data"], saved["rounds"]) if saved else ({}, 0)
     launch = protocol.default_launch_method()
     for r in range(done + 1, rounds + 1):
-        order = list(versions) if r % 2 else list(versions)[::-1]
-        for v in order:
-            hashfile = os.path.join(folder, f"round{r}.hashes")
-            with open(hashfile, "w") as f:
-                f.write(commit + "\n")
-            cmd = [asv or protocol.asv_executable(), "--config", configs[v], "run", f"HASHFILE:{hashfile}",
-                   "--record-samples", "-a", "rounds=1", "-a",
-                   "repeat=" + ",".join(str(x) for x in protocol.PROTOCOL_REPEAT), "--bench", bench]
-            if launch:
-                cmd += ["--launch-method", launch]
+        for v in protocol.round_order(versions, r):
+            # each side is its own asv run: each torch version has its own config
+            hashfile = protocol.write_hashfile(folder, r, [commit])
+            cmd = protocol.run_command(configs[v], hashfile, bench, repeat=protocol.PROTOCOL_REPEAT,
+                                       launch_method=launch, asv=asv)
             log(f"round {r}, torch {v}: {' '.join(cmd)}")
             started = time.time()
-            proc = subprocess.run(cmd, cwd=os.path.dirname(configs[v]), env=env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = protocol.run_asv(cmd, configs[v], environ=environ)
             results = os.path.join(os.path.dirname(configs[v]), "results")
             got = protocol.read_samples(results, commit, since=started - 1)
             if proc.returncode not in (0, 2) or not got:
@@ -292,9 +280,7 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
                                   f"see {os.path.join(folder, 'install-failures.tsv')}")
             for key, samples in got.items():
                 data.setdefault(key, {}).setdefault(sides[v], []).append(samples)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump({"commits": [sides[v] for v in versions], "rounds": r, "data": data}, f)
-        os.replace(path + ".tmp", path)
+        protocol.save_rounds(path, [sides[v] for v in versions], r, data)
     log(f"session in {folder}; the torch-version table with its verdicts: python reporting/report.py "
         f"--torch-versions {','.join(versions)} --release {release} (times: asv run with asv.torch.conf.json)")
     return folder
