@@ -204,3 +204,34 @@ def test_cputime_is_the_base_launch_timed_by_the_processs_cpu_clock(monkeypatch,
         ps.child([("ReLU", "dim=128x16x1024", "mlx_cpu")])
         assert seen.pop() is clock
     capsys.readouterr()
+
+
+def test_children_run_this_checkouts_module_from_the_root_without_sys_path_edits(monkeypatch, capsys):
+    """The child processes are ``python -m studies.procspread --child`` from the
+    repository root, where Python finds this checkout's studies and benchmarks
+    (not an installed copy's) before anything else."""
+    import os
+    import subprocess
+    import sys
+
+    seen = []
+    keys = [f"{family}|{label}|{backend}" for family, label, backend in ps.DEFAULT_CASES]
+
+    def fake_run(cmd, **kw):
+        seen.append((cmd, kw["cwd"]))
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({k: 0.01 * (1 + len(seen)) for k in keys}),
+                                           stderr="")
+
+    monkeypatch.setattr(ps.subprocess, "run", fake_run)
+    assert ps.main(["--processes", "2", "--variants", "base"]) == 0
+    capsys.readouterr()
+    assert [cmd[1:] for cmd, _ in seen] == [["-m", ps.CHILD_MODULE, "--child"]] * 2
+    assert {cwd for _, cwd in seen} == {ps.ROOT}
+    monkeypatch.undo()  # the real subprocess.run: where does python -m find the module?
+    find = f"import importlib.util as u; print(u.find_spec({ps.CHILD_MODULE!r}).origin)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    origin = subprocess.run([sys.executable, "-c", find], cwd=ps.ROOT, capture_output=True, text=True, check=True,
+                            env=env).stdout.strip()
+    assert origin == os.path.abspath(ps.__file__)
+    with open(ps.__file__, encoding="utf-8") as f:
+        assert "sys.path.insert" not in f.read()
