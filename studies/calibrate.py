@@ -36,7 +36,6 @@ never mix with ``results/``.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import math
@@ -50,6 +49,7 @@ from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate as gatemod
 from mlx_asv.envs import ledger
 from mlx_asv.measure import protocol
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,7 +108,7 @@ def gate_run(args, backends, log, index=0):
     factors = [1.0 + float(x) for x in args.inject.split(",")]
     injected = {plan_key: factors[i % len(factors)] for i, (_, plan_key) in enumerate(chosen)}
     write_plan(folder, {twin: injected})
-    bench = protocol.case_regex([k for k, _ in cases]) if args.bench else gatemod.default_bench(backends)
+    bench = protocol.case_regex([k for k, _ in cases]) if args.bench else protocol.bench_regex(backends)
     g = gatemod.Gate(release_commit, twin, bench, folder, budget_s=args.budget * 60,
                      env_nobuild={"MLX_ASV_INJECT": run_id}, log=log)
     try:
@@ -453,8 +453,7 @@ def mde_by_case(runs=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--release", help="the release to calibrate on (default: the ledger's newest)")
     ap.add_argument("--runs", type=int, default=1, help="gate runs, one after the other (default 1)")
     ap.add_argument("-b", "--bench", help="a regex on the cases (default: every ops.py case)")
@@ -470,7 +469,7 @@ def main(argv=None):
                     help="with --summary: decide every gate run again from its recorded rounds with the "
                          "current statistics (tools/gate.py's replay), instead of the verdicts it recorded")
     ap.add_argument("--folder", default=FOLDER, help="with --summary: where the runs are (default %(default)s)")
-    ap.add_argument("--format", choices=("md", "json"), default="md")
+    cli.add_format(ap)
     args = ap.parse_args(argv)
     if args.summary:
         runs = load_runs(args.folder)

@@ -74,11 +74,12 @@ import time
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.measure import protocol
 from studies.procspread import fastest_call
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 KEY_RX = re.compile(r"^ops\.(\w+)\.time_op\('(.*)', '(\w+)'\)$")
-DEFAULT_BENCH = r"^ops\.[^(]*\(.*'(mlx_cpu|torch_cpu)'\)$"
+DEFAULT_BENCH = protocol.bench_regex(("mlx_cpu", "torch_cpu"))
 # Cases whose process costs more than this (seconds, .asv/costs.json) are
 # left out by default: MLX's CPU matmuls take 20-80 s a process here.
 DEFAULT_MAX_COST = 8.0
@@ -442,8 +443,7 @@ def gates_text(pairs, gates, seeds=(1, 2, 3, 4, 5)):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--pairs", type=int, default=3, help="pairs of workers, one after the other (default 3)")
     ap.add_argument("--turns", type=int, default=3, help="turns a case in a pair (default 3)")
     ap.add_argument("-b", "--bench", default=DEFAULT_BENCH, help="asv -b regex over ops.py's case keys")

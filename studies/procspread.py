@@ -76,7 +76,13 @@ import subprocess
 import sys
 import time
 
+from benchmarks.lib.timing import call_seconds
+from mlx_asv import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The child processes run this module with -m from ROOT, so that Python finds
+# this checkout's benchmarks and package first, without editing sys.path.
+CHILD_MODULE = "studies.procspread"
 
 # (family in benchmarks/ops.py, case label, backend): 1 ms to 1.3 s on this
 # machine, both frameworks, several among the noisiest of the A/A gates.
@@ -141,24 +147,14 @@ def fastest_call(fn, samples=SAMPLES, sample_seconds=SAMPLE_SECONDS, clock=time.
 
     With ``budget`` (seconds), at most as many samples as fit in it, and at
     least one (studies/paired.py: its dear cases get fewer)."""
-    fn()
-    start = clock()
-    fn()
-    one = max(clock() - start, 1e-7)
+    # one timed call after the warm-up sets how many calls fill a sample
+    one = max(call_seconds(fn, warmup=1, clock=clock)[0], 1e-7)
     number = max(1, int(sample_seconds / one))
     count = samples if budget is None else max(1, min(samples, int(budget / (one * number))))
-    best = math.inf
-    for _ in range(count):
-        start = clock()
-        for _ in range(number):
-            fn()
-        best = min(best, (clock() - start) / number)
-    return best
+    return min(call_seconds(fn, samples=count, number=number, clock=clock))
 
 
 def child(cases):
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
     from benchmarks import ops
 
     clock = time.process_time if os.environ.get(CLOCK_ENV) == "process" else time.perf_counter
@@ -180,8 +176,6 @@ def fresh_callable(family, label, backend_name):
 
 
 def child_rebuilds(cases, rebuilds):
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
     from benchmarks import ops
 
     kept = {}
@@ -206,8 +200,6 @@ def child_rebuilds(cases, rebuilds):
 def worker(cases):
     """Build every case, then answer each line ``i`` on stdin with the
     fastest call of case ``i`` (fastest_call), until stdin closes."""
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
     from benchmarks import ops
 
     fns = [getattr(ops, family).callable(label, backend) for family, label, backend in cases]
@@ -325,8 +317,7 @@ def table(results, variants):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--processes", type=int, default=8, help="processes a variant (default 8)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--rebuilds", type=int, default=0,
@@ -357,7 +348,7 @@ def main(argv=None):
             return 2
 
         def launch_one():
-            return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], cwd=ROOT,
+            return subprocess.Popen([sys.executable, "-m", CHILD_MODULE, "--worker"], cwd=ROOT,
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
         pairs = []
@@ -387,7 +378,7 @@ def main(argv=None):
         for v in order_of(variants, i):
             prefix, env = launches[v]
             extra = ["--rebuilds", str(args.rebuilds)] if args.rebuilds else []
-            p = subprocess.run(prefix + [sys.executable, os.path.abspath(__file__), "--child"] + extra,
+            p = subprocess.run(prefix + [sys.executable, "-m", CHILD_MODULE, "--child"] + extra,
                                capture_output=True, text=True, env=env, cwd=ROOT)
             if p.returncode:
                 print(f"procspread: a {v} process failed (exit {p.returncode}): "

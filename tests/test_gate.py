@@ -244,6 +244,24 @@ def test_case_regex_matches_exactly_the_cases():
     assert protocol.group_of(keys[1]) == "torch_cpu"
 
 
+def test_bench_regex_selects_benchmarks_and_backends():
+    import re
+
+    relu, sum_ = "ops.ReLU.time_op('dim=128x16x1024', '{}')", "ops.Sum.time_op('dim=64x1000000 axis=-1', '{}')"
+    rx = re.compile(protocol.bench_regex(["mlx_cpu", "torch_cpu"]))
+    assert rx.search(relu.format("mlx_cpu")) and rx.search(sum_.format("torch_cpu"))
+    assert not rx.search(relu.format("mlx_gpu")) and not rx.search("models.Llama.time_op('s', 'mlx_cpu')")
+    only_relu = re.compile(protocol.bench_regex(["mlx_cpu"], names=r"^(ops\.ReLU\.time_op)"))
+    assert only_relu.search(relu.format("mlx_cpu")) and not only_relu.search(sum_.format("mlx_cpu"))
+
+    # a family regex is narrowed to the backends; one that names parameters is kept as given
+    family = re.compile(protocol.family_on(r"^ops\.ReLU\.$", lambda: ["torch_cpu"]))
+    assert family.search(relu.format("torch_cpu")) and not family.search(relu.format("mlx_cpu"))
+    assert not family.search(sum_.format("torch_cpu"))
+    given = r"^ops\.ReLU\.time_op\('dim=128x16x1024', 'mlx_cpu'\)$"
+    assert protocol.family_on(given, lambda: pytest.fail("backends detected for a regex that names them")) == given
+
+
 def test_gate_cli_names_an_unknown_release(tmp_path):
     proc = subprocess.run([sys.executable, "tools/gate.py", "v0.32.4", "v9.9.9"], cwd=ROOT, capture_output=True,
                           text=True, env=dict(os.environ, MLX_ASV_OFFLINE="1"))

@@ -50,7 +50,7 @@ def imports(path, module):
 def layer(module):
     parts = module.split(".")
     if parts[0] != PACKAGE or len(parts) < 2 or parts[1] not in LAYERS:
-        return -1  # the package's own __init__: below every layer
+        return -1  # the package's own modules outside the layers (__init__, cli): below every layer
     return LAYERS.index(parts[1])
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import gpu_parity as gpu
-from timing import call_times
+from benchmarks.lib.timing import call_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -519,7 +519,7 @@ def test_scatter_does_not_modify_its_input():
 
 
 def _median_time(fn, calls=15):
-    return statistics.median(call_times(fn, calls))
+    return statistics.median(call_seconds(fn, samples=calls, warmup=1))
 
 
 @pytest.mark.skipif(mx is None, reason="needs MLX")

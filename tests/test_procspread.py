@@ -52,6 +52,16 @@ def test_fastest_call_takes_the_fastest_sample_per_call():
     assert len(calls) == 1 + 1 + 3 * 2
 
 
+def test_call_seconds_times_samples_of_calls_after_untimed_warmups():
+    from benchmarks.lib.timing import call_seconds
+
+    ticks = iter([0.0, 3.0, 10.0, 16.0])
+    calls = []
+    seconds = call_seconds(lambda: calls.append(1), samples=2, number=3, warmup=2, clock=lambda: next(ticks))
+    assert seconds == [1.0, 2.0]  # a sample's span over its 3 calls
+    assert len(calls) == 2 + 2 * 3
+
+
 def test_bad_arguments_are_one_line_and_exit_2(capsys):
     assert ps.main(["--variants", "base,bogus"]) == 2
     assert "unknown variant 'bogus'" in capsys.readouterr().err
@@ -194,3 +204,34 @@ def test_cputime_is_the_base_launch_timed_by_the_processs_cpu_clock(monkeypatch,
         ps.child([("ReLU", "dim=128x16x1024", "mlx_cpu")])
         assert seen.pop() is clock
     capsys.readouterr()
+
+
+def test_children_run_this_checkouts_module_from_the_root_without_sys_path_edits(monkeypatch, capsys):
+    """The child processes are ``python -m studies.procspread --child`` from the
+    repository root, where Python finds this checkout's studies and benchmarks
+    (not an installed copy's) before anything else."""
+    import os
+    import subprocess
+    import sys
+
+    seen = []
+    keys = [f"{family}|{label}|{backend}" for family, label, backend in ps.DEFAULT_CASES]
+
+    def fake_run(cmd, **kw):
+        seen.append((cmd, kw["cwd"]))
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps({k: 0.01 * (1 + len(seen)) for k in keys}),
+                                           stderr="")
+
+    monkeypatch.setattr(ps.subprocess, "run", fake_run)
+    assert ps.main(["--processes", "2", "--variants", "base"]) == 0
+    capsys.readouterr()
+    assert [cmd[1:] for cmd, _ in seen] == [["-m", ps.CHILD_MODULE, "--child"]] * 2
+    assert {cwd for _, cwd in seen} == {ps.ROOT}
+    monkeypatch.undo()  # the real subprocess.run: where does python -m find the module?
+    find = f"import importlib.util as u; print(u.find_spec({ps.CHILD_MODULE!r}).origin)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    origin = subprocess.run([sys.executable, "-c", find], cwd=ps.ROOT, capture_output=True, text=True, check=True,
+                            env=env).stdout.strip()
+    assert origin == os.path.abspath(ps.__file__)
+    with open(ps.__file__, encoding="utf-8") as f:
+        assert "sys.path.insert" not in f.read()

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tools import asv_plugin
-from mlx_asv.envs import config_variant
+from mlx_asv.envs import asv_config, config_variant
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "asv.conf.json")
@@ -31,7 +31,7 @@ def environments(conf_path):
 
 
 def test_matrix_has_the_flavour_at_build_time_and_tf32_at_run_time():
-    matrix = config_variant.load_conf(CONF)["matrix"]
+    matrix = asv_config.load_conf(CONF)["matrix"]
     assert matrix["env"] == {"MLX_ASV_FLAVOR": ["auto"]}
     assert matrix["env_nobuild"] == {"MLX_ENABLE_TF32": ["1"]}
     (env,) = environments(CONF)
@@ -58,14 +58,14 @@ def test_tf32_variant_shares_the_environment_directory_flavour_variant_does_not(
     (c12,) = environments(cuda)
     assert c12.build_env_vars == {"MLX_ASV_FLAVOR": "cuda"} and c12.dir_name != default.dir_name
     # everything else is the project's config
-    base, var = config_variant.load_conf(str(project / "asv.conf.json")), config_variant.load_conf(tf32)
+    base, var = asv_config.load_conf(str(project / "asv.conf.json")), asv_config.load_conf(tf32)
     var["matrix"]["env_nobuild"] = base["matrix"]["env_nobuild"]
     assert var == base
 
 
 def test_variant_refuses_a_variable_outside_the_matrix(project, capsys):
     with pytest.raises(config_variant.VariantError, match="MLX_FOO is not a variable"):
-        config_variant.variant(config_variant.load_conf(CONF), {"MLX_FOO": "1"})
+        config_variant.variant(asv_config.load_conf(CONF), {"MLX_FOO": "1"})
     assert config_variant.main(["MLX_ENABLE_TF32"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 

@@ -22,6 +22,7 @@ import zipfile
 
 import pytest
 
+from mlx_asv.envs import asv_config
 from mlx_asv.envs import torch_install as ti
 from mlx_asv.commands import torch_matrix as tm
 
@@ -34,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_default_config_still_pins_one_torch_installed_by_asv():
-    base = tm.load_conf(tm.CONF)
+    base = asv_config.load_conf(tm.CONF)
     assert base["matrix"]["req"]["torch"] == ["2.13.0"]
     assert tm.TORCH_VAR not in base["matrix"].get("env", {})
     assert not any("torch_install" in c for c in base["install_command"])
@@ -51,7 +52,7 @@ def test_torch_config_is_what_the_tool_writes_from_asv_conf():
 
 
 def test_torch_config_shares_benchmarks_ledger_envs_and_results():
-    base, torch = tm.load_conf(tm.CONF), tm.load_conf(tm.TORCH_CONF)
+    base, torch = asv_config.load_conf(tm.CONF), asv_config.load_conf(tm.TORCH_CONF)
     for field in ("repo", "benchmark_dir", "env_dir", "results_dir", "html_dir", "plugins", "project"):
         assert torch[field] == base[field], field
     assert torch["install_command"][0].startswith("python {conf_dir}/tools/torch_install.py")
@@ -60,7 +61,7 @@ def test_torch_config_shares_benchmarks_ledger_envs_and_results():
 
 
 def test_one_environment_per_torch_version_with_its_own_numpy():
-    envs = tm.environments(tm.torch_config(tm.load_conf(tm.CONF), ["2.2.2", "2.7.1", "2.13.0"]))
+    envs = tm.environments(tm.torch_config(asv_config.load_conf(tm.CONF), ["2.2.2", "2.7.1", "2.13.0"]))
     assert [t for t, _ in envs] == ["2.2.2", "2.7.1", "2.13.0"]
     numpy = {t: r["numpy"] for t, r in envs}
     assert numpy == {"2.2.2": "1.26.4", "2.7.1": "2.4.6", "2.13.0": "2.4.6"}
@@ -68,7 +69,7 @@ def test_one_environment_per_torch_version_with_its_own_numpy():
 
 
 def test_new_versions_only_add_no_pins_and_no_excludes():
-    conf = tm.torch_config(tm.load_conf(tm.CONF), ["2.7.1", "2.13.0"])
+    conf = tm.torch_config(asv_config.load_conf(tm.CONF), ["2.7.1", "2.13.0"])
     assert conf["matrix"]["req"]["numpy"] == ["2.4.6"]
     assert "exclude" not in conf
     assert [t for t, _ in tm.environments(conf)] == ["2.7.1", "2.13.0"]
@@ -78,7 +79,7 @@ def test_environment_names_carry_the_torch_version():
     from asv import environment
 
     names = set()
-    for torch, reqs in tm.environments(tm.load_conf(tm.TORCH_CONF)):
+    for torch, reqs in tm.environments(asv_config.load_conf(tm.TORCH_CONF)):
         names.add(environment.get_env_name("virtualenv", "3.11", reqs,
                                            {("build", tm.TORCH_VAR): torch, ("build", "MLX_ASV_FLAVOR"): "auto"}))
     assert any("numpy1.26.4" in n and "MLX_ASV_TORCH2.2.2" in n for n in names), names
@@ -93,9 +94,9 @@ def test_bad_versions_are_one_line():
 
 def test_stale_copy_is_reported(tmp_path):
     path = tmp_path / "asv.torch.conf.json"
-    path.write_text(tm.render(tm.torch_config(tm.load_conf(tm.CONF), ["2.7.1"])))
+    path.write_text(tm.render(tm.torch_config(asv_config.load_conf(tm.CONF), ["2.7.1"])))
     assert tm.stale(str(path)) is None
-    data = tm.load_conf(str(path))
+    data = asv_config.load_conf(str(path))
     data["install_timeout"] = 1
     path.write_text(json.dumps(data))
     assert "out of date" in tm.stale(str(path))
@@ -522,8 +523,8 @@ def test_compare_session_through_a_fake_asv_gives_the_tables_verdicts(torch_resu
 def test_a_single_version_config_makes_the_matrix_environment_of_that_version():
     """--compare narrows the matrix to one version per side: the environment
     (its requirements, so its name and directory) must be the matrix's own."""
-    base = tm.load_conf(tm.CONF)
-    full = dict(tm.environments(tm.load_conf(tm.TORCH_CONF)))
+    base = asv_config.load_conf(tm.CONF)
+    full = dict(tm.environments(asv_config.load_conf(tm.TORCH_CONF)))
     for v in full:
         assert tm.environments(tm.torch_config(base, [v])) == [(v, full[v])]
 

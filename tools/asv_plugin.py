@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import sys
 
-from mlx_asv.envs import ledger
+from mlx_asv.envs import asv_config, ledger
 
 CONF = "asv.conf.json"
 # The matrix's settings that change the numbers (asv.conf.json), and the torch
@@ -56,9 +56,7 @@ SEEN = ".checked-files"
 
 def results_dir(conf_path=CONF):
     try:
-        from asv.util import load_json
-
-        conf = load_json(conf_path, js_comments=True)
+        conf = asv_config.load_conf(conf_path)
     except Exception:  # noqa: BLE001 - no readable config: nothing to check
         return None
     return os.path.join(os.path.dirname(os.path.abspath(conf_path)), conf.get("results_dir", "results"))
@@ -172,9 +170,7 @@ def setting_override_message(argv, environ=os.environ, cwd=None):
         return None  # asv's existing environment ignores the matrix
     path = config_in_use(args, cwd)
     try:
-        from asv.util import load_json
-
-        conf = load_json(path, js_comments=True)
+        conf = asv_config.load_conf(path)
     except Exception:  # noqa: BLE001 - asv itself reports an unreadable config
         return None
     found = overridden_settings(conf.get("matrix") or {}, environ)

@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "mainjob": ("mlx_asv.commands.mainjob", "the main job: newest releases interleaved, the site, the verdicts"),
     "bisect": ("mlx_asv.commands.mlxbisect", "bisect MLX commits between two releases"),
     "torch-matrix": ("mlx_asv.commands.torch_matrix", "one MLX release against several torch versions"),
+    "calibrate": ("mlx_asv.commands.calibrate", "the calibration study: the gate's error rates on this machine"),
 }
 
 

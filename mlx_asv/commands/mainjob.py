@@ -34,7 +34,7 @@ Run by ``python3 tools/quickstart.py main`` (after set-up); by hand:
    (reporting/sessions.py).
 
 Settings (environment): MLX_ASV_MAIN_BENCH (an asv -b regex; default
-``DEFAULT_BENCH`` on the detected backends), MLX_ASV_MAIN_RELEASES (how many
+``default_bench`` of the detected backends), MLX_ASV_MAIN_RELEASES (how many
 of the newest releases, default 2), MLX_ASV_MAIN_ROUNDS (default 2; the
 confirmation's rounds come on top), MLX_ASV_BACKENDS (the backends, instead of detecting them).
 """
@@ -49,14 +49,14 @@ import sys
 import time
 import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from benchmarks.lib import counting
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate
 from mlx_asv.decide import instructions
 from mlx_asv.measure import protocol
 from mlx_asv.envs import ledger
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The families of ops.py whose cases take seconds a call on a 2-core CPU are
 # left to `asv run` (tools/gate.py -b for a verdict): with them one release
@@ -68,7 +68,11 @@ PUBLISH_RESERVE_S = 90
 CONFIRM_ROUNDS = 2
 WORK_CALLS = 1
 SLOW_FAMILIES = ("MatMul", "Linear", "Conv2d", "ScaledDotProductAttention", "Softmax", "Concat")
-DEFAULT_BENCH = r"^ops\.(?!(" + "|".join(SLOW_FAMILIES) + r")\.)[^(]*\(.*'({backends})'\)$"
+
+
+def default_bench(backends):
+    """The main job's asv -b regex: ops.py without the slow families, on these backends."""
+    return protocol.bench_regex(backends, names=r"^ops\.(?!(" + "|".join(SLOW_FAMILIES) + r")\.)[^(]*")
 
 
 def log(msg):
@@ -350,7 +354,7 @@ def main():
     have, left = backends()
     if left:
         log("backends left out: " + "; ".join(f"{b} ({why})" for b, why in left))
-    bench = os.environ.get("MLX_ASV_MAIN_BENCH") or DEFAULT_BENCH.format(backends="|".join(have))
+    bench = os.environ.get("MLX_ASV_MAIN_BENCH") or default_bench(have)
     n = int(os.environ.get("MLX_ASV_MAIN_RELEASES", "2"))
     rounds = int(os.environ.get("MLX_ASV_MAIN_ROUNDS", "2"))
     releases = newest_releases(n)

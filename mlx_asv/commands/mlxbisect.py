@@ -33,7 +33,6 @@ the ends, or undecided within --max-rounds), 2 on bad input (one line).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -43,6 +42,7 @@ import sys
 
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.envs import ledger
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -272,8 +272,7 @@ def ledger_chain(good, bad, source=None, releases=False, name=None, repo=ledger.
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("good", help="the release without the slowdown (e.g. v0.21.1)")
     ap.add_argument("bad", help="the release with it (e.g. v0.25.2)")
     ap.add_argument("-b", "--bench", required=True, help="asv -b regex of the cases (e.g. '^ops\\.Softmax\\.')")
@@ -282,7 +281,7 @@ def main(argv=None):
     ap.add_argument("--name", help="the source branch's name (default GOOD-BAD)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds per measurement (default 2)")
     ap.add_argument("--max-rounds", type=int, default=6, help="rounds per step before giving up (default 6)")
-    ap.add_argument("--format", choices=("md", "json"), default="md")
+    cli.add_format(ap)
     args = ap.parse_args(argv)
     log = lambda m: print(m if m.startswith("bisect:") else f"bisect: {m}", file=sys.stderr, flush=True)  # noqa: E731
     from mlx_asv.decide import gate as gatemod
@@ -295,9 +294,7 @@ def main(argv=None):
     except ledger.LedgerError as e:
         print(f"bisect: {e}", file=sys.stderr)
         return 2
-    bench = args.bench
-    if "(" not in bench:
-        bench = bench.rstrip("$") + r".*\(.*'(" + "|".join(gatemod.detected_backends()) + r")'\)$"
+    bench = protocol.family_on(args.bench, gatemod.detected_backends)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{args.good}-{args.bad}")
     folder = os.path.join(ROOT, ".asv", "bisect", f"{protocol.stamp()}-{safe}")
     log(f"{len(commits)} commits from {labels[0]} to {labels[-1]}; about {math.ceil(math.log2(len(commits)))} "

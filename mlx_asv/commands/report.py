@@ -5,7 +5,6 @@ The command line lives here, above both, so neither report imports the other's."
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -14,11 +13,11 @@ from mlx_asv.report import report as tables
 from mlx_asv.report.report import DEFAULT_THRESHOLD, ROOT, Report
 from mlx_asv.report.results import ReportError, Results, parse_settings
 from mlx_asv.report.sessions import Sessions, calibration_mde
+from mlx_asv import cli
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=tables.__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(tables.__doc__)
     ap.add_argument("--results", default=os.path.join(ROOT, "results"), help="asv results folder")
     ap.add_argument("--ledger", default=None, help="release ledger (default: ledger/, or built offline)")
     ap.add_argument("--machine", help="asv machine name (default: the only one, or the most recent)")
@@ -38,7 +37,7 @@ def main(argv=None):
                          "per torch version, and the torch-version table (mlx_asv/report/torch_report.py)")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                     help="flag changes of at least this fraction (default 0.10)")
-    ap.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    cli.add_format(ap, ("md", "csv", "json"))
     ap.add_argument("--table", choices=("long", "detailed", "average"), default="long",
                     help="with --format csv: which table")
     ap.add_argument("--evidence", default=ROOT, metavar="DIR",

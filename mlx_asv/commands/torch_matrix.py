@@ -36,16 +36,18 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
 import re
 import sys
 
+from mlx_asv.envs import asv_config
+from mlx_asv import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-CONF = os.path.join(ROOT, "asv.conf.json")
+CONF = asv_config.CONF
 TORCH_CONF = os.path.join(ROOT, "asv.torch.conf.json")
 TORCH_VAR = "MLX_ASV_TORCH"
 # Two years of torch releases: 2.2 (January 2024), 2.7 (April 2025), and the control.
@@ -90,12 +92,6 @@ def needs(version):
         if lo <= vkey(version) < hi:
             pins.update(pin)
     return pins
-
-
-def load_conf(path=CONF):
-    from asv.util import load_json
-
-    return load_json(path, js_comments=True)
 
 
 def parse_versions(spec):
@@ -161,7 +157,7 @@ def render(conf):
 
 def versions_of(path=TORCH_CONF):
     try:
-        return list(load_conf(path)["matrix"]["env"][TORCH_VAR])
+        return list(asv_config.load_conf(path)["matrix"]["env"][TORCH_VAR])
     except (OSError, KeyError, ValueError):
         return None
     except Exception:  # noqa: BLE001 - asv's load_json raises its own errors
@@ -169,7 +165,7 @@ def versions_of(path=TORCH_CONF):
 
 
 def write(versions, path=TORCH_CONF, base_path=CONF):
-    text = render(torch_config(load_conf(base_path), versions))
+    text = render(torch_config(asv_config.load_conf(base_path), versions))
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
@@ -181,7 +177,7 @@ def stale(path=TORCH_CONF, base_path=CONF):
     versions = versions_of(path)
     if versions is None:
         return f"{os.path.basename(path)} is missing or unreadable: python tools/torch_matrix.py --write"
-    if load_conf(path) != torch_config(load_conf(base_path), versions):
+    if asv_config.load_conf(path) != torch_config(asv_config.load_conf(base_path), versions):
         return (f"{os.path.basename(path)} is out of date with {os.path.basename(base_path)}: "
                 f"python tools/torch_matrix.py --write")
     return None
@@ -191,7 +187,7 @@ def describe(versions, base_path=CONF, log=print, environ=None):
     """Print each environment's pins and what installing its torch costs here."""
     from mlx_asv.envs import torch_install as ti
 
-    conf = torch_config(load_conf(base_path), versions)
+    conf = torch_config(asv_config.load_conf(base_path), versions)
     environ = os.environ if environ is None else environ
     try:
         kind = ti.build_kind(flavor=ti.install.detect_flavor(environ=environ))
@@ -238,7 +234,7 @@ def side_config(folder, version, base_path=CONF):
     os.makedirs(folder, exist_ok=True)
     single = os.path.join(folder, "torch.conf.json")
     with open(single, "w", encoding="utf-8") as f:
-        json.dump(torch_config(load_conf(base_path), [version]), f, indent=2)
+        json.dump(torch_config(asv_config.load_conf(base_path), [version]), f, indent=2)
     return protocol.derived_config(folder, conf_path=single)
 
 
@@ -249,7 +245,6 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
     process's samples kept): ``folder/rounds.json``, whose sides are
     ``<commit>@torch<version>``, is what the report's torch-version table
     takes its verdicts from. Returns the folder."""
-    import subprocess
     import time
 
     from mlx_asv.report.torch_report import side
@@ -265,29 +260,18 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
     configs = {v: side_config(os.path.join(folder, f"torch-{v}"), v) for v in versions}
     sides = {v: side(commit, v) for v in versions}
     path = os.path.join(folder, "rounds.json")
-    data, done = {}, 0
-    if os.path.exists(path):  # an interrupted session resumes at its next round
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-        data, done = saved["data"], saved["rounds"]
-    env = dict(os.environ if environ is None else environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    saved = protocol.load_rounds(path)  # an interrupted session resumes at its next round
+    data, done = (saved["data"], saved["rounds"]) if saved else ({}, 0)
     launch = protocol.default_launch_method()
     for r in range(done + 1, rounds + 1):
-        order = list(versions) if r % 2 else list(versions)[::-1]
-        for v in order:
-            hashfile = os.path.join(folder, f"round{r}.hashes")
-            with open(hashfile, "w") as f:
-                f.write(commit + "\n")
-            cmd = [asv or protocol.asv_executable(), "--config", configs[v], "run", f"HASHFILE:{hashfile}",
-                   "--record-samples", "-a", "rounds=1", "-a",
-                   "repeat=" + ",".join(str(x) for x in protocol.PROTOCOL_REPEAT), "--bench", bench]
-            if launch:
-                cmd += ["--launch-method", launch]
+        for v in protocol.round_order(versions, r):
+            # each side is its own asv run: each torch version has its own config
+            hashfile = protocol.write_hashfile(folder, r, [commit])
+            cmd = protocol.run_command(configs[v], hashfile, bench, repeat=protocol.PROTOCOL_REPEAT,
+                                       launch_method=launch, asv=asv)
             log(f"round {r}, torch {v}: {' '.join(cmd)}")
             started = time.time()
-            proc = subprocess.run(cmd, cwd=os.path.dirname(configs[v]), env=env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            proc = protocol.run_asv(cmd, configs[v], environ=environ)
             results = os.path.join(os.path.dirname(configs[v]), "results")
             got = protocol.read_samples(results, commit, since=started - 1)
             if proc.returncode not in (0, 2) or not got:
@@ -296,17 +280,14 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
                                   f"see {os.path.join(folder, 'install-failures.tsv')}")
             for key, samples in got.items():
                 data.setdefault(key, {}).setdefault(sides[v], []).append(samples)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump({"commits": [sides[v] for v in versions], "rounds": r, "data": data}, f)
-        os.replace(path + ".tmp", path)
+        protocol.save_rounds(path, [sides[v] for v in versions], r, data)
     log(f"session in {folder}; the torch-version table with its verdicts: python reporting/report.py "
         f"--torch-versions {','.join(versions)} --release {release} (times: asv run with asv.torch.conf.json)")
     return folder
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("--write", action="store_true", help="write asv.torch.conf.json from asv.conf.json")
     ap.add_argument("--versions", help="comma-separated torch releases (default: the file's, else "
                                        + ",".join(DEFAULT_VERSIONS) + ")")

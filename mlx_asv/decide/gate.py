@@ -60,14 +60,14 @@ import os
 import re
 import sys
 import time
-import types
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import instructions
 from mlx_asv.measure import protocol
 from mlx_asv.envs import ledger
+from mlx_asv import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DEFAULT_BUDGET_MIN = 15.0
 # A case whose process takes longer than this (seconds, set-up included) gets
@@ -91,8 +91,93 @@ def detected_backends():
     return [b for b in common.BACKENDS if common.unavailable_reason(b) is None]
 
 
-def default_bench(backends):
-    return r"^ops\.[^(]*\(.*'(" + "|".join(backends) + r")'\)$"
+class Rule:
+    """The gate's decision rule over rounds measured so far (``data``: {key:
+    {side: [samples of each process]}}): each case's prior group, the looks at
+    alpha / max_stages, a change confirmed by fresh rounds, and the rounds an
+    undecided case would need. :class:`Gate` measures and asks it after each
+    stage; :func:`replay` asks it over rounds a gate recorded."""
+
+    def __init__(self, base, cand, alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_within=vd.SAME_WITHIN,
+                 max_stages=3):
+        self.base, self.cand = base, cand
+        self.alpha, self.min_effect, self.same_within = alpha, min_effect, same_within
+        self.max_stages = max_stages
+        self.groups = {}  # {key: prior group}, fixed by the rounds a case first had
+        self.prior = None
+
+    def comparisons(self, data, keys, stage=None):
+        """A Comparison a case: all its rounds, or with ``stage`` ({key: ((b0, b1),
+        (c0, c1))}) only the processes of that stage."""
+        out = []
+        for k in keys:
+            b = data.get(k, {}).get(self.base, [])
+            c = data.get(k, {}).get(self.cand, [])
+            if stage is not None:
+                (b0, b1), (c0, c1) = stage[k]
+                b, c = b[b0:b1], c[c0:c1]
+            out.append(vd.Comparison(k, b, c, self.group(data, k)))
+        return out
+
+    def group(self, data, key):
+        """The prior group of a case: its backend and the decade of its time."""
+        if key not in self.groups:
+            base_runs = data.get(key, {}).get(self.base, [])
+            self.groups[key] = vd.prior_group(protocol.group_of(key), base_runs)
+        return self.groups[key]
+
+    def set_prior(self, data, keys, stage):
+        """The prior (the noise of each backend's cases) from the first stage,
+        where every case was measured; later looks reuse it."""
+        self.prior = vd.priors([(list(c.observations()), c.group) for c in self.comparisons(data, keys, stage)])
+
+    def decide(self, data, keys, stage=None):
+        # Every look at the pooled data may end a case, so each look is made at
+        # alpha / max_stages (Bonferroni over the looks): the chance that any of
+        # them raises a false alarm stays under alpha.
+        return {v.key: v for v in vd.decide(self.comparisons(data, keys, stage), alpha=self.alpha / self.max_stages,
+                                            min_effect=self.min_effect, same_within=self.same_within,
+                                            prior=self.prior)}
+
+    def final(self, history, pooled):
+        """A verdict once it is decided, else None.
+
+        A change (slower, faster) is final once the pooled rounds show it and
+        fresh rounds have been measured since the first stage, pointing the
+        same way on their own (their ratio on the same side of 1): a change
+        seen once is measured again before it counts. "Same" is final as soon
+        as the pooled rounds show it."""
+        if pooled.verdict in (vd.SLOWER, vd.FASTER):
+            if len(history) < 2:
+                return None
+            fresh = history[-1].ratio
+            if (fresh > 1) == (pooled.verdict == vd.SLOWER):
+                pooled.note = f"confirmed by fresh rounds ({len(history)} stages)"
+                return pooled
+            return None
+        if pooled.verdict == vd.SAME:
+            pooled.note = ""
+            return pooled
+        return None
+
+    def results(self, keys, final, pooled):
+        """The final verdicts: those decided, and the others undecided on the
+        pooled rounds, with the rounds a side that would decide them."""
+        results = {}
+        for k in keys:
+            if k in final:
+                results[k] = final[k]
+                continue
+            v = pooled[k]
+            unconfirmed = v.verdict if v.verdict in (vd.SLOWER, vd.FASTER) else ""
+            v.verdict = vd.UNDECIDED
+            if v.rounds_needed is None and not math.isnan(v.sd):
+                q = vd.t_quantile(1 - self.alpha / self.max_stages / 2, v.dof)
+                v.rounds_needed = vd.rounds_to_decide(math.log(v.ratio), v.sd, q,
+                                                      math.log1p(self.min_effect), math.log1p(self.same_within))
+            v.note = f"unconfirmed {unconfirmed}" if unconfirmed else ""
+            results[k] = v
+        return results
 
 
 class Gate:
@@ -109,8 +194,8 @@ class Gate:
         self.session = protocol.Session(folder, [base, cand], bench, env_nobuild=env_nobuild, log=log)
         self.stages = []  # per stage: {key: (first process index, count) per side}
         self.over_budget = {}  # cases the budget left out: {key: seconds a process}
-        self._groups = {}
-        self.prior = None
+        self.rule = Rule(base, cand, alpha=alpha, min_effect=min_effect, same_within=same_within,
+                         max_stages=max_stages)
         self.started = None
 
     # -- measuring ---------------------------------------------------------
@@ -205,40 +290,14 @@ class Gate:
 
     # -- deciding ----------------------------------------------------------
 
-    def _comparisons(self, keys, stage=None):
-        out = []
-        d = self.session.data
-        for k in keys:
-            b = d.get(k, {}).get(self.base, [])
-            c = d.get(k, {}).get(self.cand, [])
-            if stage is not None:
-                (b0, b1), (c0, c1) = stage[k]
-                b, c = b[b0:b1], c[c0:c1]
-            out.append(vd.Comparison(k, b, c, self._group(k)))
-        return out
-
-    def _group(self, key):
-        """The prior group of a case: its backend and the decade of its time."""
-        if key not in self._groups:
-            base_runs = self.session.data.get(key, {}).get(self.base, [])
-            self._groups[key] = vd.prior_group(protocol.group_of(key), base_runs)
-        return self._groups[key]
-
     def _decide(self, keys, stage=None):
-        # Every look at the pooled data may end a case, so each look is made at
-        # alpha / max_stages (Bonferroni over the looks): the chance that any of
-        # them raises a false alarm stays under alpha.
-        return {v.key: v for v in vd.decide(self._comparisons(keys, stage), alpha=self.alpha / self.max_stages,
-                                            min_effect=self.min_effect, same_within=self.same_within,
-                                            prior=self.prior)}
+        return self.rule.decide(self.session.data, keys, stage)
 
     def run(self):
         self.started = time.time()
         stage1 = self._stage(None, 2, first=True)
         keys = sorted(stage1)
-        # The prior (the noise of each backend's cases) comes from the first
-        # stage, where every case was measured; later stages reuse it.
-        self.prior = vd.priors([(list(c.observations()), c.group) for c in self._comparisons(keys, stage1)])
+        self.rule.set_prior(self.session.data, keys, stage1)
         history = {k: [v] for k, v in self._decide(keys, stage1).items()}
         final = {}
         while True:
@@ -247,7 +306,7 @@ class Gate:
             for k in keys:
                 if k in final:
                     continue
-                verdict = self._final(history[k], pooled[k])
+                verdict = self.rule.final(history[k], pooled[k])
                 if verdict:
                     final[k] = verdict
                 else:
@@ -273,29 +332,10 @@ class Gate:
             stage = self._stage(open_keys, 2)
             for k, v in self._decide(open_keys, stage).items():
                 history[k].append(v)
-        self.results = self._results(keys, final, self._decide(keys))
+        self.results = self.rule.results(keys, final, self._decide(keys))
         self.history = history
         self.seconds = time.time() - self.started
         return self.results
-
-    def _results(self, keys, final, pooled):
-        """The final verdicts: those decided, and the others undecided on the
-        pooled rounds, with the rounds a side that would decide them."""
-        results = {}
-        for k in keys:
-            if k in final:
-                results[k] = final[k]
-                continue
-            v = pooled[k]
-            unconfirmed = v.verdict if v.verdict in (vd.SLOWER, vd.FASTER) else ""
-            v.verdict = vd.UNDECIDED
-            if v.rounds_needed is None and not math.isnan(v.sd):
-                q = vd.t_quantile(1 - self.alpha / self.max_stages / 2, v.dof)
-                v.rounds_needed = vd.rounds_to_decide(math.log(v.ratio), v.sd, q,
-                                                      math.log1p(self.min_effect), math.log1p(self.same_within))
-            v.note = f"unconfirmed {unconfirmed}" if unconfirmed else ""
-            results[k] = v
-        return results
 
     def _priority(self, verdict, key):
         """Sort key of an open case for the next confirmation stage."""
@@ -303,27 +343,6 @@ class Gate:
             return (0, self._cost(key))
         needed = verdict.rounds_needed or vd.MAX_ROUNDS * 2
         return (1, needed * self._cost(key))
-
-    def _final(self, history, pooled):
-        """A verdict once it is decided, else None.
-
-        A change (slower, faster) is final once the pooled rounds show it and
-        fresh rounds have been measured since the first stage, pointing the
-        same way on their own (their ratio on the same side of 1): a change
-        seen once is measured again before it counts. "Same" is final as soon
-        as the pooled rounds show it."""
-        if pooled.verdict in (vd.SLOWER, vd.FASTER):
-            if len(history) < 2:
-                return None
-            fresh = history[-1].ratio
-            if (fresh > 1) == (pooled.verdict == vd.SLOWER):
-                pooled.note = f"confirmed by fresh rounds ({len(history)} stages)"
-                return pooled
-            return None
-        if pooled.verdict == vd.SAME:
-            pooled.note = ""
-            return pooled
-        return None
 
     # -- output ------------------------------------------------------------
 
@@ -373,10 +392,7 @@ def replay(data, base, cand, alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_with
     measured in (:func:`stages_of`). Which cases the gate measured again
     depended on the verdicts it had then, so this is the gate's answer only
     where those stages would be measured again alike."""
-    g = Gate.__new__(Gate)
-    g.base, g.cand = base, cand
-    g.alpha, g.min_effect, g.same_within, g.max_stages = alpha, min_effect, same_within, max_stages
-    g._groups, g.prior, g.stages = {}, None, []
+    rule = Rule(base, cand, alpha=alpha, min_effect=min_effect, same_within=same_within, max_stages=max_stages)
     keys = sorted(k for k, per in data.items() if per.get(base) and per.get(cand))
     bounds = {}
     for k in keys:
@@ -389,32 +405,28 @@ def replay(data, base, cand, alpha=vd.ALPHA, min_effect=vd.MIN_EFFECT, same_with
             sides.append(edges)
         bounds[k] = sides
 
-    g.session = types.SimpleNamespace(data=data)
-
     def upto(look):
         return {k: {base: data[k][base][:bounds[k][0][min(look, len(bounds[k][0])) - 1][1]],
                     cand: data[k][cand][:bounds[k][1][min(look, len(bounds[k][1])) - 1][1]]} for k in keys}
 
     first = {k: (bounds[k][0][0], bounds[k][1][0]) for k in keys}
-    g.prior = vd.priors([(list(c.observations()), c.group) for c in g._comparisons(keys, first)])
-    history = {k: [v] for k, v in g._decide(keys, first).items()}
+    rule.set_prior(data, keys, first)
+    history = {k: [v] for k, v in rule.decide(data, keys, first).items()}
     final = {}
     looks = max(max(len(b[0]), len(b[1])) for b in bounds.values()) if keys else 0
     pooled = {}
     for look in range(1, min(looks, max_stages) + 1):
-        g.session.data = upto(look)
-        pooled = g._decide(keys)
+        pooled = rule.decide(upto(look), keys)
         for k in keys:
             if k not in final:
-                verdict = g._final(history[k], pooled[k])
+                verdict = rule.final(history[k], pooled[k])
                 if verdict:
                     final[k] = verdict
-        g.session.data = data
         nxt = {k: (bounds[k][0][look], bounds[k][1][look]) for k in keys
                if k not in final and len(bounds[k][0]) > look and len(bounds[k][1]) > look}
-        for k, v in g._decide(list(nxt), nxt).items() if nxt else ():
+        for k, v in rule.decide(data, list(nxt), nxt).items() if nxt else ():
             history[k].append(v)
-    return g._results(keys, final, pooled)
+    return rule.results(keys, final, pooled)
 
 
 def fmt_time(s):
@@ -528,8 +540,7 @@ def count_work(report, names, commits, folder, log=print, count_run=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("base", help="ledger name of the base (e.g. v0.32.4)")
     ap.add_argument("candidate", help="ledger name of the candidate (e.g. candidate/my-pr, v0.32.5)")
     ap.add_argument("-b", "--bench", help="asv -b regex (default: ops.py on the backends this machine has)")
@@ -543,7 +554,7 @@ def main(argv=None):
     ap.add_argument("--min-effect", type=float, default=vd.MIN_EFFECT)
     ap.add_argument("--same-within", type=float, default=vd.SAME_WITHIN)
     ap.add_argument("--out", help="folder for this run (default .asv/gate/<time>-<base>-<candidate>)")
-    ap.add_argument("--format", choices=("md", "json"), default="md")
+    cli.add_format(ap)
     ap.add_argument("--no-instructions", dest="instructions", action="store_false",
                     help="leave out the work verdicts (instruction counts of the mlx_cpu cases under valgrind)")
     ap.add_argument("--instructions", action="store_true", default=True, help=argparse.SUPPRESS)  # the default
@@ -571,7 +582,7 @@ def main(argv=None):
     bench = args.bench
     if not bench:
         backends = args.backends.split(",") if args.backends else detected_backends()
-        bench = default_bench(backends)
+        bench = protocol.bench_regex(backends)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{args.base}-{args.candidate}")
     folder = args.out or os.path.join(ROOT, ".asv", "gate", f"{protocol.stamp()}-{safe}")
     log = lambda m: print(f"gate: {m}", file=sys.stderr, flush=True)  # noqa: E731

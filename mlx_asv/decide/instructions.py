@@ -69,7 +69,6 @@ input (one line).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import inspect
 import json
@@ -82,10 +81,12 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from benchmarks.lib import callgrind, counting
 from mlx_asv.decide import verdicts as vd
+from mlx_asv.envs import asv_config
+from mlx_asv import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 HOME = os.path.join(ROOT, ".asv", "instructions")
 # torch is pinned: between two MLX releases its cases run the same code on
@@ -174,9 +175,7 @@ def _site_packages(env):
 def pinned_requirements():
     """NumPy at asv.conf.json's version: the shared environment's (an MLX case
     needs nothing else; torch is never counted)."""
-    from mlx_asv.measure import protocol
-
-    req = protocol.load_conf()["matrix"]["req"]
+    req = asv_config.load_conf()["matrix"]["req"]
     return [f"{name}=={req[name][0]}" for name in ("numpy",) if req.get(name)]
 
 
@@ -613,8 +612,7 @@ def count_run(names, commits, todo, folder, calls=DEFAULT_CALLS, processes=1, jo
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("names", nargs="*", help="two or more ledger names (base first), e.g. v0.22.0 v0.22.1")
     ap.add_argument("-b", "--bench", help="regex over the cases' asv names (default: every ops.py case)")
     ap.add_argument("--backends", default=",".join(CPU_BACKENDS), help="backends counted (only mlx_cpu: torch is pinned)")
@@ -634,7 +632,7 @@ def main(argv=None):
                     help="same within this ratio (default: 1%% for a call of 1 M instructions or more, 5%% below)")
     ap.add_argument("--top", type=int, default=5, help="functions listed for a changed case (default 5)")
     ap.add_argument("--out", help="folder for this run (default .asv/instructions/<time>-<names>)")
-    ap.add_argument("--format", choices=("md", "json"), default="md")
+    cli.add_format(ap)
     ap.add_argument("--power", metavar="RUN", nargs="+",
                     help="an A/A run's folder (a release against its twin), or two runs of the same releases "
                          "(each release against itself): the false alarms, and injected changes found")

@@ -17,7 +17,6 @@ its interval. Exit status 0; 2 on bad input, in one line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -27,17 +26,17 @@ from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate as gatemod
 from mlx_asv.envs import ledger
 from mlx_asv.measure import protocol
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("releases", nargs="+", help="releases in order, or a range A..B (inclusive)")
     ap.add_argument("-b", "--bench", help="asv -b regex (default: ops.py on this machine's backends)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
-    ap.add_argument("--format", choices=("md", "json"), default="md")
+    cli.add_format(ap)
     args = ap.parse_args(argv)
     log = lambda m: print(f"steps: {m}", file=sys.stderr, flush=True)  # noqa: E731
     try:
@@ -46,10 +45,10 @@ def main(argv=None):
     except (ledger.LedgerError, protocol.ProtocolError) as e:
         print(f"steps: {e}", file=sys.stderr)
         return 2
-    bench = args.bench or gatemod.default_bench(gatemod.detected_backends())
-    if args.bench and "(" not in args.bench:
-        # a family regex: only this machine's backends, so no process is started for the others
-        bench = args.bench.rstrip("$") + r".*\(.*'(" + "|".join(gatemod.detected_backends()) + r")'\)$"
+    if args.bench:
+        bench = protocol.family_on(args.bench, gatemod.detected_backends)
+    else:
+        bench = protocol.bench_regex(gatemod.detected_backends())
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{names[0]}-{names[-1]}")
     folder = os.path.join(ROOT, ".asv", "steps", f"{protocol.stamp()}-{safe}")
     session = protocol.Session(folder, commits, bench, log=log)

@@ -26,18 +26,13 @@ import os
 import re
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONF = os.path.join(ROOT, "asv.conf.json")
+from mlx_asv.envs import asv_config
+
+CONF = asv_config.CONF
 
 
 class VariantError(Exception):
     pass
-
-
-def load_conf(path=CONF):
-    from asv.util import load_json
-
-    return load_json(path, js_comments=True)
 
 
 def variant_name(settings):
@@ -61,7 +56,7 @@ def variant(conf, settings):
 
 
 def write_variant(settings, conf_path=CONF):
-    conf = variant(load_conf(conf_path), settings)
+    conf = variant(asv_config.load_conf(conf_path), settings)
     path = os.path.join(os.path.dirname(os.path.abspath(conf_path)), variant_name(settings))
     with open(path, "w", encoding="utf-8") as f:
         json.dump(conf, f, indent=4)

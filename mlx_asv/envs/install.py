@@ -53,13 +53,14 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import re
 import subprocess
 import sys
+
+from mlx_asv import cli
 
 FLAVOR_ENV = "MLX_ASV_FLAVOR"
 FLAVORS = ("cpu", "cuda13", "cuda", "metal", "plain")
@@ -551,7 +552,7 @@ def build_only(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--version", help="MLX release, e.g. 0.32.4 (default: $ASV_BUILD_DIR/MLX_VERSION)")
     ap.add_argument("--build-dir", help="ledger checkout holding MLX_VERSION")
     ap.add_argument("--flavor", choices=FLAVORS + (AUTO,),

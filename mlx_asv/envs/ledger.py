@@ -37,7 +37,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -46,6 +45,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_REPO = os.path.join(ROOT, "ledger")
@@ -526,7 +527,7 @@ def ensure(repo=DEFAULT_REPO, table=DEFAULT_TABLE, online=None, log=print):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--repo", default=DEFAULT_REPO, help="ledger repository (default: ledger/)")
     ap.add_argument("--table", default=DEFAULT_TABLE, help="release table (default: tools/mlx_releases.tsv)")
     ap.add_argument("--offline", action="store_true", help="do not ask the package registry")

@@ -41,7 +41,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import re
@@ -52,6 +51,7 @@ import urllib.request
 
 
 from mlx_asv.envs import install  # the flavour detection and the TSV rows
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -231,7 +231,7 @@ def torch_install(version, environ=None, dry_run=False, log=print, pip=None, kin
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--version", help=f"torch release (default: ${TORCH_VAR})")
     ap.add_argument("--dry-run", action="store_true", help="say what would be installed and its size")
     ap.add_argument("--failure-log", help="keep a failure's reason in this TSV file (rows 'torch X')")

@@ -39,11 +39,11 @@ import sys
 import time
 
 from benchmarks.common import BACKENDS  # the one backend list; numpy only, the frameworks load lazily
-from mlx_asv.envs import ledger
+from mlx_asv.envs import asv_config, ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-CONF = os.path.join(ROOT, "asv.conf.json")
+CONF = asv_config.CONF
 
 
 # asv's `repeat` in comparison sessions: (at least, at most, seconds); see above.
@@ -59,17 +59,11 @@ def asv_executable():
     return here if os.path.exists(here) else "asv"
 
 
-def load_conf(path=CONF):
-    from asv.util import load_json
-
-    return load_json(path, js_comments=True)
-
-
 def derived_config(folder, env_nobuild=None, conf_path=CONF):
     """Write ``folder/asv.conf.json``: the project's config with its results and
     site in ``folder``; ``env_nobuild`` ({VAR: value}) adds variables to the
     matrix (they become part of every result's environment name)."""
-    conf = load_conf(conf_path)
+    conf = asv_config.load_conf(conf_path)
     # asv runs from its config's folder: every path must be absolute.
     for field in ("repo", "benchmark_dir", "env_dir"):
         conf[field] = os.path.join(ROOT, conf[field])
@@ -133,6 +127,28 @@ def default_launch_method():
     if sys.platform == "linux" and not os.path.exists("/proc/driver/nvidia/version"):
         return "forkserver"
     return None
+
+
+# The benchmarks of ops.py, up to their parameters (bench_regex's default).
+OPS_BENCHMARKS = r"^ops\.[^(]*"
+
+
+def bench_regex(backends, names=OPS_BENCHMARKS):
+    """An asv -b regex: the cases of the benchmarks ``names`` matches (a regex
+    on an asv name from its start up to its parameters) whose backend
+    parameter is one of ``backends``."""
+    return names + r"\(.*'(" + "|".join(backends) + r")'\)$"
+
+
+def family_on(bench, backends):
+    """``bench`` on the backends ``backends()`` returns, where it names no
+    parameters (a family regex such as ``^ops\.Softmax\.``), so that no
+    process starts for the others; a regex that names parameters is the
+    caller's choice, as given. ``backends`` is called only where it is needed:
+    detecting them imports the frameworks (seconds)."""
+    if "(" in bench:
+        return bench
+    return bench_regex(backends(), names=bench.rstrip("$") + ".*")
 
 
 def case_regex(keys):
@@ -277,6 +293,64 @@ def excluding(bench, keys):
     return "^(?!(?:" + "|".join(re.escape(k) for k in sorted(keys)) + ")$)(?:" + bench + ")"
 
 
+def round_order(sides, number):
+    """The sides in round ``number`` (from 1): as given in odd rounds, reversed
+    in even ones, so that no side always runs first."""
+    return list(sides) if number % 2 else list(sides)[::-1]
+
+
+def write_hashfile(folder, number, commits):
+    """``folder/round<number>.hashes``: the commits asv runs in this round, in order."""
+    hashfile = os.path.join(folder, f"round{number}.hashes")
+    with open(hashfile, "w") as f:
+        f.write("\n".join(commits) + "\n")
+    return hashfile
+
+
+def run_command(config, hashfile, bench, repeat=None, launch_method=None, asv=None):
+    """The ``asv run`` of one round on ``config``: the commits of ``hashfile``,
+    a fresh process a case and commit (rounds=1), every sample recorded."""
+    cmd = [asv or asv_executable(), "--config", config, "run", f"HASHFILE:{hashfile}",
+           "--record-samples", "-a", "rounds=1", "--bench", bench]
+    if repeat:
+        cmd += ["-a", "repeat=" + ",".join(str(x) for x in repeat)]
+    if launch_method:
+        cmd += ["--launch-method", launch_method]
+    return cmd
+
+
+def run_asv(cmd, config, environ=None, quiet=True):
+    """Run ``cmd`` (:func:`run_command`) from its config's folder; ``quiet``
+    keeps asv's output (stderr with it) in the result's stdout."""
+    env = dict(environ if environ is not None else os.environ)
+    # asv imports the project's plugin (tools.asv_plugin) from its cwd,
+    # which is a derived config's folder: point Python at the project.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    return subprocess.run(cmd, cwd=os.path.dirname(config), env=env, text=True,
+                          stdout=subprocess.PIPE if quiet else None,
+                          stderr=subprocess.STDOUT if quiet else None)
+
+
+def load_rounds(path):
+    """A session's ``rounds.json`` ({"commits", "rounds", "data"[, "cost"]}), or None if there is none yet."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def save_rounds(path, commits, rounds, data, cost=None):
+    """Write ``rounds.json`` whole or not at all (a session interrupted
+    mid-write resumes from the rounds before)."""
+    saved = {"commits": commits, "rounds": rounds, "data": data}
+    if cost is not None:
+        saved["cost"] = cost
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(saved, f)
+    os.replace(tmp, path)
+
+
 class Session:
     """One run's rounds over several commits, kept in ``folder/rounds.json``.
 
@@ -295,7 +369,7 @@ class Session:
         # project_results: the project's own config, results in results/ (the
         # main job: its site shows them); else a config of the run's own.
         self.config = CONF if project_results else derived_config(self.folder, env_nobuild)
-        self.results_dir = (os.path.join(ROOT, load_conf().get("results_dir", "results")) if project_results
+        self.results_dir = (os.path.join(ROOT, asv_config.load_conf().get("results_dir", "results")) if project_results
                             else os.path.join(self.folder, "results"))
         self.launch_method = default_launch_method() if launch_method == "auto" else launch_method
         # The main job's results are the site's: they keep each class's own
@@ -309,17 +383,13 @@ class Session:
         self.rounds = 0
         self.seconds = 0.0
         self.failed = set()
-        if os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as f:
-                saved = json.load(f)
+        saved = load_rounds(self.path)
+        if saved:
             self.data, self.rounds = saved["data"], saved["rounds"]
             self.cost = saved.get("cost", {})
 
     def save(self):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"commits": self.commits, "rounds": self.rounds, "data": self.data, "cost": self.cost}, f)
-        os.replace(tmp, self.path)
+        save_rounds(self.path, self.commits, self.rounds, self.data, cost=self.cost)
 
     def round(self, keys=None, order=None, bench=None):
         """Run one round over ``keys`` (default: ``bench``, else the session's
@@ -327,28 +397,15 @@ class Session:
         the round number)."""
         self.rounds += 1
         if order is None:
-            order = self.commits if self.rounds % 2 else self.commits[::-1]
+            order = round_order(self.commits, self.rounds)
         bench = case_regex(keys) if keys is not None else (bench or self.bench)
-        hashfile = os.path.join(self.folder, f"round{self.rounds}.hashes")
-        with open(hashfile, "w") as f:
-            f.write("\n".join(order) + "\n")
-        cmd = [asv_executable(), "--config", self.config, "run", f"HASHFILE:{hashfile}",
-               "--record-samples", "-a", "rounds=1", "--bench", bench]
-        if self.repeat:
-            cmd += ["-a", "repeat=" + ",".join(str(x) for x in self.repeat)]
-        if self.launch_method:
-            cmd += ["--launch-method", self.launch_method]
+        hashfile = write_hashfile(self.folder, self.rounds, order)
+        cmd = run_command(self.config, hashfile, bench, repeat=self.repeat, launch_method=self.launch_method)
         started = time.time()
         shown = [f"<{len(keys)} cases>" if c == bench and keys is not None else c for c in cmd]
         self.log(f"round {self.rounds} ({' '.join(c[:8] for c in order)}): "
                  f"{' '.join(shlex.quote(c) for c in shown)}")
-        env = dict(self.environ if self.environ is not None else os.environ)
-        # asv imports the project's plugin (tools.asv_plugin) from its cwd,
-        # which is the derived config's folder: point Python at the project.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-        proc = subprocess.run(cmd, cwd=os.path.dirname(self.config), env=env, text=True,
-                              stdout=subprocess.PIPE if self.quiet else None,
-                              stderr=subprocess.STDOUT if self.quiet else None)
+        proc = run_asv(cmd, self.config, environ=self.environ, quiet=self.quiet)
         self.seconds += time.time() - started
         # asv run exits 2 when a case failed: the others have results.
         if proc.returncode not in (0, 2):

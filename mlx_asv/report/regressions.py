@@ -19,7 +19,6 @@ written again from the page, by asv's own feed writer.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -30,6 +29,7 @@ from mlx_asv.decide import verdicts as vd
 from mlx_asv.report import count_history
 from mlx_asv.report.sessions import Sessions
 from mlx_asv.envs import ledger
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -204,7 +204,7 @@ def rewrite_feed(html_dir, config=os.path.join(ROOT, "asv.conf.json")):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--html", default=os.path.join(ROOT, "html"))
     args = ap.parse_args(argv)
     if not os.path.exists(os.path.join(args.html, "regressions.json")):

@@ -51,6 +51,7 @@ import re
 import sys
 
 from benchmarks.common import BACKENDS  # numpy only; the frameworks load lazily
+from mlx_asv.measure import protocol
 from mlx_asv.report import render, stats
 from mlx_asv.report.sessions import Sessions, calibration_mde
 from mlx_asv.report.results import (ReportError, Results, SETTING_VARS, families, parse_settings,
@@ -295,7 +296,7 @@ class Report:
         for (a, b), rows in sorted(pairs.items()):
             benches = sorted({bench for bench, _ in rows})
             backends = sorted({bk for _, bk in rows})
-            rx = "^(" + "|".join(re.escape(x) for x in benches) + r")\(.*'(" + "|".join(backends) + r")'\)$"
+            rx = protocol.bench_regex(backends, names="^(" + "|".join(re.escape(x) for x in benches) + ")")
             cmds.append((a, b, len(rows), f"python tools/gate.py {a} {b} -b \"{rx}\""))
         return cmds
 

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 
+from mlx_asv.envs import asv_config
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -68,12 +70,10 @@ def torch_version(data):
     return str(found) if found else None
 
 
-def control_torch(conf_path=os.path.join(ROOT, "asv.conf.json")):
+def control_torch(conf_path=asv_config.CONF):
     """asv.conf.json's pinned torch (the control), or None."""
     try:
-        from asv.util import load_json
-
-        return str(load_json(conf_path, js_comments=True)["matrix"]["req"]["torch"][0])
+        return str(asv_config.load_conf(conf_path)["matrix"]["req"]["torch"][0])
     except Exception:  # noqa: BLE001 - no readable config: no control to prefer
         return None
 

@@ -15,12 +15,13 @@ tool takes them from there (one download from the package index, cached in
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
 import sys
 import tarfile
+
+from mlx_asv import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SDIST = "asv==0.5.1"
@@ -102,7 +103,7 @@ def vendor(html, cache=CACHE):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("html", nargs="?", default=os.path.join(ROOT, "html"))
     args = ap.parse_args(argv)
     try:
