@@ -5,7 +5,7 @@ tools/instructions.py, the main job and the gate.
 A counting process runs ``benchmarks/lib/count_child.py`` under
 ``valgrind --tool=callgrind --instr-atstart=no`` in the environment whose MLX
 is counted. For each case it builds the callable asv times
-(``CaseTable.callable``, which calls it once, uninstrumented: first-call work),
+(``CaseTable.callable``, which calls it once) and calls it again uninstrumented,
 then counts each of ``calls`` calls between two client requests
 (``native/callgrind_marks.c``, compiled once with cc) that zero callgrind's
 counters and dump them, named after the case: every thread's instructions

@@ -21,7 +21,6 @@ threshold, which the site's regressions page keeps
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -31,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 
+from mlx_asv import cli
 from mlx_asv.decide import verdicts as vd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -142,7 +142,9 @@ def write(run_dir, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "l
             continue
         ident = identities.get(name, {})
         python = ident.get("python", "")
-        res = Results({"machine": machine, "python": python}, {"mlx": name.lstrip("v")}, commit,
+        # No requirements: asv draws one graph a combination of them, and the
+        # MLX release is the x-axis (the ledger commit), not a graph of its own.
+        res = Results({"machine": machine, "python": python}, {}, commit,
                       commit_date_ms(commit, repo), python, ENV_NAME, {})
         for bench_name, vals in sorted(values.items()):
             n = len(vals)
@@ -197,7 +199,7 @@ def work_key(key):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("run", help="a tools/instructions.py run's folder (its counts.json)")
     ap.add_argument("--machine", required=True, help="the asv machine name the counts are filed under")
     ap.add_argument("--out", help="folder (default results-reference/MACHINE)")
