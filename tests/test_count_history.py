@@ -126,3 +126,24 @@ def test_a_corrupt_steps_file_loses_only_its_steps(tmp_path, capsys):
 def test_work_key_of_a_case(key):
     fam = key.split(".")[1]
     assert ch.work_key(key).startswith(f"work.{fam}.track_instructions(")
+
+
+def test_the_regressions_page_keeps_a_count_step_past_the_threshold(tmp_path):
+    from mlx_asv.report.sessions import Sessions
+
+    repo, commits = ledger_with(tmp_path, 2)
+    results = tmp_path / "results"
+    ch.write(str(run_dir(tmp_path, commits)), "valgrind-amd-epyc", str(results / "valgrind-amd-epyc"),
+             benchmarks=BENCHMARKS, repo=str(repo))
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.json").write_text(json.dumps({"revision_to_hash": {"1": commits[0], "2": commits[1]}}))
+    argmax, relu = ch.work_key(ARGMAX), ch.work_key(RELU)
+    entries = [[argmax, "graphs/a.json", {}, 0, 114_950_000, 80_740_000, [[1, 2, 80_740_000, 114_950_000]]],
+               [relu, "graphs/r.json", {}, 0, 23_100_500, 23_100_000, [[1, 2, 23_100_000, 23_100_500]]]]
+    (html / "regressions.json").write_text(json.dumps({"regressions": entries}))
+    kept, dropped = regressions.filter_regressions(str(html), Sessions(root=str(tmp_path)), repo=str(repo),
+                                                   results_dir=str(results))
+    assert [e[0] for e in json.loads((html / "regressions.json").read_text())["regressions"]] == [argmax]
+    assert FN in kept[0][3] and "1.424x" in kept[0][3]
+    assert [d[0] for d in dropped] == [relu] and "within the work threshold" in dropped[0][3]
