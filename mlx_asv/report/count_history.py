@@ -82,6 +82,22 @@ def results_of(counts, benchmarks):
     return out
 
 
+def env_identity(commit, calls):
+    """What decides the counts of the counting environment tools/instructions.py
+    made for ``commit`` (its identity), or {"error": why} where it is gone."""
+    from benchmarks.lib import counting
+    from mlx_asv.decide import instructions
+
+    python = os.path.join(instructions.HOME, "envs", commit[:12], "bin", "python")
+    if not os.path.exists(python):
+        return {"error": f"no counting environment {python}"}
+    try:
+        # read now, not when counted: the code digest is today's files'
+        return dict(counting.identity_of(python, calls), read="after the run")
+    except counting.CountingError as e:
+        return {"error": str(e)}
+
+
 def commit_date_ms(commit, repo=os.path.join(ROOT, "ledger")):
     proc = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%ct", commit], capture_output=True, text=True)
     if proc.returncode != 0 or not proc.stdout.strip():
@@ -134,7 +150,10 @@ def write(run_dir, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "l
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "machine.json"), "w", encoding="utf-8") as f:
         json.dump({"machine": machine, "version": 1}, f, indent=4)
-    identities = run.get("identities", {})
+    identities = run.setdefault("identities", {})
+    for name, commit in zip(run["names"], run["commits"]):
+        if name not in identities:  # a run from before counts.json kept them
+            identities[name] = env_identity(commit, run.get("calls", 1))
     written = []
     for name, commit in zip(run["names"], run["commits"]):
         values = results_of(run["counts"].get(name, {}), benchmarks)
@@ -160,7 +179,31 @@ def write(run_dir, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "l
     found = steps(run)
     with open(os.path.join(out_dir, STEPS_FILE), "w", encoding="utf-8") as f:
         json.dump({"machine": machine, "identities": identities, "steps": found}, f, indent=1)
+    with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
+        f.write(readme(run, machine, written, found, run_dir))
     return written, found
+
+
+def readme(run, machine, written, found, run_dir):
+    """The reference set's README: what decided its counts, the releases, the steps."""
+    idents = [i for i in run.get("identities", {}).values() if "error" not in i]
+    same = {k: v for k, v in (idents[0].items() if idents else ()) if all(i.get(k) == v for i in idents)}
+    lines = [f"Instruction counts of one call (valgrind's callgrind, the third call of the callable asv times) of "
+             f"every `mlx_cpu` case counted, as asv results of the machine `{machine}`, written by "
+             f"`mlx-asv count-history {os.path.basename(run_dir.rstrip(os.sep))} --machine {machine}` from "
+             f"`python tools/instructions.py {' '.join(run['names'])} -b SELECTION`.", "",
+             "What decided the counts, the same for every release: "
+             + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build")) + ".", "",
+             f"Releases ({len(written)}): {', '.join(written)}."]
+    left = {k: v for k, v in run.get("left_out", {}).items()}
+    if left:
+        lines += ["", "Left out: " + "; ".join(f"{k} ({v})" for k, v in left.items()) + "."]
+    lines += ["", f"Steps between neighbouring releases past the work threshold ({len(found)}, also in {STEPS_FILE}):",
+              "", "| case | releases | ratio | function that changed most (own instructions) |", "|---|---|---|---|"]
+    for step in found:
+        lines.append(f"| `{step['key']}` | {step['base']} -> {step['cand']} | {step['ratio']:.3f}x | "
+                     f"`{(step['function'] or '?')[:120]}` ({step['function_base']} -> {step['function_cand']}) |")
+    return "\n".join(lines) + "\n"
 
 
 def load_steps(results_dir):
