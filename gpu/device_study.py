@@ -60,12 +60,13 @@ def version():
         return None
 
 
-def measure(cases, backends, out, calls, min_calls, min_time):
-    from benchmarks import common, ops
+def measure(cases, backends, out, calls, min_calls, min_time, all_bench=None):
+    from benchmarks import common, device, ops
     from benchmarks.lib import device_time
     from gpu.timing import sample
 
     with open(out, "a", encoding="utf-8") as f:
+        t0 = time.perf_counter()
         for name, label in cases:
             for be in backends:
                 row = {"case": name, "label": label, "backend": be, "mlx": version(), "pid": os.getpid()}
@@ -84,6 +85,22 @@ def measure(cases, backends, out, calls, min_calls, min_time):
                 common.CACHE.clear()
                 f.write(json.dumps(row) + "\n")
                 f.flush()
+        if all_bench:
+            # every case benchmarks/device.py's one measuring process (setup_cache) would measure for
+            # this regex, by its own function: one row a case, "all": true
+            t = time.perf_counter()
+            got = device.measure_all(all_bench, calls=calls)
+            f.write(json.dumps({"all_cost_s": time.perf_counter() - t, "cases": len(got), "mlx": version(),
+                                "pid": os.getpid()}) + "\n")
+            for key, val in got.items():
+                if isinstance(val, dict):
+                    continue  # skipped: not selected, or not in this release
+                name, rest = key[len("device."):].split(".track_device_time(", 1)
+                label, be = rest[1:-2].split("', '")
+                row = {"case": name, "label": label, "backend": be, "mlx": version(), "pid": os.getpid(), "all": True}
+                row.update({"error": val} if isinstance(val, str) else {"device": val})
+                f.write(json.dumps(row) + "\n")
+        f.write(json.dumps({"process_s": time.perf_counter() - t0, "mlx": version(), "pid": os.getpid()}) + "\n")
 
 
 def ncu_child(cases, backends, out, calls):
@@ -190,7 +207,7 @@ def summary(folder):
     rows = []
     for path in sorted(glob.glob(os.path.join(folder, "measure-*.jsonl"))):
         with open(path, encoding="utf-8") as f:
-            rows += [json.loads(x) for x in f if x.strip()]
+            rows += [r for r in (json.loads(x) for x in f if x.strip()) if "case" in r and not r.get("all")]
     by = {}
     for r in rows:
         by.setdefault((r["mlx"], r["case"], r["label"], r["backend"]), []).append(r)
@@ -235,10 +252,13 @@ def main(argv=None):
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--min-calls", type=int, default=20)
     ap.add_argument("--min-time", type=float, default=0.1)
+    ap.add_argument("--all", dest="all_bench", help="measure: then every case of benchmarks/device.py whose asv "
+                    "name matches this regex, by its measure_all (one row a case, \"all\": true)")
     a = ap.parse_args(argv)
     backends = a.backends.split(",")
     if a.mode == "measure":
-        measure(read_cases(a.cases), backends, a.out, a.calls, a.min_calls, a.min_time)
+        measure(read_cases(a.cases) if a.cases else [], backends, a.out, a.calls, a.min_calls, a.min_time,
+                a.all_bench)
     elif a.mode == "ncu-child":
         ncu_child(read_cases(a.cases), backends, a.out, a.calls)
     elif a.mode == "ncu-parse":
