@@ -203,7 +203,33 @@ def sd_log(values):
     return statistics.stdev(math.log(v) for v in vals)
 
 
+def observation(per_call):
+    from benchmarks import device
+
+    return device.observation(per_call)
+
+
+def ncu_table(folder):
+    """{(mlx, case, label, backend): (instructions per call, [DRAM bytes read+written per call], cost s)}"""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(folder, "ncu-*.json"))):
+        if os.path.basename(path).startswith("ncu-seq-"):
+            continue
+        with open(path, encoding="utf-8") as f:
+            got = json.load(f)
+        for c in got["cases"]:
+            if "error" in c:
+                continue
+            out[(got["mlx"], c["case"], c["label"], c["backend"])] = (
+                [p["smsp__inst_executed.sum"] for p in c["per_call"]],
+                [p["dram__bytes_read.sum"] + p["dram__bytes_write.sum"] for p in c["per_call"]])
+    return out
+
+
 def summary(folder):
+    """The spreads side by side: between processes, the sd of the log of each process's fastest wall
+    sample and of its device observation (its fastest profiled call); ncu's instructions and DRAM
+    bytes per call (one ncu process a release: the spread over its calls)."""
     rows = []
     for path in sorted(glob.glob(os.path.join(folder, "measure-*.jsonl"))):
         with open(path, encoding="utf-8") as f:
@@ -211,35 +237,35 @@ def summary(folder):
     by = {}
     for r in rows:
         by.setdefault((r["mlx"], r["case"], r["label"], r["backend"]), []).append(r)
-    print("| MLX | case | backend | procs | wall best, median over procs | spread wall | device median | "
-          "spread device | wall cost s | device cost s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    ncu = ncu_table(folder)
+    print("| MLX | case | backend | procs | wall: fastest, median over procs | spread wall | device: fastest call, "
+          "median over procs | spread device | ncu instructions a call (spread over 3 calls) | ncu DRAM bytes a "
+          "call (spread) | cost a case: wall s, device s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for key, rs in sorted(by.items()):
         ok = [r for r in rs if "error" not in r]
         if not ok:
-            print(f"| {key[0]} | {key[1]} '{key[2]}' | {key[3]} | {len(rs)} | error: {rs[0]['error']} |||||")
+            print(f"| {key[0]} | {key[1]} '{key[2]}' | {key[3]} | {len(rs)} | error: {rs[0]['error'][:90]} ||||||")
             continue
         wb = [min(r["wall"]) for r in ok]
-        dm = [statistics.median(r["device"]) for r in ok]
+        dm = [observation(r["device"]) for r in ok]
+        ins, byt = ncu.get(key, (None, None))
+        ncu_i = f"{int(statistics.median(ins)):,} ({pct(sd_log(ins) or 0.0, 3)})" if ins else "-"
+        ncu_b = f"{int(statistics.median(byt)):,} ({pct(sd_log(byt), 3)})" if byt else "-"
         print(f"| {key[0]} | {key[1]} '{key[2]}' | {key[3]} | {len(ok)} | {statistics.median(wb) * 1e6:.1f} us | "
-              f"{pct(sd_log(wb))} | {statistics.median(dm) * 1e6:.2f} us | {pct(sd_log(dm), 3)} | "
-              f"{statistics.median(r['wall_cost_s'] for r in ok):.2f} | "
-              f"{statistics.median(r['device_cost_s'] for r in ok):.2f} |")
-    for path in sorted(glob.glob(os.path.join(folder, "ncu-*.json"))):
-        if os.path.basename(path).startswith("ncu-seq-"):
-            continue
-        with open(path, encoding="utf-8") as f:
-            got = json.load(f)
-        print(f"\nncu {os.path.basename(path)} (MLX {got['mlx']}): per call, instructions / DRAM read / write bytes")
-        for c in got["cases"]:
-            if "error" in c:
-                print(f"  {c['case']} '{c['label']}' {c['backend']}: {c['error']}")
-                continue
-            ins = [p["smsp__inst_executed.sum"] for p in c["per_call"]]
-            rd = [p["dram__bytes_read.sum"] for p in c["per_call"]]
-            wr = [p["dram__bytes_write.sum"] for p in c["per_call"]]
-            print(f"  {c['case']} '{c['label']}' {c['backend']}: inst {[int(x) for x in ins]} read {[int(x) for x in rd]}"
-                  f" write {[int(x) for x in wr]} kernels {c['per_call'][0]['kernels']}")
+              f"{pct(sd_log(wb))} | {statistics.median(dm) * 1e6:.2f} us | {pct(sd_log(dm), 2)} | {ncu_i} | {ncu_b} | "
+              f"{statistics.median(r['wall_cost_s'] for r in ok):.2f}, "
+              f"{statistics.median(r['device_cost_s'] for r in ok):.3f} |")
+    for be in ("mlx_gpu", "torch_cuda"):
+        sw, sd = [], []
+        for key, rs in by.items():
+            ok = [r for r in rs if "error" not in r]
+            if key[3] == be and len(ok) > 1:
+                sw.append(sd_log([min(r["wall"]) for r in ok]))
+                sd.append(sd_log([observation(r["device"]) for r in ok]))
+        if sw:
+            print(f"\n{be}: median spread over {len(sw)} cases: wall {pct(statistics.median(sw))}, "
+                  f"device {pct(statistics.median(sd), 2)}")
 
 
 def main(argv=None):

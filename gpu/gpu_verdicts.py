@@ -423,7 +423,8 @@ def analyse(rounds, base=None, cand=None, aa=None, factors=None, seeds=(1, 2, 3,
             min_effect=vd.MIN_EFFECT, same_within=vd.SAME_WITHIN):
     th = dict(min_effect=min_effect, same_within=same_within)
     names = {lb: rounds.name(lb) for lb in rounds.labels}
-    out = {"folder": rounds.folder, "measure": getattr(rounds, "measure", "time"), "rounds": rounds.rounds, "left_out": rounds.left_out,
+    out = {"folder": rounds.folder, "measure": getattr(rounds, "measure", "time"),
+           "study": isinstance(rounds, StudyRounds), "rounds": rounds.rounds, "left_out": rounds.left_out,
            "pass_seconds_median": statistics.median(rounds.pass_seconds) if rounds.pass_seconds else None,
            "asv_rounds": rounds.asv_rounds,
            "sides": {lb: {"commit": rounds.commits[lb], "version": rounds.versions.get(lb),
@@ -473,7 +474,9 @@ def pct(x):
 
 def markdown(out):
     lines = [f"# Interleaved rounds in {out['folder']}" + (f" (measure: {out['measure']})" if out.get("measure") else ""), "",
-             f"{out['rounds']} rounds a side (runs of gpu_asv.sh, the sides' order alternating), sides: " + ", ".join(
+             f"{out['rounds']} rounds a side ("
+             + ("processes of gpu/device_study.py" if out.get("study") else "runs of gpu_asv.sh")
+             + ", the sides' order alternating), sides: " + ", ".join(
                  f"{lb} = MLX {s['version'] or '?'} ({s['commit'][:8]}, {s['processes']} processes a case)"
                  for lb, s in out["sides"].items())]
     if out["asv_rounds"]:

@@ -179,3 +179,23 @@ def test_the_measuring_child_stops_after_a_failure(monkeypatch):
     out = io.StringIO()
     assert device._child(20, ["k1", "k2", "k3"], stdout=out) == 3
     assert [json.loads(x)["key"] for x in out.getvalue().splitlines()] == ["k1", "k2"]
+
+
+def test_study_summary_sets_the_measures_side_by_side(tmp_path, capsys):
+    for k, (wall, dev) in enumerate([(1e-4, 5e-5), (1.1e-4, 5e-5)]):
+        with open(tmp_path / f"measure-a-r{k + 1}.jsonl", "w") as f:
+            f.write(json.dumps({"case": "Sort", "label": "x", "backend": "mlx_gpu", "mlx": "0.32.4",
+                                "wall": [wall, 2 * wall], "device": [2 * dev, dev], "wall_cost_s": 0.1,
+                                "device_cost_s": 0.01}) + "\n")
+            f.write(json.dumps({"case": "Sort", "label": "x", "backend": "mlx_gpu", "mlx": "0.32.4", "all": True,
+                                "device": [1.0]}) + "\n")  # an --all row: not the study's table
+            f.write(json.dumps({"process_s": 1.0, "mlx": "0.32.4"}) + "\n")
+    per = [{"smsp__inst_executed.sum": 100.0, "dram__bytes_read.sum": 10.0, "dram__bytes_write.sum": 2.0,
+            "gpu__time_duration.sum": 1.0, "kernels": ["k"]}] * 3
+    (tmp_path / "ncu-0.32.4.json").write_text(json.dumps(
+        {"mlx": "0.32.4", "cases": [{"case": "Sort", "label": "x", "backend": "mlx_gpu", "calls": 3, "per_call": per}]}))
+    ds.summary(str(tmp_path))
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| 0.32.4 | Sort 'x'"))
+    assert "| 2 | 105.0 us | 6.74% | 50.00 us | 0.00% | 100 (0.000%) | 12 (0.000%) |" in row
+    assert "mlx_gpu: median spread over 1 cases: wall 6.74%, device 0.00%" in out
