@@ -60,12 +60,13 @@ def version():
         return None
 
 
-def measure(cases, backends, out, calls, min_calls, min_time):
-    from benchmarks import common, ops
+def measure(cases, backends, out, calls, min_calls, min_time, all_bench=None):
+    from benchmarks import common, device, ops
     from benchmarks.lib import device_time
     from gpu.timing import sample
 
     with open(out, "a", encoding="utf-8") as f:
+        t0 = time.perf_counter()
         for name, label in cases:
             for be in backends:
                 row = {"case": name, "label": label, "backend": be, "mlx": version(), "pid": os.getpid()}
@@ -84,6 +85,22 @@ def measure(cases, backends, out, calls, min_calls, min_time):
                 common.CACHE.clear()
                 f.write(json.dumps(row) + "\n")
                 f.flush()
+        if all_bench:
+            # every case benchmarks/device.py's one measuring process (setup_cache) would measure for
+            # this regex, by its own function: one row a case, "all": true
+            t = time.perf_counter()
+            got = device.measure_all(all_bench, calls=calls)
+            f.write(json.dumps({"all_cost_s": time.perf_counter() - t, "cases": len(got), "mlx": version(),
+                                "pid": os.getpid()}) + "\n")
+            for key, val in got.items():
+                if isinstance(val, dict):
+                    continue  # skipped: not selected, or not in this release
+                name, rest = key[len("device."):].split(".track_device_time(", 1)
+                label, be = rest[1:-2].split("', '")
+                row = {"case": name, "label": label, "backend": be, "mlx": version(), "pid": os.getpid(), "all": True}
+                row.update({"error": val} if isinstance(val, str) else {"device": val})
+                f.write(json.dumps(row) + "\n")
+        f.write(json.dumps({"process_s": time.perf_counter() - t0, "mlx": version(), "pid": os.getpid()}) + "\n")
 
 
 def ncu_child(cases, backends, out, calls):
@@ -186,43 +203,69 @@ def sd_log(values):
     return statistics.stdev(math.log(v) for v in vals)
 
 
-def summary(folder):
-    rows = []
-    for path in sorted(glob.glob(os.path.join(folder, "measure-*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
-            rows += [json.loads(x) for x in f if x.strip()]
-    by = {}
-    for r in rows:
-        by.setdefault((r["mlx"], r["case"], r["label"], r["backend"]), []).append(r)
-    print("| MLX | case | backend | procs | wall best, median over procs | spread wall | device median | "
-          "spread device | wall cost s | device cost s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for key, rs in sorted(by.items()):
-        ok = [r for r in rs if "error" not in r]
-        if not ok:
-            print(f"| {key[0]} | {key[1]} '{key[2]}' | {key[3]} | {len(rs)} | error: {rs[0]['error']} |||||")
-            continue
-        wb = [min(r["wall"]) for r in ok]
-        dm = [statistics.median(r["device"]) for r in ok]
-        print(f"| {key[0]} | {key[1]} '{key[2]}' | {key[3]} | {len(ok)} | {statistics.median(wb) * 1e6:.1f} us | "
-              f"{pct(sd_log(wb))} | {statistics.median(dm) * 1e6:.2f} us | {pct(sd_log(dm), 3)} | "
-              f"{statistics.median(r['wall_cost_s'] for r in ok):.2f} | "
-              f"{statistics.median(r['device_cost_s'] for r in ok):.2f} |")
+def observation(per_call):
+    from benchmarks import device
+
+    return device.observation(per_call)
+
+
+def ncu_table(folder):
+    """{(mlx, case, label, backend): (instructions per call, [DRAM bytes read+written per call], cost s)}"""
+    out = {}
     for path in sorted(glob.glob(os.path.join(folder, "ncu-*.json"))):
         if os.path.basename(path).startswith("ncu-seq-"):
             continue
         with open(path, encoding="utf-8") as f:
             got = json.load(f)
-        print(f"\nncu {os.path.basename(path)} (MLX {got['mlx']}): per call, instructions / DRAM read / write bytes")
         for c in got["cases"]:
             if "error" in c:
-                print(f"  {c['case']} '{c['label']}' {c['backend']}: {c['error']}")
                 continue
-            ins = [p["smsp__inst_executed.sum"] for p in c["per_call"]]
-            rd = [p["dram__bytes_read.sum"] for p in c["per_call"]]
-            wr = [p["dram__bytes_write.sum"] for p in c["per_call"]]
-            print(f"  {c['case']} '{c['label']}' {c['backend']}: inst {[int(x) for x in ins]} read {[int(x) for x in rd]}"
-                  f" write {[int(x) for x in wr]} kernels {c['per_call'][0]['kernels']}")
+            out[(got["mlx"], c["case"], c["label"], c["backend"])] = (
+                [p["smsp__inst_executed.sum"] for p in c["per_call"]],
+                [p["dram__bytes_read.sum"] + p["dram__bytes_write.sum"] for p in c["per_call"]])
+    return out
+
+
+def summary(folder):
+    """The spreads side by side: between processes, the sd of the log of each process's fastest wall
+    sample and of its device observation (its fastest profiled call); ncu's instructions and DRAM
+    bytes per call (one ncu process a release: the spread over its calls)."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(folder, "measure-*.jsonl"))):
+        with open(path, encoding="utf-8") as f:
+            rows += [r for r in (json.loads(x) for x in f if x.strip()) if "case" in r and not r.get("all")]
+    by = {}
+    for r in rows:
+        by.setdefault((r["mlx"], r["case"], r["label"], r["backend"]), []).append(r)
+    ncu = ncu_table(folder)
+    print("| MLX | case | backend | procs | wall: fastest, median over procs | spread wall | device: fastest call, "
+          "median over procs | spread device | ncu instructions a call (spread over 3 calls) | ncu DRAM bytes a "
+          "call (spread) | cost a case: wall s, device s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for key, rs in sorted(by.items()):
+        ok = [r for r in rs if "error" not in r]
+        if not ok:
+            print(f"| {key[0]} | {key[1]} '{key[2]}' | {key[3]} | {len(rs)} | error: {rs[0]['error'][:90]} ||||||")
+            continue
+        wb = [min(r["wall"]) for r in ok]
+        dm = [observation(r["device"]) for r in ok]
+        ins, byt = ncu.get(key, (None, None))
+        ncu_i = f"{int(statistics.median(ins)):,} ({pct(sd_log(ins) or 0.0, 3)})" if ins else "-"
+        ncu_b = f"{int(statistics.median(byt)):,} ({pct(sd_log(byt), 3)})" if byt else "-"
+        print(f"| {key[0]} | {key[1]} '{key[2]}' | {key[3]} | {len(ok)} | {statistics.median(wb) * 1e6:.1f} us | "
+              f"{pct(sd_log(wb))} | {statistics.median(dm) * 1e6:.2f} us | {pct(sd_log(dm), 2)} | {ncu_i} | {ncu_b} | "
+              f"{statistics.median(r['wall_cost_s'] for r in ok):.2f}, "
+              f"{statistics.median(r['device_cost_s'] for r in ok):.3f} |")
+    for be in ("mlx_gpu", "torch_cuda"):
+        sw, sd = [], []
+        for key, rs in by.items():
+            ok = [r for r in rs if "error" not in r]
+            if key[3] == be and len(ok) > 1:
+                sw.append(sd_log([min(r["wall"]) for r in ok]))
+                sd.append(sd_log([observation(r["device"]) for r in ok]))
+        if sw:
+            print(f"\n{be}: median spread over {len(sw)} cases: wall {pct(statistics.median(sw))}, "
+                  f"device {pct(statistics.median(sd), 2)}")
 
 
 def main(argv=None):
@@ -235,10 +278,13 @@ def main(argv=None):
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--min-calls", type=int, default=20)
     ap.add_argument("--min-time", type=float, default=0.1)
+    ap.add_argument("--all", dest="all_bench", help="measure: then every case of benchmarks/device.py whose asv "
+                    "name matches this regex, by its measure_all (one row a case, \"all\": true)")
     a = ap.parse_args(argv)
     backends = a.backends.split(",")
     if a.mode == "measure":
-        measure(read_cases(a.cases), backends, a.out, a.calls, a.min_calls, a.min_time)
+        measure(read_cases(a.cases) if a.cases else [], backends, a.out, a.calls, a.min_calls, a.min_time,
+                a.all_bench)
     elif a.mode == "ncu-child":
         ncu_child(read_cases(a.cases), backends, a.out, a.calls)
     elif a.mode == "ncu-parse":

@@ -35,6 +35,8 @@ py=${PYTHON:-python3}
 fail() { echo "gpu_asv: $*" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,mlx_gpu_compile,torch_cuda}
+# benchmarks/device.py measures every selected device case in one process (its setup_cache): this says which
+export MLX_ASV_DEVICE_BENCH=${MLX_ASV_DEVICE_BENCH:-$bench}
 # asv drops PYTHONPATH from the benchmark processes unless ASV_PYTHONPATH says it.
 [ -n "${PYTHONPATH:-}" ] && export ASV_PYTHONPATH=${ASV_PYTHONPATH:-$PYTHONPATH}
 version=$($py -c 'import mlx.core as mx; print(mx.__version__)') || fail "MLX does not import"

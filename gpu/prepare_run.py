@@ -50,11 +50,14 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 KERNEL_BACKENDS = ("mlx_gpu", "mlx_gpu_compile")
+DEVICE_BACKENDS = ("mlx_gpu", "mlx_gpu_compile", "torch_cuda")  # benchmarks/device.py's
 
 
 def cases(bench=None):
     """[(class name, label, backend, asv name)] of ops.py whose asv name matches ``bench``
-    (as ``asv run -b`` matches: re.search on ``ops.Class.method('label', 'backend')``)."""
+    (as ``asv run -b`` matches: re.search on ``ops.Class.method('label', 'backend')``), or whose
+    benchmarks/device.py mirror's name does (``device.Class.track_device_time('label', 'backend')``:
+    the same callable, measured on the device)."""
     from benchmarks import ops
     from benchmarks.common import CaseTable
 
@@ -68,7 +71,8 @@ def cases(bench=None):
         for c in cls.cases:
             for be in cls.backends:
                 asv_name = f"ops.{name}.{methods[0]}({c.label!r}, {be!r})"
-                if pattern is None or pattern.search(asv_name):
+                mirror = f"device.{name}.track_device_time({c.label!r}, {be!r})"
+                if pattern is None or pattern.search(asv_name) or (be in DEVICE_BACKENDS and pattern.search(mirror)):
                     out.append((name, c.label, be, asv_name))
     return out
 

@@ -44,17 +44,70 @@ def test_device_module_mirrors_every_ops_table_with_new_ids():
 
 def test_without_a_gpu_a_device_case_is_skipped_with_the_reason(monkeypatch):
     monkeypatch.setattr(dt, "unavailable_reason", lambda: "device time needs a CUDA GPU (fake)")
+    cache = device.Sort().setup_cache()
+    assert cache == {"why": "device time needs a CUDA GPU (fake)", "values": {}}
     with pytest.raises(NotImplementedError, match="needs a CUDA GPU"):
-        device.Sort().setup("dim=64x128x1024 axis=2", "mlx_gpu")
+        device.Sort().setup(cache, "dim=64x128x1024 axis=2", "mlx_gpu")
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         dt.per_call_seconds(lambda: None)
 
 
-def test_the_track_records_the_median_of_the_calls(monkeypatch):
-    monkeypatch.setattr(dt, "per_call_seconds", lambda fn, calls: [3.0, 1.0, 2.0, 9.0, 2.5])
+def test_every_device_class_shares_one_setup_cache_so_asv_measures_in_one_process():
+    from asv_runner.benchmarks._base import get_setup_cache_key
+
+    keys = {get_setup_cache_key(c().setup_cache) for c in device._tables().values()}
+    assert len(keys) == 1 and len(device._tables()) > 20
+    assert device.Sort.setup_cache.timeout >= 600
+
+
+def test_setup_reads_the_cache_median_failure_skip_and_unselected():
+    label = "dim=64x128x1024 axis=2"
+    key = device.asv_name("Sort", label, "mlx_gpu")
     b = device.Sort()
-    b.fn = None
-    assert b.track_device_time("dim=64x128x1024 axis=2", "mlx_gpu") == 2.5
+    cache = {"why": None, "values": {key: [3.0, 1.0, 2.0, 9.0, 2.5]}}
+    b.setup(cache, label, "mlx_gpu")
+    assert b.track_device_time(cache, label, "mlx_gpu") == 1.0  # the fastest call
+    cache["values"][key] = "RuntimeError: cudaGraphAddKernelNode failed"
+    with pytest.raises(RuntimeError, match="cudaGraphAddKernelNode"):
+        b.setup(cache, label, "mlx_gpu")  # asv: failed, not skipped
+    cache["values"][key] = {"skip": "mlx_gpu: not selected"}
+    with pytest.raises(NotImplementedError, match="not selected"):
+        b.setup(cache, label, "mlx_gpu")
+    with pytest.raises(NotImplementedError, match="MLX_ASV_DEVICE_BENCH"):
+        b.setup(cache, label, "torch_cuda")
+
+
+def test_measure_all_measures_what_the_regex_selects_and_records_errors(monkeypatch):
+    calls = []
+
+    def fake(fn, calls=20):
+        calls_made = fn()
+        return [calls_made]
+
+    class Ops:
+        @staticmethod
+        def callable(label, backend):
+            calls.append((label, backend))
+            if label == "bad":
+                raise RuntimeError("boom\nsecond line")
+            if label == "absent":
+                raise NotImplementedError("not in this release")
+            return lambda: 1e-4
+
+    fam = type("Fam", (device._DeviceTable,), {"ops_class": Ops, "params": [["x", "bad", "absent"], ["mlx_gpu", "torch_cuda"]]})
+    monkeypatch.setattr(dt, "per_call_seconds", fake)
+    monkeypatch.setattr(device.common, "unavailable_reason", lambda be: None if be == "mlx_gpu" else "not selected")
+    monkeypatch.setattr(device, "_free_device_memory", lambda: None)
+    got = device.measure_all("'mlx_gpu'[)]$", classes={"Fam": fam})
+    assert got == {device.asv_name("Fam", "x", "mlx_gpu"): [1e-4],
+                   device.asv_name("Fam", "bad", "mlx_gpu"): "RuntimeError: boom",
+                   device.asv_name("Fam", "absent", "mlx_gpu"): {"skip": "not in this release"}}
+    assert ("x", "torch_cuda") not in calls
+    got = device.measure_all("", classes={"Fam": fam})  # no regex: all; an unavailable backend is a skip
+    assert got[device.asv_name("Fam", "x", "torch_cuda")] == {"skip": "torch_cuda: not selected"}
+    monkeypatch.setenv(device.BENCH_ENV, r"\('x'")
+    assert list(device.measure_all(classes={"Fam": fam})) == [device.asv_name("Fam", "x", "mlx_gpu"),
+                                                              device.asv_name("Fam", "x", "torch_cuda")]
 
 
 NCU_CSV = '''==PROF== Connected to process 1
@@ -90,3 +143,59 @@ def test_on_a_gpu_a_call_has_device_time():  # pragma: no cover - GPU machines o
     call = ops.Sort.callable("dim=64x128x1024 axis=2", "torch_cuda", small=True)
     secs = dt.per_call_seconds(call, calls=3)
     assert len(secs) == 3 and all(s > 0 for s in secs)
+
+
+def test_measure_isolated_starts_a_fresh_child_after_a_failure_and_after_a_death(monkeypatch):
+    keys = ["k1", "k2", "k3", "k4", "k5"]
+    monkeypatch.setattr(device, "selected", lambda bench=None, classes=None: [(k, "F", k, "mlx_gpu") for k in keys])
+    children = []
+
+    class Proc:
+        def __init__(self, rc, rows, stderr=""):
+            self.returncode, self.stderr = rc, stderr
+            self.stdout = "\n".join(["a stray warning"] + [json.dumps({"key": k, "value": v}) for k, v in rows])
+
+    def run(cmd, input, **kw):
+        todo = json.loads(input)
+        children.append(todo)
+        assert cmd[1:3] == ["-m", "benchmarks.device"] and kw["env"]["PYTHONPATH"]
+        if todo[0] == "k1":  # k1 measured, k2 fails: the child stops (exit 3)
+            return Proc(3, [("k1", [1e-4]), ("k2", "RuntimeError: invalid argument")])
+        if todo[0] == "k3":  # the child dies in k4
+            return Proc(-11, [("k3", {"skip": "not in this release"})], "Segmentation fault")
+        return Proc(0, [("k5", [2e-4])])
+
+    got = device.measure_isolated("x", run=run)
+    assert children == [keys, ["k3", "k4", "k5"], ["k5"]]
+    assert got == {"k1": [1e-4], "k2": "RuntimeError: invalid argument", "k3": {"skip": "not in this release"},
+                   "k4": "the measuring process died (exit -11): Segmentation fault", "k5": [2e-4]}
+
+
+def test_the_measuring_child_stops_after_a_failure(monkeypatch):
+    import io
+
+    monkeypatch.setattr(device, "_measure_iter", lambda want, calls, classes=None: iter(
+        [("k1", [1.0]), ("k2", "RuntimeError: x"), ("k3", [1.0])]))
+    out = io.StringIO()
+    assert device._child(20, ["k1", "k2", "k3"], stdout=out) == 3
+    assert [json.loads(x)["key"] for x in out.getvalue().splitlines()] == ["k1", "k2"]
+
+
+def test_study_summary_sets_the_measures_side_by_side(tmp_path, capsys):
+    for k, (wall, dev) in enumerate([(1e-4, 5e-5), (1.1e-4, 5e-5)]):
+        with open(tmp_path / f"measure-a-r{k + 1}.jsonl", "w") as f:
+            f.write(json.dumps({"case": "Sort", "label": "x", "backend": "mlx_gpu", "mlx": "0.32.4",
+                                "wall": [wall, 2 * wall], "device": [2 * dev, dev], "wall_cost_s": 0.1,
+                                "device_cost_s": 0.01}) + "\n")
+            f.write(json.dumps({"case": "Sort", "label": "x", "backend": "mlx_gpu", "mlx": "0.32.4", "all": True,
+                                "device": [1.0]}) + "\n")  # an --all row: not the study's table
+            f.write(json.dumps({"process_s": 1.0, "mlx": "0.32.4"}) + "\n")
+    per = [{"smsp__inst_executed.sum": 100.0, "dram__bytes_read.sum": 10.0, "dram__bytes_write.sum": 2.0,
+            "gpu__time_duration.sum": 1.0, "kernels": ["k"]}] * 3
+    (tmp_path / "ncu-0.32.4.json").write_text(json.dumps(
+        {"mlx": "0.32.4", "cases": [{"case": "Sort", "label": "x", "backend": "mlx_gpu", "calls": 3, "per_call": per}]}))
+    ds.summary(str(tmp_path))
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| 0.32.4 | Sort 'x'"))
+    assert "| 2 | 105.0 us | 6.74% | 50.00 us | 0.00% | 100 (0.000%) | 12 (0.000%) |" in row
+    assert "mlx_gpu: median spread over 1 cases: wall 6.74%, device 0.00%" in out

@@ -367,3 +367,37 @@ def test_device_measure_with_a_small_spread_finds_a_5pct_step(tmp_path):
             path.write_text(json.dumps(data))
     out = gpu_verdicts.analyse(gpu_verdicts.Rounds(str(tmp_path), "device"), "old", "new")
     assert out["measure"] == "device" and out["comparison"]["summary"]["slower"] == 12
+
+
+def _study_file(folder, label, k, mlx, rows):
+    with open(folder / f"measure-{label}-r{k}.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps(dict(r, mlx=mlx)) + "\n")
+        f.write(json.dumps({"process_s": 1.0, "mlx": mlx}) + "\n")
+
+
+def test_study_rounds_read_device_study_processes(tmp_path):
+    """--study: measure-LABEL-rK.jsonl of gpu/device_study.py; device: each process's median (an
+    "all" row wins over the case's wall+device row), time: its wall samples; an error is a failure."""
+    for k in range(1, 4):
+        for label in ("a", "b"):
+            _study_file(tmp_path, label, k, "0.32.4", [
+                {"case": "F", "label": "x", "backend": "mlx_gpu", "wall": [2e-4, 3e-4], "device": [9.0, 9.0, 9.0]},
+                {"case": "F", "label": "x", "backend": "mlx_gpu", "all": True, "device": [1e-4, 1.1e-4, 3e-4]},
+                {"case": "F", "label": "y", "backend": "mlx_gpu", "error": "RuntimeError: boom"}])
+    r = gpu_verdicts.StudyRounds(str(tmp_path), "device")
+    dev = "device.F.track_device_time('x', 'mlx_gpu')"
+    assert r.labels == ["a", "b"] and r.rounds == 3 and r.processes == {"a": 3, "b": 3}
+    assert r.data[dev]["a"] == [[1e-4]] * 3  # the fastest call, as the track records it
+    assert r.twins() == ("a", "b") and r.name("a") == "a (MLX 0.32.4)"
+    assert r.failures(["a", "b"]) == {"device.F.track_device_time('y', 'mlx_gpu')": {"a": (3, 0), "b": (3, 0)}}
+    t = gpu_verdicts.StudyRounds(str(tmp_path), "time")
+    assert t.data["ops.F.time_op('x', 'mlx_gpu')"]["b"] == [[2e-4, 3e-4]] * 3
+    assert gpu_verdicts.main([str(tmp_path), "--study", "--measure", "device"]) == 0
+
+
+def test_study_rounds_refuse_two_releases_under_one_label(tmp_path):
+    _study_file(tmp_path, "a", 1, "0.32.4", [{"case": "F", "label": "x", "backend": "mlx_gpu", "device": [1.0]}])
+    _study_file(tmp_path, "a", 2, "0.30.3", [{"case": "F", "label": "x", "backend": "mlx_gpu", "device": [1.0]}])
+    with pytest.raises(gpu_verdicts.ReadError, match="one side is one install"):
+        gpu_verdicts.StudyRounds(str(tmp_path), "device")
