@@ -147,3 +147,24 @@ def test_the_regressions_page_keeps_a_count_step_past_the_threshold(tmp_path):
     assert [e[0] for e in json.loads((html / "regressions.json").read_text())["regressions"]] == [argmax]
     assert FN in kept[0][3] and "1.424x" in kept[0][3]
     assert [d[0] for d in dropped] == [relu] and "within the work threshold" in dropped[0][3]
+
+
+def test_two_runs_merge_into_one_release_file_each(tmp_path):
+    from asv.results import Results
+
+    repo, commits = ledger_with(tmp_path, 2)
+    first = run_dir(tmp_path, commits)
+    second = tmp_path / "softmax"
+    second.mkdir()
+    softmax = "ops.Softmax.time_op('dim=64x1000000 axis=-1', 'mlx_cpu')"
+    (second / "counts.json").write_text(json.dumps({
+        "names": ["v0.1.0"], "commits": [commits[1]], "calls": 1, "counts": {"v0.1.0": {softmax: {"counts": [5]}}}}))
+    benchmarks = dict(BENCHMARKS, **{"work.Softmax.track_instructions": {
+        "name": "work.Softmax.track_instructions", "version": "v3", "param_names": ["case", "backend"],
+        "params": [["'dim=64x1000000 axis=-1'"], ["'mlx_cpu'"]]}})
+    out = tmp_path / "ref" / "m"
+    written, _ = ch.write([str(first), str(second)], "m", str(out), benchmarks=benchmarks, repo=str(repo))
+    assert written == ["v0.0.0", "v0.1.0"]
+    res = Results.load(str(next(out.glob(f"{commits[1][:8]}-*.json"))))
+    assert res.get_result_value("work.Softmax.track_instructions", [["'dim=64x1000000 axis=-1'"], ["'mlx_cpu'"]]) == [5]
+    assert res.get_result_value("work.ReLU.track_instructions", [["'dim=64x128x1024'"], ["'mlx_cpu'"]]) == [23_100_500]

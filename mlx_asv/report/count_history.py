@@ -132,28 +132,52 @@ def steps(run, top=1):
     return out
 
 
-def write(run_dir, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "ledger")):
-    """Write ``run_dir``'s counts as asv results of ``machine`` into
-    ``out_dir`` (machine.json, a file a release, steps.json).
-    -> (releases written, steps)."""
-    from asv.results import Results
-    from asv.runner import BenchmarkResult
-
+def load_run(run_dir):
     path = os.path.join(run_dir, "counts.json")
     try:
         with open(path, encoding="utf-8") as f:
-            run = json.load(f)
+            return json.load(f)
     except (OSError, ValueError) as e:
         raise HistoryError(f"{path} can't be read ({type(e).__name__}: {e}): count the releases first "
                            f"(python tools/instructions.py V1 V2 ... --out {run_dir})") from e
+
+
+def combined(runs):
+    """Several runs as one: each release's cases from every run (a later run's
+    count of a case wins), the steps of each run between its own neighbours."""
+    names, commits, counts, identities, left = [], {}, {}, {}, {}
+    for run in runs:
+        for name, commit in zip(run["names"], run["commits"]):
+            if name not in commits:
+                names.append(name)
+                commits[name] = commit
+            counts.setdefault(name, {}).update(run["counts"].get(name, {}))
+        identities.update(run.get("identities", {}))
+        left.update(run.get("left_out", {}))
+    return {"names": names, "commits": [commits[n] for n in names], "calls": runs[0].get("calls", 1),
+            "counts": counts, "identities": identities, "left_out": left}
+
+
+def write(run_dirs, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "ledger")):
+    """Write the counts of ``run_dirs`` (one or more tools/instructions.py
+    runs) as asv results of ``machine`` into ``out_dir`` (machine.json, a file
+    a release, steps.json, README.md). -> (releases written, steps)."""
+    from asv.results import Results
+    from asv.runner import BenchmarkResult
+
+    run_dirs = [run_dirs] if isinstance(run_dirs, str) else list(run_dirs)
+    runs = [load_run(d) for d in run_dirs]
+    for one, d in zip(runs, run_dirs):
+        ids = one.setdefault("identities", {})
+        for name, commit in zip(one["names"], one["commits"]):
+            if name not in ids:  # a run from before counts.json kept them
+                ids[name] = env_identity(commit, one.get("calls", 1))
+    run = combined(runs)
     benchmarks = benchmarks or work_benchmarks()
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "machine.json"), "w", encoding="utf-8") as f:
         json.dump({"machine": machine, "version": 1}, f, indent=4)
-    identities = run.setdefault("identities", {})
-    for name, commit in zip(run["names"], run["commits"]):
-        if name not in identities:  # a run from before counts.json kept them
-            identities[name] = env_identity(commit, run.get("calls", 1))
+    identities = run["identities"]
     written = []
     for name, commit in zip(run["names"], run["commits"]):
         values = results_of(run["counts"].get(name, {}), benchmarks)
@@ -176,22 +200,23 @@ def write(run_dir, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "l
             for fname in os.listdir(os.path.join(tmp, machine)):
                 shutil.move(os.path.join(tmp, machine, fname), os.path.join(out_dir, fname))
         written.append(name)
-    found = steps(run)
+    found = [step for one in runs for step in steps(one)]
     with open(os.path.join(out_dir, STEPS_FILE), "w", encoding="utf-8") as f:
         json.dump({"machine": machine, "identities": identities, "steps": found}, f, indent=1)
     with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
-        f.write(readme(run, machine, written, found, run_dir))
+        f.write(readme(run, machine, written, found, run_dirs))
     return written, found
 
 
-def readme(run, machine, written, found, run_dir):
+def readme(run, machine, written, found, run_dirs):
     """The reference set's README: what decided its counts, the releases, the steps."""
     idents = [i for i in run.get("identities", {}).values() if "error" not in i]
     same = {k: v for k, v in (idents[0].items() if idents else ()) if all(i.get(k) == v for i in idents)}
     lines = [f"Instruction counts of one call (valgrind's callgrind, the third call of the callable asv times) of "
              f"every `mlx_cpu` case counted, as asv results of the machine `{machine}`, written by "
-             f"`mlx-asv count-history {os.path.basename(run_dir.rstrip(os.sep))} --machine {machine}` from "
-             f"`python tools/instructions.py {' '.join(run['names'])} -b SELECTION`.", "",
+             f"`mlx-asv count-history {' '.join(os.path.basename(d.rstrip(os.sep)) for d in run_dirs)} "
+             f"--machine {machine}` from runs of `python tools/instructions.py RELEASES -b SELECTION` "
+             f"(their releases below).", "",
              "What decided the counts, the same for every release: "
              + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build")) + ".", "",
              f"Releases ({len(written)}): {', '.join(written)}."]
@@ -243,13 +268,13 @@ def work_key(key):
 
 def main(argv=None):
     ap = cli.parser(__doc__, wrap=True)
-    ap.add_argument("run", help="a tools/instructions.py run's folder (its counts.json)")
+    ap.add_argument("runs", nargs="+", help="tools/instructions.py runs' folders (their counts.json)")
     ap.add_argument("--machine", required=True, help="the asv machine name the counts are filed under")
     ap.add_argument("--out", help="folder (default results-reference/MACHINE)")
     args = ap.parse_args(argv)
     out = args.out or os.path.join(ROOT, "results-reference", args.machine)
     try:
-        written, found = write(args.run, args.machine, out)
+        written, found = write(args.runs, args.machine, out)
     except HistoryError as e:
         print(f"count-history: {e}", file=sys.stderr)
         return 2
