@@ -601,7 +601,7 @@ def count_run(names, commits, todo, folder, calls=DEFAULT_CALLS, processes=1, jo
     for name in names:  # what decided each side's counts, for whoever publishes them
         try:
             identities[name] = counting.identity_of(sides[name], calls)
-        except counting.CountingError as e:
+        except (counting.CountingError, OSError) as e:
             identities[name] = {"error": str(e)}
     with open(os.path.join(folder, "counts.json"), "w") as f:
         json.dump({"names": names, "commits": commits, "calls": calls, "processes": processes,
