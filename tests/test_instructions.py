@@ -403,6 +403,7 @@ def test_simulated_branch_events_are_shown_on_their_own_line(tmp_path):
 
 def test_branch_sim_asks_callgrind_for_its_branch_predictor(tmp_path, monkeypatch):
     seen = {}
+    counting.no_aslr_prefix()  # asked once, for real, before Popen is replaced
     monkeypatch.setattr(counting.subprocess, "Popen", lambda cmd, **kw: seen.setdefault("cmd", cmd))
     instructions.launch("python", [("ReLU", "dim=2", "mlx_cpu")], str(tmp_path), 1, "marks.so", branch_sim=True)
     assert "--branch-sim=yes" in seen["cmd"] and "--cache-sim=yes" not in seen["cmd"]
