@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from benchmarks.lib import counting
 from mlx_asv.report import count_history as ch
 from mlx_asv.report import regressions
 
@@ -109,7 +110,7 @@ def test_the_step_names_its_function_from_the_history(tmp_path):
     ch.write(str(run_dir(tmp_path, commits)), "valgrind-amd-epyc", str(results / "valgrind-amd-epyc"),
              benchmarks=BENCHMARKS, repo=str(repo))
     steps = ch.load_steps(str(results))
-    key = ch.work_key(ARGMAX)
+    key = counting.work_key(ARGMAX)
     assert set(steps) == {(key, commits[0], commits[1])}
     ok, why = regressions.work_step(key, commits[0], commits[1], [1, 2, 80_740_000, 114_950_000], steps)
     assert ok and FN in why and "v0.0.0 -> v0.1.0" in why
@@ -125,7 +126,7 @@ def test_a_corrupt_steps_file_loses_only_its_steps(tmp_path, capsys):
 @pytest.mark.parametrize("key", ["ops.Argmax.time_op('a b', 'mlx_cpu')", "ops.Compile.time_compile('x', 'mlx_cpu')"])
 def test_work_key_of_a_case(key):
     fam = key.split(".")[1]
-    assert ch.work_key(key).startswith(f"work.{fam}.track_instructions(")
+    assert counting.work_key(key).startswith(f"work.{fam}.track_instructions(")
 
 
 def test_the_regressions_page_keeps_a_count_step_past_the_threshold(tmp_path):
@@ -138,7 +139,7 @@ def test_the_regressions_page_keeps_a_count_step_past_the_threshold(tmp_path):
     html = tmp_path / "html"
     html.mkdir()
     (html / "index.json").write_text(json.dumps({"revision_to_hash": {"1": commits[0], "2": commits[1]}}))
-    argmax, relu = ch.work_key(ARGMAX), ch.work_key(RELU)
+    argmax, relu = counting.work_key(ARGMAX), counting.work_key(RELU)
     entries = [[argmax, "graphs/a.json", {}, 0, 114_950_000, 80_740_000, [[1, 2, 80_740_000, 114_950_000]]],
                [relu, "graphs/r.json", {}, 0, 23_100_500, 23_100_000, [[1, 2, 23_100_000, 23_100_500]]]]
     (html / "regressions.json").write_text(json.dumps({"regressions": entries}))

@@ -24,12 +24,12 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 
+from benchmarks.lib import counting
 from mlx_asv import cli
 from mlx_asv.decide import verdicts as vd
 
@@ -56,27 +56,15 @@ def work_benchmarks(root=os.path.join(ROOT, "benchmarks")):
     return out
 
 
-def parse_key(key):
-    """ops.Family.method('label', 'backend') -> (Family, label, backend)."""
-    m = re.fullmatch(r"ops\.(\w+)\.\w+\('(.*)', '(\w+)'\)", key)
-    if not m:
-        raise HistoryError(f"not an ops.py case key: {key}")
-    return m.groups()
-
-
 def results_of(counts, benchmarks):
     """{benchmark name: [value per parameter combination]} of one release's
     counts ({case key: {"counts": [...]} | {"skip"/"error": ...}}): a count
     where there is one, None (asv: failed or not run) elsewhere."""
-    got = {}
-    for key, row in counts.items():
-        family, label, backend = parse_key(key)
-        if row.get("counts"):
-            got[(f"work.{family}.track_instructions", repr(label), repr(backend))] = row["counts"][0]
+    got = {counting.work_key(key): row["counts"][0] for key, row in counts.items() if row.get("counts")}
     out = {}
     for name, bench in benchmarks.items():
         labels, backends = bench["params"]
-        values = [got.get((name, lab, be)) for lab in labels for be in backends]
+        values = [got.get(f"{name}({lab}, {be})") for lab in labels for be in backends]
         if any(v is not None for v in values):
             out[name] = values
     return out
@@ -85,7 +73,6 @@ def results_of(counts, benchmarks):
 def env_identity(commit, calls):
     """What decides the counts of the counting environment tools/instructions.py
     made for ``commit`` (its identity), or {"error": why} where it is gone."""
-    from benchmarks.lib import counting
     from mlx_asv.decide import instructions
 
     python = os.path.join(instructions.HOME, "envs", commit[:12], "bin", "python")
@@ -123,7 +110,8 @@ def steps(run, top=1):
             if v.verdict not in (vd.SLOWER, vd.FASTER):
                 continue
             fa, fb = counts[a][key].get("functions") or {}, counts[b][key].get("functions") or {}
-            moved = sorted(set(fa) | set(fb), key=lambda f: -abs(fb.get(f, 0) - fa.get(f, 0)))[:top]
+            # ties by name: a set's order changes with Python's string hash from run to run
+            moved = sorted(set(fa) | set(fb), key=lambda f: (-abs(fb.get(f, 0) - fa.get(f, 0)), f))[:top]
             fn = moved[0] if moved else None
             out.append({"key": key, "base": a, "cand": b, "base_commit": commits[a], "cand_commit": commits[b],
                         "verdict": vd.work_word(v.verdict),
@@ -220,7 +208,7 @@ def readme(run, machine, written, found, run_dirs):
              "What decided the counts, the same for every release: "
              + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build")) + ".", "",
              f"Releases ({len(written)}): {', '.join(written)}."]
-    left = {k: v for k, v in run.get("left_out", {}).items()}
+    left = run.get("left_out", {})
     if left:
         lines += ["", "Left out: " + "; ".join(f"{k} ({v})" for k, v in left.items()) + "."]
     lines += ["", f"Steps between neighbouring releases past the work threshold ({len(found)}, also in {STEPS_FILE}):",
@@ -250,7 +238,7 @@ def load_steps(results_dir):
                   f"(write it again with mlx-asv count-history)", file=sys.stderr)
             continue
         for step in data.get("steps", []):
-            out[(work_key(step["key"]), step["base_commit"], step["cand_commit"])] = (machine, step)
+            out[(counting.work_key(step["key"]), step["base_commit"], step["cand_commit"])] = (machine, step)
     return out
 
 
@@ -259,11 +247,6 @@ def step_text(step):
     fn = step.get("function") or "?"
     return (f"{step['ratio']:.3f}x instructions ({step['verdict']}), {step['base']} -> {step['cand']}, "
             f"most in {fn} ({step['function_base']} -> {step['function_cand']})")
-
-
-def work_key(key):
-    family, label, backend = parse_key(key)
-    return f"work.{family}.track_instructions('{label}', '{backend}')"
 
 
 def main(argv=None):

@@ -95,13 +95,14 @@ def work_step(name, before, after, jump, work_steps):
     a, b = jump[2], jump[3]
     if not a or b is None:
         return False, "no count on one side"
-    ratio, threshold = b / a, vd.work_threshold(a)
-    if ratio <= 1 + threshold:
-        return False, f"{ratio:.4f}x instructions, within the work threshold ({100 * threshold:g}%)"
+    v = vd.decide_counts(name, [a], [b])  # the work verdict's own rule and threshold
+    if v.verdict != vd.SLOWER:
+        return False, (f"{v.ratio:.4f}x instructions, within the work threshold "
+                       f"({100 * vd.work_threshold(a):g}%)")
     known = work_steps.get((name, before, after))
     if known:
         return True, count_history.step_text(known[1])
-    return True, f"{ratio:.3f}x instructions (more), past the work threshold ({100 * threshold:g}%)"
+    return True, f"{v.ratio:.3f}x instructions (more), past the work threshold ({100 * vd.work_threshold(a):g}%)"
 
 
 def filter_regressions(html_dir, sessions, repo=ledger.DEFAULT_REPO, machine=None,
