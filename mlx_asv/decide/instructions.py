@@ -306,7 +306,7 @@ def hot_code(dump, functions=HOT_FUNCTIONS, share=HOT_SHARE, lines=HOT_LINES, ru
 
 
 def measure(sides, todo, folder, calls=DEFAULT_CALLS, processes=1, jobs=None, timeout_s=None, log=print,
-            start=launch, use_store=False):
+            start=launch, use_store=False, identities=None):
     """Count every case of ``todo`` on each side ({name: python}); -> {name: side}.
 
     A counting process that dies (a case that crashes) or runs past
@@ -314,12 +314,14 @@ def measure(sides, todo, folder, calls=DEFAULT_CALLS, processes=1, jobs=None, ti
     failed, with the reason, and a new process takes the cases after it.
     ``use_store``: a case already in the count store (benchmarks/lib/counting.py)
     under what decides the side's counts is taken from there, and the cases
-    counted are kept there (one process a side, no simulation)."""
+    counted are kept there (one process a side, no simulation); ``identities``:
+    sides' identities already read ({name: counting.identity_of's}), not asked again."""
     marks = marks_library()
-    stored, idents = {name: {} for name in sides}, {}
+    stored, idents = {name: {} for name in sides}, dict(identities or {})
     if use_store:
         for name, python in sides.items():
-            idents[name] = counting.identity_of(python, calls)
+            if name not in idents:
+                idents[name] = counting.identity_of(python, calls)
             for case in todo:
                 entry = counting.stored(idents[name], case[0])
                 if entry:
@@ -593,16 +595,17 @@ def count_run(names, commits, todo, folder, calls=DEFAULT_CALLS, processes=1, jo
     names, commits = [n for n, _ in kept], [c for _, c in kept]
     if len(names) < 2:
         raise InstructionsError(f"fewer than two of {', '.join(list(sides) + list(skipped))} installed")
-    counts = measure(sides, todo, folder, calls=calls, processes=processes, jobs=jobs, timeout_s=timeout_s,
-                     log=log, start=start, use_store=use_store)
-    report = build_report(names, counts, calls, processes, min_effect, top=top, left_out=skipped)
-    report.update(commits=commits, seconds=round(time.time() - t0, 1))
     identities = {}
-    for name in names:  # what decided each side's counts, for whoever publishes them
+    for name in names:  # what decides each side's counts: the store's key, and kept for whoever publishes them
         try:
             identities[name] = counting.identity_of(sides[name], calls)
         except (counting.CountingError, OSError) as e:
             identities[name] = {"error": str(e)}
+    counts = measure(sides, todo, folder, calls=calls, processes=processes, jobs=jobs, timeout_s=timeout_s,
+                     log=log, start=start, use_store=use_store,
+                     identities={n: i for n, i in identities.items() if "error" not in i})
+    report = build_report(names, counts, calls, processes, min_effect, top=top, left_out=skipped)
+    report.update(commits=commits, seconds=round(time.time() - t0, 1))
     with open(os.path.join(folder, "counts.json"), "w") as f:
         json.dump({"names": names, "commits": commits, "calls": calls, "processes": processes,
                    "left_out": skipped, "identities": identities, "counts": counts}, f)
