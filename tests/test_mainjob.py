@@ -222,3 +222,13 @@ def test_the_regressions_page_drops_an_unconfirmed_step(tmp_path):
     kept, dropped = regressions.filter_regressions(str(html), Sessions(root=str(tmp_path)))
     assert kept == [] and [d[0] for d in dropped] == [SLOW]
     assert "undecided" in dropped[0][3]
+
+
+def test_the_budget_counts_from_the_callers_start_when_it_gave_one(capsys):
+    now = lambda: 10_000.0  # noqa: E731
+    assert mainjob.started_at({}, now) == 10_000.0
+    assert mainjob.started_at({"MLX_ASV_STARTED": "9700.5"}, now) == 9700.5
+    # no time, a future time, or one older than the budget: now, with one line
+    for bad in ("soon", "10100", str(10_000.0 - mainjob.BUDGET_S - 1)):
+        assert mainjob.started_at({"MLX_ASV_STARTED": bad}, now) == 10_000.0
+        assert capsys.readouterr().out.count("ignoring MLX_ASV_STARTED") == 1
