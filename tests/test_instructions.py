@@ -185,6 +185,33 @@ def test_read_process(tmp_path):
     assert got["b"] == {"error": "E: x"}
 
 
+def test_a_second_call_counts_only_where_the_child_took_it(tmp_path):
+    """count_child dumps every case's second call as <key>#2nd; read_process
+    counts it (first, with its functions) only where the child's line says
+    second_counted, else the dumps from the third call on."""
+    rows = [{"key": "big", "done": 2, "second_counted": True}, {"key": "small", "done": 1, "second_counted": False}]
+    (tmp_path / "child.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for n, (name, cost) in enumerate([("big#2nd", 100), ("big#1", 101), ("small#2nd", 7), ("small#0", 9)], start=1):
+        (tmp_path / f"callgrind.77.{n}").write_text(
+            DUMP.replace("ops.ReLU.time_op('dim=2', 'mlx_cpu')#1", name).replace("0 700", f"0 {cost}"))
+    got = instructions.read_process(str(tmp_path))
+    assert got["big"]["counts"] == [100 + 415, 101 + 415]
+    assert got["big"]["functions"]["mlx::core::unary_op<Relu> [libmlx.so]"] == 100 + 305  # the #2nd dump's
+    assert got["small"]["counts"] == [9 + 415]
+
+
+def test_the_child_reads_a_dumps_totals_and_distrusts_a_wrapped_one(tmp_path):
+    from benchmarks.lib import count_child
+
+    (tmp_path / "callgrind.5.1").write_text(DUMP.replace("totals: 18446744073707279343", "totals: 123456789"))
+    (tmp_path / "callgrind.5.2").write_text(DUMP)  # totals wrapped below zero
+    (tmp_path / "callgrind.5.3").write_text(DUMP.split("totals:")[0])  # cut short
+    assert count_child.dump_total(str(tmp_path), 5, 1) == 123456789
+    assert count_child.dump_total(str(tmp_path), 5, 2) is None
+    assert count_child.dump_total(str(tmp_path), 5, 3) is None
+    assert count_child.dump_total(str(tmp_path), 5, 4) is None  # no such dump
+
+
 def test_bad_input_is_one_line(capsys, monkeypatch):
     assert instructions.main(["v0.32.4"]) == 2
     assert "two ledger names" in capsys.readouterr().err
@@ -235,6 +262,33 @@ def test_counts_under_valgrind_scale_with_the_case(tmp_path):
         assert 3.6 < (sum(large) / 2) / (sum(small) / 2) < 4.4, (be, small, large)
         # at least one instruction an element: the call's work was counted
         assert min(large) > 64 * 128 * 1024 / 8
+
+
+@pytest.mark.skipif(not shutil.which("valgrind") or not shutil.which("cc")
+                    or not os.path.exists("/usr/include/valgrind/callgrind.h"),
+                    reason="needs valgrind, its headers and a C compiler")
+def test_a_large_call_is_counted_on_its_second_call_a_small_one_on_its_third(tmp_path):
+    """Under callgrind: Argmax 64x1024x128 axis=0 (116 M instructions) is
+    counted from its second call on, ReLU 128x16x1024 (5.8 M) from its third;
+    either way the counted calls agree (the second carries no one-time work
+    that matters at that size)."""
+    pytest.importorskip("mlx.core")
+    todo = instructions.cases(r"^ops\.(Argmax\..*64x1024x128 axis=0|ReLU\..*128x16x1024)")
+    assert len(todo) == 2
+    folder = tmp_path / "p0"
+    proc = instructions.launch(sys.executable, todo, str(folder), 2, instructions.marks_library(str(tmp_path)))
+    assert proc.wait(timeout=600) == 0, (folder / "valgrind.log").read_text()[-2000:]
+    lines = {r["key"]: r for r in map(json.loads, (folder / "child.jsonl").read_text().splitlines())
+             if r.get("done")}
+    argmax, relu = (next(k for k, *_ in todo if name in k) for name in ("Argmax", "ReLU"))
+    assert lines[argmax]["second_counted"] and lines[argmax]["second"] >= 100_000_000
+    assert not lines[relu]["second_counted"] and lines[relu]["second"] < 100_000_000
+    got = instructions.read_process(str(folder))
+    for key in (argmax, relu):
+        counts = got[key]["counts"]
+        assert len(counts) == 2 and max(counts) / min(counts) < 1.001, (key, counts)
+    # the second call's count is the first counted one
+    assert abs(got[argmax]["counts"][0] / lines[argmax]["second"] - 1) < 0.001
 
 
 def test_long_cpp_names_keep_their_templates():

@@ -4,66 +4,115 @@ in the environment whose MLX is counted:
 
     valgrind --tool=callgrind --instr-atstart=no ... python benchmarks/lib/count_child.py CASES CALLS MARKS
 
-For each case of CASES (a JSON list of [key, family, label, backend]) it
-builds the callable asv times (``CaseTable.callable`` of benchmarks/ops.py,
-which calls it once), calls it a second time uninstrumented, then CALLS times between the
-marks library's start() and stop(name) (benchmarks/lib/native/callgrind_marks.c),
-which make callgrind count every thread's instructions of that call and
-write them as a dump named ``<key>#<call>``. One JSON line per case on
-stdout: done, skipped (the release lacks the op) or its error; the other
-cases go on. It imports nothing but the benchmarks (found through the
-PYTHONPATH counting.launch sets), and so neither torch nor anything else an
-MLX case does not use: under valgrind, importing torch alone took 24 s here
-(``valgrind --tool=callgrind --instr-atstart=no .venv/bin/python -c "import torch"``).
+CASES is a JSON list of [key, family, label, backend], written into the
+folder where callgrind writes its dumps. For each case it builds the callable
+asv times (``CaseTable.callable`` of benchmarks/ops.py, which calls it once),
+then counts calls between the marks library's requests
+(benchmarks/lib/native/callgrind_marks.c), which make callgrind count every
+thread's instructions of one call and write them as a dump named after the
+case. Which calls count (``STEADY_INSTRUCTIONS`` says why):
+
+- the second call, dumped as ``<key>#2nd``; if it executed at least
+  ``STEADY_INSTRUCTIONS``, it is the first counted call (``second_counted``
+  in the case's line) and CALLS - 1 more follow, dumped as ``<key>#1`` ...;
+- otherwise CALLS more, from the third call on, dumped as ``<key>#0`` ...
+
+One JSON line per case on stdout: done, skipped (the release lacks the op) or
+its error; the other cases go on. It imports nothing but the benchmarks
+(found through the PYTHONPATH counting.launch sets), and so neither torch nor
+anything else an MLX case does not use: under valgrind, importing torch alone
+took 24 s here (``valgrind --tool=callgrind --instr-atstart=no .venv/bin/python
+-c "import torch"``).
 """
 
 import ctypes
 import json
+import os
 import sys
 import time
+
+# The second call of a case still does one-time work: 124 k instructions more
+# than the third for the first compiled op of a process (ReLU 128x16x1024,
+# MLX 0.32.4, first in its process: 5.93 M on the 2nd call, 5.81 M on every
+# later one), and up to 2.1% for the small ops.Compile cases. For a call of
+# 100 M instructions or more that is at most 0.12%, and measured on the main
+# job's 65 mlx_cpu cases on MLX 0.32.3 and 0.32.4 (calls 2 and 3 counted in one
+# process, studies/second_call.py) the 2nd and 3rd calls of every case of 10 M
+# or more differ by at most 0.015%: far below the 1% a work verdict needs. So
+# such a call is counted on its second call, saving the uncounted one (a sixth
+# of a counting process's time, most of it in the largest cases); smaller ones
+# on their third, the steady state that asv's fastest sample times.
+STEADY_INSTRUCTIONS = 100_000_000
+
+
+def dump_total(folder, pid, number):
+    """The ``totals:`` line of this process's ``number``-th dump, or None.
+
+    Only its last bytes are read: this runs instrumented, before the next
+    call's counters are zeroed. callgrind 3.19's totals can hold one thread's
+    share, or wrap below zero (benchmarks/lib/callgrind.py), never more than
+    the call's work otherwise: a share is low, so the case is counted on its
+    third call, and a wrapped value (2**63 or more) is read as unknown."""
+    path = os.path.join(folder, f"callgrind.{pid}.{number}")
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 256))
+            tail = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if line.startswith("totals:"):
+            try:
+                value = int(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+            return value if value < 2 ** 63 else None
+    return None
 
 
 def count(cases_path, calls, marks_path, out=sys.stdout):
     from benchmarks import ops
 
     marks = ctypes.CDLL(marks_path)
-    marks.stop.argtypes = [ctypes.c_char_p]
+    marks.dump.argtypes = [ctypes.c_char_p]
     if not marks.on_valgrind():
         print(json.dumps({"error": "not running under valgrind"}), file=out, flush=True)
         return 1
+    folder, pid, dumps = os.path.dirname(os.path.abspath(cases_path)), os.getpid(), 0
     with open(cases_path, encoding="utf-8") as f:
         todo = json.load(f)
     for key, family, label, backend in todo:
         t0 = time.perf_counter()
-        phases = {}
         try:
             # Building it called it once (ops.OpFamily.build, Compile.build,
-            # Backend.timed); its second call still does one-time work (MLX
-            # 0.32.4, ReLU 128x16x1024: 5.93 M instructions, then 5.81 M on
-            # every later call: the first call's leftovers released, caches
-            # filled), so the counted call is the third, the steady state
-            # that asv's fastest sample times. It costs a fifth of a counting
-            # process's time (65 of 334 s for the main job's 65 cases).
+            # Backend.timed): the next call is the second.
             fn = getattr(ops, family).callable(label, backend)
             t1 = time.perf_counter()
-            fn()
-            t2 = time.perf_counter()
-            for k in range(calls):
-                marks.start()
+            marks.start()
+            try:
                 fn()
-                marks.stop(f"{key}#{k}".encode())
+                marks.dump(f"{key}#2nd".encode())
+                dumps += 1
+                second = dump_total(folder, pid, dumps)
+                taken = second is not None and second >= STEADY_INSTRUCTIONS
+                for k in range(1 if taken else 0, calls):
+                    marks.zero()  # the dump's reading above is not the call's work
+                    fn()
+                    marks.dump(f"{key}#{k}".encode())
+                    dumps += 1
+            finally:
+                marks.stop()
             # Where valgrind's time goes: building the case (its inputs and
-            # first call), the second call, the counted calls.
-            phases = {"build": round(t1 - t0, 3), "second": round(t2 - t1, 3),
-                      "counted": round(time.perf_counter() - t2, 3)}
+            # first call), the counted calls.
+            phases = {"build": round(t1 - t0, 3), "counted": round(time.perf_counter() - t1, 3)}
         except NotImplementedError as e:
             print(json.dumps({"key": key, "skip": str(e) or "not in this release"}), file=out, flush=True)
             continue
         except Exception as e:  # noqa: BLE001 - this case's failure, reported; the others go on
             print(json.dumps({"key": key, "error": f"{type(e).__name__}: {e}"}), file=out, flush=True)
             continue
-        print(json.dumps({"key": key, "done": calls, "seconds": round(time.perf_counter() - t0, 3),
-                          **phases}),
+        print(json.dumps({"key": key, "done": calls, "second_counted": taken, "second": second,
+                          "seconds": round(time.perf_counter() - t0, 3), **phases}),
               file=out, flush=True)
     return 0
 

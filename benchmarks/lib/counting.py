@@ -5,11 +5,12 @@ tools/instructions.py, the main job and the gate.
 A counting process runs ``benchmarks/lib/count_child.py`` under
 ``valgrind --tool=callgrind --instr-atstart=no`` in the environment whose MLX
 is counted. For each case it builds the callable asv times
-(``CaseTable.callable``, which calls it once) and calls it again uninstrumented,
-then counts each of ``calls`` calls between two client requests
-(``native/callgrind_marks.c``, compiled once with cc) that zero callgrind's
-counters and dump them, named after the case: every thread's instructions
-during the call, MLX's evaluation thread included. ``OMP_NUM_THREADS=1``:
+(``CaseTable.callable``, which calls it once), then counts ``calls`` calls
+between client requests (``native/callgrind_marks.c``, compiled once with cc)
+that zero callgrind's counters and dump them, named after the case: every
+thread's instructions during the call, MLX's evaluation thread included. The
+counted calls start at the second where it executes 100 M instructions or
+more, else at the third (count_child.py's ``STEADY_INSTRUCTIONS`` says why). ``OMP_NUM_THREADS=1``:
 OpenMP threads that wait by spinning would add instructions that depend on
 timing; ``PYTHONHASHSEED=0``: the same string hashes in every process. A call's count is the sum of its functions' own instructions
 (``callgrind.read``).
@@ -295,10 +296,12 @@ def store(ident, key, row, folder=None):
 # --------------------------------------------------------------------------
 
 
-def launch(python, todo, folder, calls, marks, extra=()):
+def launch(python, todo, folder, calls, marks, extra=(), child=(CHILD,)):
     """Start one counting process: ``todo`` ([(key, family, label, backend)])
     in ``python``'s environment, dumps and log in ``folder``; ``extra``:
-    more valgrind options (the simulations, ``--dump-instr``)."""
+    more valgrind options (the simulations, ``--dump-instr``); ``child``: the
+    program and its first arguments (a study's child: studies/second_call.py),
+    given CASES CALLS MARKS like count_child.py."""
     os.makedirs(folder, exist_ok=True)
     cases_path = os.path.join(folder, "cases.json")
     with open(cases_path, "w") as f:
@@ -309,7 +312,7 @@ def launch(python, todo, folder, calls, marks, extra=()):
     # ops.Compile case of 1 M+ instructions differed by 1.2%.
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=PACKAGE_PARENT, PYTHONHASHSEED="0")
     cmd = [*no_aslr_prefix(), *VALGRIND, *extra, f"--callgrind-out-file={folder}/callgrind.%p", f"--log-file={folder}/valgrind.log",
-           python, CHILD, cases_path, str(calls), marks]
+           python, *child, cases_path, str(calls), marks]
     with open(os.path.join(folder, "child.jsonl"), "w") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=PACKAGE_PARENT)
 
@@ -317,26 +320,40 @@ def launch(python, todo, folder, calls, marks, extra=()):
 def read_process(folder, keep=KEEP_FUNCTIONS, on_dump=None):
     """{key: {"counts": [...], "functions": {...}} or {"skip"|"error": why}}
     of one counting process's folder. ``on_dump(row, dump)`` may add more of
-    a case's first dump to its row (tools/instructions.py's simulations)."""
-    got = {}
+    a case's first counted dump to its row (tools/instructions.py's
+    simulations). A case's second call (``<key>#2nd``) counts only where the
+    child's line says so (``second_counted``: count_child.py)."""
+    got, second_counted = {}, set()
     with open(os.path.join(folder, "child.jsonl"), encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
                 row = json.loads(line)
             except ValueError:
                 continue  # the child's stray output (warnings)
-            if isinstance(row, dict) and "key" in row and ("skip" in row or "error" in row):
+            if not isinstance(row, dict) or "key" not in row:
+                continue
+            if "skip" in row or "error" in row:
                 got[row["key"]] = {k: row[k] for k in ("skip", "error") if k in row}
-    for name in sorted(os.listdir(folder)):
+            elif row.get("second_counted"):
+                second_counted.add(row["key"])
+    dumps = []
+    for name in os.listdir(folder):
         if not re.fullmatch(r"callgrind\.\d+\.\d+", name):
             continue
         dump = callgrind.read(os.path.join(folder, name))
         if not dump["name"] or "#" not in dump["name"]:
             continue
         key, _, k = dump["name"].rpartition("#")
+        if k == "2nd":
+            if key not in second_counted:
+                continue  # the uncounted second call of a small case
+            k = "0"
+        if k.isdigit():
+            dumps.append((key, int(k), dump))
+    for key, k, dump in sorted(dumps, key=lambda d: (d[0], d[1])):
         row = got.setdefault(key, {"counts": [], "functions": None})
         row["counts"].append(dump["total"])
-        if k == "0":
+        if k == 0:
             row["functions"] = dict(sorted(dump["functions"].items(), key=lambda kv: -kv[1])[:keep])
             if on_dump:
                 on_dump(row, dump)
