@@ -29,24 +29,38 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 from . import common, ops
 from .common import CaseTable
 from .lib import device_time
 
 DEVICE_BACKENDS = ("mlx_gpu", "mlx_gpu_compile", "torch_cuda")
-CALLS = 20  # profiled calls a case; the fastest of their device times is recorded (observation)
+CALLS = 40  # profiled calls a case; each kernel's fastest over them, summed, is recorded (observation)
 # A regex over this module's asv names (re.search) that limits what the one measuring process
 # measures; gpu/gpu_asv.sh sets it to its bench regex, so a run of device.Sort measures Sort alone.
 BENCH_ENV = "MLX_ASV_DEVICE_BENCH"
 
 
 def observation(per_call):
-    """What the track records of a process's profiled calls: the fastest call's device seconds. The
-    gate's observation of a process is its fastest sample (interference only adds time), and so it
-    is here: on the H100, a ~4 us kernel's median over 20 calls moved between processes from 3.9 to
-    5.1 us where its fastest call stayed at 3.84-4.00 us (docs/gpu-device-measure.md)."""
+    """What the track records of a process's profiled calls. ``per_call`` is :func:`measure`'s
+    value, {"calls": [device seconds of each call], "kernel_min": seconds}: its ``kernel_min``, each
+    kernel's fastest time over the calls summed (``device_time.kernel_min_seconds``); or a plain
+    list of each call's device seconds (earlier results, gpu/device_study.py's rows): the fastest.
+    A process's fastest, as the gate's observation of a process is its fastest sample (interference
+    only adds time): on the H100, a ~4 us kernel's median over 20 calls moved between processes
+    from 3.9 to 5.1 us where its fastest call stayed at 3.84-4.00 us (docs/gpu-device-measure.md)."""
+    if isinstance(per_call, dict):
+        return per_call["kernel_min"]
     return min(per_call)
+
+
+def measure(fn, calls=None):
+    """The value the track keeps of one case's callable: {"calls": each call's device seconds,
+    "kernel_min": the kernels' fastest times summed} over ``calls`` profiled calls."""
+    segments = device_time.per_call_activities(fn, calls=calls or CALLS)
+    return {"calls": [device_time.activity_seconds(s) for s in segments],
+            "kernel_min": device_time.kernel_min_seconds(segments)}
 
 
 def asv_name(cls_name, label, backend):
@@ -80,7 +94,7 @@ def _measure_iter(want, calls, classes=None):
         fn = None
         try:
             fn = cls.ops_class.callable(label, backend)
-            value = device_time.per_call_seconds(fn, calls=calls)
+            value = measure(fn, calls)
         except NotImplementedError as e:
             value = {"skip": str(e) or "not in this release"}
         except Exception as e:  # noqa: BLE001 - this case failed; the others go on
@@ -103,7 +117,9 @@ def selected(bench=None, classes=None):
 
 def measure_isolated(bench=None, calls=CALLS, timeout_s=1200, run=subprocess.run):
     """:func:`measure_all`'s result, measured in a child process that stops after a case that
-    fails; a fresh child then goes on with the cases after it. A failed CUDA call can leave its
+    fails where a small computation after it fails too (:func:`_child`); a fresh child then goes
+    on with the cases after it. ``$MLX_ASV_DEVICE_LOG``, where set, names a file that gets each
+    child's output (a JSON line a case, with its seconds of measuring) and error output. A failed CUDA call can leave its
     error behind: measured on the H100 with MLX 0.30.4, once ops.Sort 'dim=64x128x1024 axis=0' had
     failed (cudaGraphAddKernelNode: invalid argument), the next case of the same process failed
     too (cudaPeekAtLastError: invalid argument), where alone it ran (docs/gpu-device-measure.md).
@@ -112,10 +128,15 @@ def measure_isolated(bench=None, calls=CALLS, timeout_s=1200, run=subprocess.run
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    out = {}
+    out, children, t0 = {}, 0, time.perf_counter()
     while todo:
+        children += 1
         proc = run([sys.executable, "-m", "benchmarks.device", "--measure", str(calls)], input=json.dumps(todo),
                    capture_output=True, text=True, env=env, timeout=timeout_s)
+        if os.environ.get("MLX_ASV_DEVICE_LOG"):
+            with open(os.environ["MLX_ASV_DEVICE_LOG"], "a", encoding="utf-8") as f:
+                f.write(f"# child {children}: {len(todo)} cases, exit {proc.returncode}\n{proc.stdout}\n"
+                        + "".join(f"# stderr: {x}\n" for x in proc.stderr.splitlines()[-20:]))
         got = {}
         for line in proc.stdout.splitlines():
             try:
@@ -135,18 +156,50 @@ def measure_isolated(bench=None, calls=CALLS, timeout_s=1200, run=subprocess.run
                 out[k] = "the measuring process ended without measuring it"
             left = []
         todo = left
+    sys.stderr.write(f"device: {len(out)} cases measured by {children} measuring process(es) in "
+                     f"{time.perf_counter() - t0:.1f} s\n")
     return out
 
 
-def _child(calls, keys, stdout=sys.stdout):
-    """The measuring child: ``keys`` in order, one JSON line each; exit 3 right after a failure."""
+def _child(calls, keys, stdout=sys.stdout, canary=None):
+    """The measuring child: ``keys`` in order, one JSON line each (with the case's seconds of
+    measuring, ``cost_s``). After a failed case it runs :func:`_canary`; where the canary fails
+    too, the failure has stayed behind in the process and the child exits 3 (a fresh child goes on
+    with the next case), else it goes on itself: a child's start (torch, CUPTI and MLX's CUDA
+    context) costs several seconds, and the 4 Sort cases that fail on every MLX from 0.30.4 on
+    each cost one before (docs/gpu-device-measure.md)."""
     wanted = set(keys)
+    canary = canary or _canary
+    t = time.perf_counter()
     for key, value in _measure_iter(lambda k: k in wanted, calls):
-        stdout.write(json.dumps({"key": key, "value": value}) + "\n")
+        now = time.perf_counter()
+        stdout.write(json.dumps({"key": key, "value": value, "cost_s": round(now - t, 4)}) + "\n")
         stdout.flush()
         if isinstance(value, str):
-            return 3
+            why = canary()
+            if why is not None:
+                sys.stderr.write(f"device: after {key} failed, the canary failed too ({why}): a fresh child goes on\n")
+                return 3
+        t = time.perf_counter()
     return 0
+
+
+def _canary():
+    """None where a small MLX computation on the GPU (a sort and a sum) still runs right in this
+    process, else the error's first line."""
+    mx = common.mlx()
+    if mx is None:
+        return None
+    try:
+        with mx.stream(mx.gpu):
+            a = mx.sort(mx.arange(512, dtype=mx.float32)[::-1] * 2 + 1)
+            total = mx.sum(a)
+            mx.eval(a, total)
+            if a[0].item() != 1.0 or total.item() != 512.0 * 512.0:
+                return "wrong result"
+    except Exception as e:  # noqa: BLE001 - any error means the process is not to be trusted
+        return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+    return None
 
 
 def _free_device_memory():
@@ -191,7 +244,7 @@ class _DeviceTable:
         got = cache["values"].get(asv_name(type(self).__name__, case, backend_name))
         if got is None:
             raise NotImplementedError(f"not measured: ${BENCH_ENV} did not select it")
-        if isinstance(got, dict):
+        if isinstance(got, dict) and "skip" in got:
             raise NotImplementedError(got["skip"])
         if isinstance(got, str):
             raise RuntimeError(got)  # the case failed in the measuring process: asv records it as failed

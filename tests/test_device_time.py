@@ -66,7 +66,10 @@ def test_setup_reads_the_cache_median_failure_skip_and_unselected():
     b = device.Sort()
     cache = {"why": None, "values": {key: [3.0, 1.0, 2.0, 9.0, 2.5]}}
     b.setup(cache, label, "mlx_gpu")
-    assert b.track_device_time(cache, label, "mlx_gpu") == 1.0  # the fastest call
+    assert b.track_device_time(cache, label, "mlx_gpu") == 1.0  # the fastest call (a plain list)
+    cache["values"][key] = {"calls": [3.0, 2.0], "kernel_min": 1.5}
+    b.setup(cache, label, "mlx_gpu")
+    assert b.track_device_time(cache, label, "mlx_gpu") == 1.5  # the kernels' fastest, summed
     cache["values"][key] = "RuntimeError: cudaGraphAddKernelNode failed"
     with pytest.raises(RuntimeError, match="cudaGraphAddKernelNode"):
         b.setup(cache, label, "mlx_gpu")  # asv: failed, not skipped
@@ -83,6 +86,8 @@ def test_measure_all_measures_what_the_regex_selects_and_records_errors(monkeypa
     def fake(fn, calls=20):
         calls_made = fn()
         return [calls_made]
+
+    monkeypatch.setattr(device, "measure", lambda fn, calls=None: fake(fn))
 
     class Ops:
         @staticmethod
@@ -171,14 +176,29 @@ def test_measure_isolated_starts_a_fresh_child_after_a_failure_and_after_a_death
                    "k4": "the measuring process died (exit -11): Segmentation fault", "k5": [2e-4]}
 
 
-def test_the_measuring_child_stops_after_a_failure(monkeypatch):
+def test_the_measuring_child_stops_after_a_failure_only_where_the_canary_fails_too(monkeypatch):
     import io
 
     monkeypatch.setattr(device, "_measure_iter", lambda want, calls, classes=None: iter(
         [("k1", [1.0]), ("k2", "RuntimeError: x"), ("k3", [1.0])]))
     out = io.StringIO()
-    assert device._child(20, ["k1", "k2", "k3"], stdout=out) == 3
-    assert [json.loads(x)["key"] for x in out.getvalue().splitlines()] == ["k1", "k2"]
+    assert device._child(20, ["k1", "k2", "k3"], stdout=out, canary=lambda: "RuntimeError: invalid argument") == 3
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [r["key"] for r in rows] == ["k1", "k2"] and all(r["cost_s"] >= 0 for r in rows)
+    monkeypatch.setattr(device, "_measure_iter", lambda want, calls, classes=None: iter(
+        [("k1", [1.0]), ("k2", "RuntimeError: x"), ("k3", [1.0])]))
+    out = io.StringIO()
+    assert device._child(20, ["k1", "k2", "k3"], stdout=out, canary=lambda: None) == 0
+    assert [json.loads(x)["key"] for x in out.getvalue().splitlines()] == ["k1", "k2", "k3"]
+
+
+def test_kernel_min_sums_each_kernels_fastest_and_falls_back_to_the_fastest_call():
+    a = [[("k1", 0, 10), ("k2", 20, 5)], [("k1", 100, 8), ("k2", 120, 7)], [("k1", 200, 9), ("k2", 220, 6)]]
+    assert dt.kernel_min_seconds(a) == pytest.approx(13e-9)  # 8 + 5, though no call took 13
+    b = [[("k1", 0, 10), ("k2", 20, 5)], [("k1", 100, 8)]]  # not the same kernels: the fastest call
+    assert dt.kernel_min_seconds(b) == pytest.approx(8e-9)
+    assert device.observation({"calls": [15e-9, 15e-9], "kernel_min": 13e-9}) == 13e-9
+    assert device.observation([3.0, 1.0]) == 1.0
 
 
 def test_study_summary_sets_the_measures_side_by_side(tmp_path, capsys):
