@@ -6,6 +6,7 @@
 #   opsonly    ops.py's GPU run without the device track (0.32.4)
 #   dev:V      the device track alone, one asv run through gpu/gpu_asv.sh on MLX V
 #   devnc:V    the device track without mlx_gpu_compile, on MLX V
+#   fix:V      the device cases of $BFIX again on MLX V, into $W/prev/V.json (asv merges them into that file)
 # Releases come as solid tar.xz chunks ($W/c*.tar.xz, gpu/issue27/chunk.sh) unpacked to /tmp/mlx-V.
 set -uo pipefail
 T0=$(date +%s); LIMIT=${LIMIT:-560}; TAG=${TAG:-g6}
@@ -29,10 +30,11 @@ BDEV="^(ops\.track_mlx_version$|device\.)"
 BDEVNC="^(ops\.track_mlx_version$|device\..*'(mlx_gpu|torch_cuda)'\)$)"
 BOPS="^ops\.(track_mlx_version$|[^(]*\(.*'(mlx_gpu|mlx_gpu_compile|torch_cuda)'\)$)"
 BALL="$BOPS|^device\."
+BFIX="^(ops\.track_mlx_version$|device\.(Sum|SumAll)\.|device\.Sort\.track_device_time\('dim=64x128x1024 axis=2')"
 left() { echo $(( LIMIT - $(el) )); }
 asvrun() { # version regex tag
   [ -d /tmp/mlx-$1 ] || { log "no /tmp/mlx-$1: $3 not run"; return; }
-  local t=$(el); rm -f results/$M/*-*.json
+  local t=$(el); rm -f results/$M/*-*.json; [ -n "${4:-}" ] && mkdir -p results/$M && cp $4 results/$M/
   MLX_ASV_DEVICE_LOG=$S/$3.devlog MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda PYTHONPATH=/tmp/mlx-$1:/tmp/site \
     timeout $(left) bash gpu/gpu_asv.sh $M "$2" $S/$3 > $S/$3.log 2>&1
   log "asv run $3: rc=$? wall $(( $(el) - t )) s"; grep -E "^device:|gpu_asv:|prepare" $S/$3.log | cut -c1-200 | tail -5
@@ -58,6 +60,7 @@ for step in $PLAN; do
     both) (( $(left) > 200 )) && asvrun 0.32.4 "$BALL" both-0.32.4 || log "no time for both" ;;
     opsonly) (( $(left) > 170 )) && asvrun 0.32.4 "$BOPS" ops-0.32.4 || log "no time for opsonly" ;;
     dev:*) v=${step#dev:}; (( $(left) > ${DEV_NEED:-75} )) && asvrun $v "$BDEV" dev-$v || log "no time for dev $v" ;;
+    fix:*) v=${step#fix:}; (( $(left) > 40 )) && asvrun $v "$BFIX" fix-$v $W/prev/$v.json || log "no time for fix $v" ;;
     devnc:*) v=${step#devnc:}; (( $(left) > ${DEV_NEED:-75} )) && asvrun $v "$BDEVNC" devnc-$v || log "no time for devnc $v" ;;
   esac
 done
