@@ -2,9 +2,9 @@
 
 For every ``CaseTable`` of ops.py this module holds a class of the same name
 and cases, on the GPU backends of :data:`DEVICE_BACKENDS`, whose
-``track_device_time`` records the fastest, over :data:`CALLS` profiled calls,
-of the summed device duration of each call's kernels, copies and memsets
-(``benchmarks/lib/device_time.py``: CUPTI's activity records through
+``track_device_time`` records, over :data:`CALLS` profiled calls, each of the
+call's kernels, copies and memsets at its fastest, summed (``observation``;
+``benchmarks/lib/device_time.py``: CUPTI's activity records through
 PyTorch's profiler), unit "seconds". The callable is ops.py's own
 (``ops.Class.callable``): the very call ``ops.Class.time_op`` times on the
 host, built the same way from the same cached inputs.
