@@ -2,9 +2,9 @@
 
 For every ``CaseTable`` of ops.py this module holds a class of the same name
 and cases, on the GPU backends of :data:`DEVICE_BACKENDS`, whose
-``track_device_time`` records the fastest, over :data:`CALLS` profiled calls,
-of the summed device duration of each call's kernels, copies and memsets
-(``benchmarks/lib/device_time.py``: CUPTI's activity records through
+``track_device_time`` records, over :data:`CALLS` profiled calls, each of the
+call's kernels, copies and memsets at its fastest, summed (``observation``;
+``benchmarks/lib/device_time.py``: CUPTI's activity records through
 PyTorch's profiler), unit "seconds". The callable is ops.py's own
 (``ops.Class.callable``): the very call ``ops.Class.time_op`` times on the
 host, built the same way from the same cached inputs.
@@ -29,24 +29,38 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 from . import common, ops
 from .common import CaseTable
 from .lib import device_time
 
 DEVICE_BACKENDS = ("mlx_gpu", "mlx_gpu_compile", "torch_cuda")
-CALLS = 20  # profiled calls a case; the fastest of their device times is recorded (observation)
+CALLS = 40  # profiled calls a case; each kernel's fastest over them, summed, is recorded (observation)
 # A regex over this module's asv names (re.search) that limits what the one measuring process
 # measures; gpu/gpu_asv.sh sets it to its bench regex, so a run of device.Sort measures Sort alone.
 BENCH_ENV = "MLX_ASV_DEVICE_BENCH"
 
 
 def observation(per_call):
-    """What the track records of a process's profiled calls: the fastest call's device seconds. The
-    gate's observation of a process is its fastest sample (interference only adds time), and so it
-    is here: on the H100, a ~4 us kernel's median over 20 calls moved between processes from 3.9 to
-    5.1 us where its fastest call stayed at 3.84-4.00 us (docs/gpu-device-measure.md)."""
+    """What the track records of a process's profiled calls. ``per_call`` is :func:`measure`'s
+    value, {"calls": [device seconds of each call], "kernel_min": seconds}: its ``kernel_min``, each
+    kernel's fastest time over the calls summed (``device_time.kernel_min_seconds``); or a plain
+    list of each call's device seconds (earlier results, gpu/device_study.py's rows): the fastest.
+    A process's fastest, as the gate's observation of a process is its fastest sample (interference
+    only adds time): on the H100, a ~4 us kernel's median over 20 calls moved between processes
+    from 3.9 to 5.1 us where its fastest call stayed at 3.84-4.00 us (docs/gpu-device-measure.md)."""
+    if isinstance(per_call, dict):
+        return per_call["kernel_min"]
     return min(per_call)
+
+
+def measure(fn, calls=None):
+    """The value the track keeps of one case's callable: {"calls": each call's device seconds,
+    "kernel_min": the kernels' fastest times summed} over ``calls`` profiled calls."""
+    segments = device_time.per_call_activities(fn, calls=calls or CALLS)
+    return {"calls": [device_time.activity_seconds(s) for s in segments],
+            "kernel_min": device_time.kernel_min_seconds(segments)}
 
 
 def asv_name(cls_name, label, backend):
@@ -80,7 +94,7 @@ def _measure_iter(want, calls, classes=None):
         fn = None
         try:
             fn = cls.ops_class.callable(label, backend)
-            value = device_time.per_call_seconds(fn, calls=calls)
+            value = measure(fn, calls)
         except NotImplementedError as e:
             value = {"skip": str(e) or "not in this release"}
         except Exception as e:  # noqa: BLE001 - this case failed; the others go on
@@ -102,20 +116,30 @@ def selected(bench=None, classes=None):
 
 
 def measure_isolated(bench=None, calls=CALLS, timeout_s=1200, run=subprocess.run):
-    """:func:`measure_all`'s result, measured in a child process that stops after a case that
-    fails; a fresh child then goes on with the cases after it. A failed CUDA call can leave its
-    error behind: measured on the H100 with MLX 0.30.4, once ops.Sort 'dim=64x128x1024 axis=0' had
-    failed (cudaGraphAddKernelNode: invalid argument), the next case of the same process failed
-    too (cudaPeekAtLastError: invalid argument), where alone it ran (docs/gpu-device-measure.md).
-    A child that dies records its current case as failed. One child for a release with no failure."""
+    """:func:`measure_all`'s result, measured in a child process that goes on after a failed case.
+    A failed CUDA call can leave its error behind for later cases of the same process: measured on
+    the H100, after the Sort cases along axes 0 and 1 had failed (cudaGraphAddKernelNode: invalid
+    argument), every later MLX case of the process failed (cudaPeekAtLastError: invalid argument)
+    on MLX 0.30.4-0.32.3 but not on 0.32.4, and a small MLX sort and sum run between them passed,
+    so no check inside the process tells (docs/gpu-device-measure.md). So a child's first failure
+    is recorded, and every case that failed after it is measured again in a fresh child (its first
+    failure recorded, and so on): a recorded failure is always the first of its process, and a
+    release with k failures that stay behind costs at most k + 1 children. A child that dies
+    records its current case as failed. ``$MLX_ASV_DEVICE_LOG``, where set, names a file that gets
+    each child's output (a JSON line a case, with its seconds of measuring) and error output."""
     todo = [key for key, *_ in selected(bench)]
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    out = {}
+    out, children, t0 = {}, 0, time.perf_counter()
     while todo:
+        children += 1
         proc = run([sys.executable, "-m", "benchmarks.device", "--measure", str(calls)], input=json.dumps(todo),
                    capture_output=True, text=True, env=env, timeout=timeout_s)
+        if os.environ.get("MLX_ASV_DEVICE_LOG"):
+            with open(os.environ["MLX_ASV_DEVICE_LOG"], "a", encoding="utf-8") as f:
+                f.write(f"# child {children}: {len(todo)} cases, exit {proc.returncode}\n{proc.stdout}\n"
+                        + "".join(f"# stderr: {x}\n" for x in proc.stderr.splitlines()[-20:]))
         got = {}
         for line in proc.stdout.splitlines():
             try:
@@ -124,9 +148,18 @@ def measure_isolated(bench=None, calls=CALLS, timeout_s=1200, run=subprocess.run
                 continue
             if isinstance(row, dict) and row.get("key") in todo:
                 got[row["key"]] = row["value"]
-        out.update(got)
+        again, failed = [], False
+        for key in todo:
+            if key not in got:
+                continue
+            if isinstance(got[key], str):
+                if failed:
+                    again.append(key)  # after this process's first failure: measured again, fresh
+                    continue
+                failed = True
+            out[key] = got[key]
         left = [k for k in todo if k not in got]
-        if proc.returncode not in (0, 3) and left:
+        if proc.returncode != 0 and left:
             tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:200]
             out[left[0]] = f"the measuring process died (exit {proc.returncode}): {tail}"
             left = left[1:]
@@ -134,18 +167,22 @@ def measure_isolated(bench=None, calls=CALLS, timeout_s=1200, run=subprocess.run
             for k in left:
                 out[k] = "the measuring process ended without measuring it"
             left = []
-        todo = left
+        todo = again + left
+    sys.stderr.write(f"device: {len(out)} cases measured by {children} measuring process(es) in "
+                     f"{time.perf_counter() - t0:.1f} s\n")
     return out
 
 
 def _child(calls, keys, stdout=sys.stdout):
-    """The measuring child: ``keys`` in order, one JSON line each; exit 3 right after a failure."""
+    """The measuring child: ``keys`` in order, one JSON line each (with the case's seconds of
+    measuring, ``cost_s``), failures included (:func:`measure_isolated` decides which to trust)."""
     wanted = set(keys)
+    t = time.perf_counter()
     for key, value in _measure_iter(lambda k: k in wanted, calls):
-        stdout.write(json.dumps({"key": key, "value": value}) + "\n")
+        now = time.perf_counter()
+        stdout.write(json.dumps({"key": key, "value": value, "cost_s": round(now - t, 4)}) + "\n")
         stdout.flush()
-        if isinstance(value, str):
-            return 3
+        t = time.perf_counter()
     return 0
 
 
@@ -191,7 +228,7 @@ class _DeviceTable:
         got = cache["values"].get(asv_name(type(self).__name__, case, backend_name))
         if got is None:
             raise NotImplementedError(f"not measured: ${BENCH_ENV} did not select it")
-        if isinstance(got, dict):
+        if isinstance(got, dict) and "skip" in got:
             raise NotImplementedError(got["skip"])
         if isinstance(got, str):
             raise RuntimeError(got)  # the case failed in the measuring process: asv records it as failed

@@ -93,7 +93,7 @@ def measure(cases, backends, out, calls, min_calls, min_time, all_bench=None):
             f.write(json.dumps({"all_cost_s": time.perf_counter() - t, "cases": len(got), "mlx": version(),
                                 "pid": os.getpid()}) + "\n")
             for key, val in got.items():
-                if isinstance(val, dict):
+                if isinstance(val, dict) and "skip" in val:
                     continue  # skipped: not selected, or not in this release
                 name, rest = key[len("device."):].split(".track_device_time(", 1)
                 label, be = rest[1:-2].split("', '")

@@ -66,7 +66,10 @@ def test_setup_reads_the_cache_median_failure_skip_and_unselected():
     b = device.Sort()
     cache = {"why": None, "values": {key: [3.0, 1.0, 2.0, 9.0, 2.5]}}
     b.setup(cache, label, "mlx_gpu")
-    assert b.track_device_time(cache, label, "mlx_gpu") == 1.0  # the fastest call
+    assert b.track_device_time(cache, label, "mlx_gpu") == 1.0  # the fastest call (a plain list)
+    cache["values"][key] = {"calls": [3.0, 2.0], "kernel_min": 1.5}
+    b.setup(cache, label, "mlx_gpu")
+    assert b.track_device_time(cache, label, "mlx_gpu") == 1.5  # the kernels' fastest, summed
     cache["values"][key] = "RuntimeError: cudaGraphAddKernelNode failed"
     with pytest.raises(RuntimeError, match="cudaGraphAddKernelNode"):
         b.setup(cache, label, "mlx_gpu")  # asv: failed, not skipped
@@ -83,6 +86,8 @@ def test_measure_all_measures_what_the_regex_selects_and_records_errors(monkeypa
     def fake(fn, calls=20):
         calls_made = fn()
         return [calls_made]
+
+    monkeypatch.setattr(device, "measure", lambda fn, calls=None: fake(fn))
 
     class Ops:
         @staticmethod
@@ -145,8 +150,8 @@ def test_on_a_gpu_a_call_has_device_time():  # pragma: no cover - GPU machines o
     assert len(secs) == 3 and all(s > 0 for s in secs)
 
 
-def test_measure_isolated_starts_a_fresh_child_after_a_failure_and_after_a_death(monkeypatch):
-    keys = ["k1", "k2", "k3", "k4", "k5"]
+def test_measure_isolated_measures_again_what_failed_after_a_failure_and_after_a_death(monkeypatch):
+    keys = ["k1", "k2", "k3", "k4", "k5", "k6"]
     monkeypatch.setattr(device, "selected", lambda bench=None, classes=None: [(k, "F", k, "mlx_gpu") for k in keys])
     children = []
 
@@ -159,26 +164,38 @@ def test_measure_isolated_starts_a_fresh_child_after_a_failure_and_after_a_death
         todo = json.loads(input)
         children.append(todo)
         assert cmd[1:3] == ["-m", "benchmarks.device"] and kw["env"]["PYTHONPATH"]
-        if todo[0] == "k1":  # k1 measured, k2 fails: the child stops (exit 3)
-            return Proc(3, [("k1", [1e-4]), ("k2", "RuntimeError: invalid argument")])
-        if todo[0] == "k3":  # the child dies in k4
-            return Proc(-11, [("k3", {"skip": "not in this release"})], "Segmentation fault")
-        return Proc(0, [("k5", [2e-4])])
+        if len(children) == 1:  # k2 fails, k3 and k5 fail after it (left behind?), the child dies in k6
+            return Proc(-11, [("k1", [1e-4]), ("k2", "RuntimeError: graph"), ("k3", "RuntimeError: peek"),
+                              ("k4", {"skip": "not in this release"}), ("k5", "RuntimeError: graph")],
+                        "Segmentation fault")
+        if len(children) == 2:  # again, fresh: k3 runs, k5 fails (its own failure)
+            return Proc(0, [("k3", [2e-4]), ("k5", "RuntimeError: graph")])
+        raise AssertionError("no third child")
 
     got = device.measure_isolated("x", run=run)
-    assert children == [keys, ["k3", "k4", "k5"], ["k5"]]
-    assert got == {"k1": [1e-4], "k2": "RuntimeError: invalid argument", "k3": {"skip": "not in this release"},
-                   "k4": "the measuring process died (exit -11): Segmentation fault", "k5": [2e-4]}
+    assert children == [keys, ["k3", "k5"]]
+    assert got == {"k1": [1e-4], "k2": "RuntimeError: graph", "k3": [2e-4], "k4": {"skip": "not in this release"},
+                   "k5": "RuntimeError: graph", "k6": "the measuring process died (exit -11): Segmentation fault"}
 
 
-def test_the_measuring_child_stops_after_a_failure(monkeypatch):
+def test_the_measuring_child_goes_on_after_a_failure(monkeypatch):
     import io
 
     monkeypatch.setattr(device, "_measure_iter", lambda want, calls, classes=None: iter(
         [("k1", [1.0]), ("k2", "RuntimeError: x"), ("k3", [1.0])]))
     out = io.StringIO()
-    assert device._child(20, ["k1", "k2", "k3"], stdout=out) == 3
-    assert [json.loads(x)["key"] for x in out.getvalue().splitlines()] == ["k1", "k2"]
+    assert device._child(20, ["k1", "k2", "k3"], stdout=out) == 0
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [r["key"] for r in rows] == ["k1", "k2", "k3"] and all(r["cost_s"] >= 0 for r in rows)
+
+
+def test_kernel_min_sums_each_kernels_fastest_and_falls_back_to_the_fastest_call():
+    a = [[("k1", 0, 10), ("k2", 20, 5)], [("k1", 100, 8), ("k2", 120, 7)], [("k1", 200, 9), ("k2", 220, 6)]]
+    assert dt.kernel_min_seconds(a) == pytest.approx(13e-9)  # 8 + 5, though no call took 13
+    b = [[("k1", 0, 10), ("k2", 20, 5)], [("k1", 100, 8)]]  # not the same kernels: the fastest call
+    assert dt.kernel_min_seconds(b) == pytest.approx(8e-9)
+    assert device.observation({"calls": [15e-9, 15e-9], "kernel_min": 13e-9}) == 13e-9
+    assert device.observation([3.0, 1.0]) == 1.0
 
 
 def test_study_summary_sets_the_measures_side_by_side(tmp_path, capsys):

@@ -77,9 +77,29 @@ def unavailable_reason():
     return None
 
 
+def kernel_min_seconds(segments):
+    """The fastest each activity of a call ran, summed over the call's activities: the device seconds
+    of a call whose every kernel, copy and memset took its own fastest time over the profiled calls.
+    Where the calls did not run the same activities in the same order (by name), the fastest call's
+    sum instead. ``segments`` are :func:`split_calls`'s (name, start_ns, duration_ns) lists.
+
+    Why (issue 27): a call of several kernels is only as fast as its fastest call where every kernel
+    was fast in the same call; each kernel's own minimum needs no such coincidence."""
+    names = [tuple(a[0] for a in seg) for seg in segments]
+    if not segments or any(n != names[0] for n in names) or not names[0]:
+        return min(activity_seconds(s) for s in segments)
+    return sum(min(seg[i][2] for seg in segments) for i in range(len(names[0]))) / 1e9
+
+
 def per_call_seconds(call, calls=20, warmup=1):
     """Device seconds of each of ``calls`` calls of ``call`` (module docstring), after ``warmup``
     calls outside the profiled region. Raises RuntimeError where no device time can be measured."""
+    return [activity_seconds(s) for s in per_call_activities(call, calls, warmup)]
+
+
+def per_call_activities(call, calls=20, warmup=1):
+    """:func:`split_calls`'s segments of ``calls`` profiled calls of ``call``: each call's device
+    activities, (name, start_ns, duration_ns), after ``warmup`` calls outside the profiled region."""
     why = unavailable_reason()
     if why is not None:
         raise RuntimeError(why)
@@ -101,7 +121,7 @@ def per_call_seconds(call, calls=20, warmup=1):
     segments = split_calls(_device_activities(prof), calls)
     if not any(segments):
         raise RuntimeError("the profiler recorded no device work in any call")
-    return [activity_seconds(s) for s in segments]
+    return segments
 
 
 def kernel_names(call, calls=1):
