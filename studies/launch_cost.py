@@ -21,7 +21,7 @@ imported: is that safe to fork, and what does it save?); ``torch+mlx`` (MLX impo
 too, no device touched: the CPU-box server); ``torch+mlx+gpu`` (the parent has
 run an MLX GPU op, so CUDA is initialized before the fork).
 
-    python3 gpu/launch_cost.py [--repeat 3] [--json OUT.json] [--parents torch,torch+libmlx] [--no-fresh]
+    python3 -m studies.launch_cost [--repeat 3] [--json OUT.json] [--parents torch,torch+libmlx] [--no-fresh]
 
 Needs MLX (a CUDA build) and torch with CUDA; prints a table.
 """

@@ -2,8 +2,8 @@
 benchmarks/common.py writes under ``MLX_ASV_PROFILE=FILE`` and splits every
 process's wall time into phases.
 
-    MLX_ASV_PROFILE=/tmp/prof.jsonl bash gpu/gpu_asv.sh h200 REGEX
-    python gpu/process_profile.py /tmp/prof.jsonl [--json OUT.json] [--by backend|bench|case]
+    MLX_ASV_PROFILE=/tmp/prof.jsonl bash mlx_asv/gpu/gpu_asv.sh h200 REGEX
+    python -m studies.process_profile /tmp/prof.jsonl [--json OUT.json] [--by backend|bench|case]
 
 A process's events, in order: ``fork`` (the forked child starts, from asv's
 forkserver), ``setup`` (every call of the benchmark's setup; the first one

@@ -1,9 +1,9 @@
-"""gpu/timing.py: the one timing rule of the GPU-machine harnesses."""
+"""mlx_asv/gpu/timing.py: the one timing rule of the GPU-machine harnesses."""
 
 import pytest
 
-from gpu import device_kernels_check as dkc
-from gpu import timing
+from mlx_asv.gpu import device_kernels_check as dkc
+from mlx_asv.gpu import timing
 
 
 @pytest.fixture

@@ -1,13 +1,13 @@
-"""Interleaved rounds of gpu/gpu_asv.sh on a GPU machine: several MLX installs ("sides"), one session.
+"""Interleaved rounds of mlx_asv/gpu/gpu_asv.sh on a GPU machine: several MLX installs ("sides"), one session.
 
-    python3 gpu/gpu_rounds.py --rounds 4 --out DIR --bench REGEX \\
+    python3 -m mlx_asv.gpu.gpu_rounds --rounds 4 --out DIR --bench REGEX \\
         a=/tmp/mlx-0.32.4 b=/tmp/mlx-0.32.4 old=/tmp/mlx-0.30.3
 
 A side is ``LABEL=PYTHONPATH``: the folder(s) that select its MLX (each
 release unpacked on its own). Two labels with the same path are an A/A pair:
 the same install measured twice, whose verdicts can only be false alarms.
 
-Each round runs ``gpu/gpu_asv.sh MACHINE BENCH`` once per side (asv's
+Each round runs ``mlx_asv/gpu/gpu_asv.sh MACHINE BENCH`` once per side (asv's
 "existing" environment, a fresh process per case, one round a case, samples
 recorded, results filed under the ledger commit of the installed release), in
 an order that changes from round to round (:func:`order`): round k starts
@@ -18,7 +18,7 @@ two sides: A B, B A, B A, A B, the ABBA design). asv merges the results of
 one commit into one file, so before every run the machine's results files are
 cleared, and after it the run's file is moved to ``DIR/rK-LABEL.json`` (and
 its log kept as ``DIR/rK-LABEL.log``): rounds never overwrite each other.
-``gpu/gpu_verdicts.py DIR`` decides the comparisons from those files.
+``python -m studies.gpu_verdicts DIR`` decides the comparisons from those files.
 
 Resumable: a run whose file is already in DIR is not made again, so the same
 command in a later call continues where the last one stopped. A deadline
@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # exit statuses
 OK, FAILED, USAGE, STOPPED = 0, 1, 2, 3
 
@@ -93,7 +93,7 @@ class Driver:
         self.deadline = clock() + budget_s if budget_s else None
         self.first_run_s = first_run_s
         self.extra_path = extra_path
-        self.script = script or os.path.join(ROOT, "gpu", "gpu_asv.sh")
+        self.script = script or os.path.join(ROOT, "mlx_asv", "gpu", "gpu_asv.sh")
         self.results_dir = os.path.join(ROOT, "results", machine)
         self.log = log
         self.walls = []

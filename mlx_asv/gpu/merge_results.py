@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Add benchmarks a reference results file lacks from another asv results file of the same release.
 
-    python gpu/merge_results.py REFERENCE.json NEW.json --bench '^device\\.'
+    python -m mlx_asv.gpu.merge_results REFERENCE.json NEW.json --bench '^device\\.'
 
 Every benchmark of NEW.json whose name matches ``--bench`` (re.search) and
 that REFERENCE.json does not hold is copied into it, row as asv wrote it, and

@@ -21,8 +21,8 @@ Checked on the H200 with MLX 0.32.4, 0.32.3 and 0.32.2 (``--keep-arch 90
 against NumPy, and all of ops.py under asv ran. Use it for timing runs on
 that architecture only.
 
-    python3 gpu/strip_fatbin.py LIB                       # list the entries
-    python3 gpu/strip_fatbin.py LIB --keep-arch 90 [--zero-symtab] --out NEWLIB
+    python3 -m mlx_asv.gpu.strip_fatbin LIB                       # list the entries
+    python3 -m mlx_asv.gpu.strip_fatbin LIB --keep-arch 90 [--zero-symtab] --out NEWLIB
 
 Fatbin layout (undocumented by NVIDIA; as read by cuobjdump-like tools): a
 section holds containers, each a 16-byte header (magic 0xBA55ED50, version,
