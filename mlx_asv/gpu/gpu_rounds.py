@@ -10,8 +10,9 @@ the same install measured twice, whose verdicts can only be false alarms.
 Each round runs ``mlx_asv/gpu/gpu_asv.sh MACHINE BENCH`` once per side (asv's
 "existing" environment, a fresh process per case, one round a case, samples
 recorded, results filed under the ledger commit of the installed release), in
-an order that changes from round to round (:func:`order`): round k starts
-from the sides rotated by k // 2 and every second round reverses it, so after
+an order that changes from round to round (:func:`order`): the measurement
+protocol's order (``protocol.round_order``: as given in odd rounds, reversed
+in even ones) of the sides rotated by (k - 1) // 2 in round k, so after
 an even number of rounds every side has stood at every position equally
 often on average, and a drift of the machine falls on all sides alike (for
 two sides: A B, B A, B A, A B, the ABBA design). asv merges the results of
@@ -45,18 +46,21 @@ import subprocess
 import sys
 import time
 
+from mlx_asv.measure import protocol
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # exit statuses
 OK, FAILED, USAGE, STOPPED = 0, 1, 2, 3
 
 
 def order(labels, k):
-    """The order of the sides in round ``k`` (1-based): rotated by (k - 1) // 2,
-    reversed in every even round."""
+    """The order of the sides in round ``k`` (1-based): the protocol's alternation
+    (the gate's and the torch matrix's) of the sides rotated by (k - 1) // 2; the
+    rotation moves every side through every position, where three or more sides
+    alternating alone would keep the middle ones in the middle."""
     labels = list(labels)
     shift = ((k - 1) // 2) % len(labels)
-    seq = labels[shift:] + labels[:shift]
-    return seq[::-1] if k % 2 == 0 else seq
+    return protocol.round_order(labels[shift:] + labels[:shift], k)
 
 
 def run_path(folder, k, label, ext="json"):
