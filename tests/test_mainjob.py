@@ -222,3 +222,16 @@ def test_the_regressions_page_drops_an_unconfirmed_step(tmp_path):
     kept, dropped = regressions.filter_regressions(str(html), Sessions(root=str(tmp_path)))
     assert kept == [] and [d[0] for d in dropped] == [SLOW]
     assert "undecided" in dropped[0][3]
+
+
+def test_the_site_steps_after_publish_are_subcommands_that_run():
+    """The main job runs these after asv publish; each must be a subcommand of
+    ``python -m mlx_asv.commands`` (an unknown one would fail only at the end of a job)."""
+    import os
+    import subprocess
+    import sys
+
+    for name in mainjob.SITE_SUBCOMMANDS:
+        proc = subprocess.run([sys.executable, "-m", "mlx_asv.commands", name, "--help"], cwd=mainjob.ROOT,
+                              capture_output=True, text=True, timeout=120, env=dict(os.environ))
+        assert proc.returncode == 0 and proc.stdout.startswith("usage: "), (name, proc.stderr[-300:])
