@@ -18,13 +18,13 @@ Python and glibc did around it), per library, and the functions that differ most
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import os
 import sys
 
 from benchmarks.lib import counting
+from mlx_asv import cli
 
 
 def library(fn):
@@ -99,7 +99,7 @@ def compare(here, there, top=8):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("here")
     ap.add_argument("there")
     ap.add_argument("--top", type=int, default=8)

@@ -25,7 +25,6 @@ fastest wall sample; its median device time; its instructions).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
 import json
@@ -34,6 +33,8 @@ import os
 import statistics
 import sys
 import time
+
+from mlx_asv import cli
 
 NCU_METRICS = ("smsp__inst_executed.sum", "dram__bytes_read.sum", "dram__bytes_write.sum", "gpu__time_duration.sum")
 
@@ -265,7 +266,7 @@ def summary(folder):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("mode", choices=["measure", "ncu-child", "ncu-parse", "summary"])
     ap.add_argument("paths", nargs="*")
     ap.add_argument("--cases")

@@ -51,7 +51,6 @@ Exit status: 0, or 2 on bad input (one line).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -60,6 +59,7 @@ import re
 import statistics
 import sys
 
+from mlx_asv import cli
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate as gatemod
 from mlx_asv.measure import protocol
@@ -548,8 +548,7 @@ def markdown(out):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("folder", help="the rounds' results files, rK-LABEL.json (mlx_asv/gpu/gpu_rounds.py --out)")
     ap.add_argument("--base", help="label of the base side")
     ap.add_argument("--cand", help="label of the candidate side")

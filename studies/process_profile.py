@@ -30,11 +30,12 @@ timed samples themselves are in asv's results.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import statistics
 import sys
+
+from mlx_asv import cli
 
 PHASES = ("start", "mlx_import", "ledger", "backend", "inputs", "to_device", "warmup", "sampling", "tail")
 
@@ -147,7 +148,8 @@ def render(summary, title):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the docstring's first line alone, as its --help has always read
+    ap = cli.parser(__doc__.splitlines()[0], wrap=True)
     ap.add_argument("profile", help="the MLX_ASV_PROFILE file")
     ap.add_argument("--by", default="backend", choices=("backend", "bench", "bench+backend", "case", "all"))
     ap.add_argument("--json", help="write the processes and the summary here")

@@ -39,6 +39,7 @@ import sys
 import numpy as np
 
 from benchmarks import common
+from mlx_asv import cli
 
 # the --child processes run as ``python -m studies.tf32_error`` from here (a GPU host's python lacks the package)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -170,7 +171,7 @@ def table(results):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--no-model", action="store_true", help=f"skip {MODEL} (the matmul only)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

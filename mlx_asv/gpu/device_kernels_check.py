@@ -33,7 +33,6 @@ columns are n/a and the table compares the CPU implementations.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -47,6 +46,7 @@ import numpy as np
 from benchmarks.lib import linalg_kernels as lk
 from benchmarks import metal_kernels as mk
 from benchmarks.common import mlx, mlx_gpu_kind, torch
+from mlx_asv import cli
 from mlx_asv.gpu.timing import sample, summarize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -339,7 +339,7 @@ def goals(rows):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--min-calls", "--repeats", dest="min_calls", type=int, default=MIN_CALLS,
                     help=f"timed calls per cell at least (median, IQR); default {MIN_CALLS}")
     ap.add_argument("--min-time", type=float, default=MIN_TIME,

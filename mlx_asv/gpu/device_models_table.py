@@ -43,7 +43,6 @@ and IQR, and the ratio torch/mlx of the first torch and first MLX backend).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -53,6 +52,7 @@ import time
 
 from benchmarks import common, models
 from benchmarks.common import mlx, mlx_gpu_kind, torch, unavailable_reason
+from mlx_asv import cli
 from mlx_asv.gpu.timing import sample, summarize
 
 DEFAULT_BACKENDS = ("mlx_gpu", "torch_cuda")
@@ -172,7 +172,7 @@ def _parse_list(text, convert, allowed, what):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = cli.parser(__doc__, wrap=True)
     p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
                    help=f"comma-separated, of {', '.join(models.MODEL_BACKENDS)} (default: %(default)s)")
     p.add_argument("--models", default=",".join(models.MODELS), help="comma-separated (default: all 4)")

@@ -37,7 +37,6 @@ it; 2 on bad arguments. A crash is never taken for a result.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -46,6 +45,7 @@ import subprocess
 import sys
 import time
 
+from mlx_asv import cli
 from mlx_asv.measure import protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -193,8 +193,7 @@ class Driver:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("sides", nargs="+", help="LABEL=PYTHONPATH, at least two")
     ap.add_argument("--rounds", type=int, required=True, help="rounds a side (an even number balances the order)")
     ap.add_argument("--out", required=True, help="folder of the rounds' results files rK-LABEL.json")

@@ -15,10 +15,11 @@ Used to republish the H200/H100 history with the device measure (issue 27).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
+
+from mlx_asv import cli
 
 
 def merge(ref, new, pattern):
@@ -36,7 +37,7 @@ def merge(ref, new, pattern):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("reference")
     ap.add_argument("new")
     ap.add_argument("--bench", required=True, help="regex of the benchmark names to add")

@@ -45,6 +45,8 @@ import subprocess
 import sys
 import time
 
+from mlx_asv import cli
+
 # A GPU host's python lacks the package: the workers run as ``python -m`` from here.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -169,7 +171,8 @@ def warm_kernels(selected, jobs, small):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the docstring's first line alone, as its --help has always read
+    ap = cli.parser(__doc__.splitlines()[0], wrap=True)
     ap.add_argument("--bench", help="asv's -b regex (default: all of ops.py)")
     ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--no-inputs", action="store_true")

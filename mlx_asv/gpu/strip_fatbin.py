@@ -34,10 +34,11 @@ nothing is written.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import struct
 import sys
+
+from mlx_asv import cli
 
 FATBIN_MAGIC = 0xBA55ED50
 KIND_PTX, KIND_ELF = 1, 2
@@ -117,7 +118,7 @@ def strip(data, keep_arch, zero_symtab=False):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = cli.parser(__doc__, wrap=True)
     p.add_argument("lib")
     p.add_argument("--keep-arch", type=int, help="e.g. 90 for the H100/H200; without it, only list")
     p.add_argument("--zero-symtab", action="store_true")
