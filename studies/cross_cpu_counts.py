@@ -8,7 +8,7 @@ process with exactly those files (the bundle's loader runs the bundle's python, 
 ``setarch -R`` where it works), so two machines differ only in their CPU and kernel.
 studies/xcpu/go3.sh runs the three processes of five cases twice on the device machine.
 
-    python studies/cross_cpu_counts.py HERE_DIR THERE_DIR [--top 8]
+    python -m studies.cross_cpu_counts HERE_DIR THERE_DIR [--top 8]
 
 Each DIR holds ``repR-pI/`` folders (run.sh's output). Printed: per case, the total of each run on
 each machine, the largest relative difference between the machines and within each; the same for
@@ -18,17 +18,13 @@ Python and glibc did around it), per library, and the functions that differ most
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from benchmarks.lib import counting  # noqa: E402
+from benchmarks.lib import counting
+from mlx_asv import cli
 
 
 def library(fn):
@@ -103,7 +99,7 @@ def compare(here, there, top=8):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("here")
     ap.add_argument("there")
     ap.add_argument("--top", type=int, default=8)

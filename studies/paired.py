@@ -32,7 +32,7 @@ every case, as a calibration would:
   same backend and time decade), with the gate's alpha/3 per look and its
   thresholds: slower, faster, same or undecided. The turns of one pair are
   not replicates: pairs differ by more than their turns do.
-- Injected slowdowns are exact, as ``gpu/gpu_verdicts.py`` injects them: the
+- Injected slowdowns are exact, as ``studies/gpu_verdicts.py`` injects them: the
   suite's injection (benchmarks/common.py, ``stretched``) makes every timed
   call of an injected case exactly ``factor`` times longer, so the tool adds
   log(factor) to the observations of a seeded random third of the cases.

@@ -1,6 +1,6 @@
 """What the GPU parity tests share: which backends are GPUs, and what precision
-they compute float32 matrix products in. (Imported as ``gpu``; its file name
-keeps it apart from the repository's ``gpu/`` folder of GPU-machine harnesses.)
+they compute float32 matrix products in. (Imported as ``gpu``; not to be confused
+with the GPU-machine harness, ``mlx_asv/gpu/``.)
 
 These tests are skipped on a machine without a GPU (CI); they are run on the
 lent NVIDIA machine (docs/gpu.md, "On an NVIDIA GPU").

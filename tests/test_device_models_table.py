@@ -1,4 +1,4 @@
-"""Tests of gpu/device_models_table.py (the models.py cases timed without asv).
+"""Tests of mlx_asv/gpu/device_models_table.py (the models.py cases timed without asv).
 
 Runs the script's ``main`` in-process on the tiny CPU selection
 (bert-base-uncased, 50 characters, batch 1, on mlx_cpu and torch_cpu), with
@@ -14,8 +14,8 @@ import pytest
 
 from benchmarks import common, models
 from benchmarks.lib import model_inputs as mi
-from gpu import device_models_table as dmt
-from gpu import timing
+from mlx_asv.gpu import device_models_table as dmt
+from mlx_asv.gpu import timing
 
 HAVE_BOTH = (
     common.mlx() is not None
@@ -155,7 +155,7 @@ def test_failed_case_is_reported_and_run_goes_on(monkeypatch):
 
 
 def test_summary_is_in_ms():
-    """The table's median and IQR are in ms, from gpu/timing.py's summary."""
+    """The table's median and IQR are in ms, from mlx_asv/gpu/timing.py's summary."""
     assert dmt.summarize is timing.summarize and dmt.sample is timing.sample
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/lib/device_time.py, benchmarks/device.py and gpu/device_study.py's ncu parsing:
+"""benchmarks/lib/device_time.py, benchmarks/device.py and studies/device_study.py's ncu parsing:
 the logic with fake activity records and a recorded-format CSV; the GPU parts skip without a GPU."""
 
 import json
@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import device, ops
 from benchmarks.lib import device_time as dt
-from gpu import device_study as ds
+from studies import device_study as ds
 
 M = "at::cuda::(anonymous namespace)::spin_kernel(long)"
 

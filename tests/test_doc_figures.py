@@ -25,11 +25,13 @@ DOCS = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "
 TIME = re.compile(r"\d+(\.\d+)?\s*(ms|s|min|minutes?|hours?)\b")
 # in the README and docs/, also a ratio ("3.34x", "1.415x") or a percentage ("0.33%")
 FIGURE = re.compile(TIME.pattern + r"|\d+(\.\d+)?x\b|\d+(\.\d+)?%")
-COMMAND = re.compile(r"\basv (run|continuous|find)\b|\bpython3? \S+\.py\b")
+# a command: asv's, a file run by python, or a module run as ``python -m`` (how the GPU harness and
+# the studies run, from the repository root, on a python that lacks the package)
+COMMAND = re.compile(r"\basv (run|continuous|find)\b|\bpython3? \S+\.py\b|\bpython3?(\.\d+)? -m \w[\w.]*")
 # the docs also run the GPU harness as a shell script
 DOC_COMMAND = re.compile(COMMAND.pattern + r"|\bbash \S+\.sh\b")
 # settings, not measurements: asv attributes and tools' options
-SETTING = re.compile(r"``?timeout``?\s*\(per\s+case,\s*\d+\s*s\)|``timeout``\s*=\s*\d+")
+SETTING = re.compile(r"``?timeout``?\s*\(per\s+case,\s*\d+\s*s\)|``timeout``\s*=\s*\d+|\(default\s+\d+\s*s\)")
 
 
 def docstring_paragraphs(path):
@@ -121,3 +123,17 @@ def test_the_docs_check_reads_a_table_row_by_row(tmp_path):
     # the paragraph that leads the table may name the command for all its rows
     page.write_text("# Measured\n\n`python studies/calibrate.py --summary`:\n\n| row | 0.33% |\n| row | 57% |\n")
     test_measured_figures_in_the_docs_name_their_command(str(page))
+
+
+def test_a_module_run_names_a_command_and_a_default_is_no_figure(tmp_path):
+    mod = tmp_path / "mod.py"
+    mod.write_text('"""A run took 13 s here.\n\n    python3 -m studies.launch_cost --repeat 2\n"""\n')
+    test_measured_times_name_their_command(str(mod))  # the module form names the command
+    mod.write_text('"""A run took 13 s here.\n\n    python3 -m\n"""\n')
+    with pytest.raises(AssertionError, match="a time without the command"):
+        test_measured_times_name_their_command(str(mod))  # "-m" without a module names nothing
+    mod.write_text('"""``--budget`` (default 540 s) bounds the whole run."""\n')
+    test_measured_times_name_their_command(str(mod))  # an option's default is a setting
+    mod.write_text('"""``--budget`` (default 540 s) bounds the whole run, which took 300 s."""\n')
+    with pytest.raises(AssertionError, match="a time without the command"):
+        test_measured_times_name_their_command(str(mod))

@@ -1,4 +1,4 @@
-"""gpu/gpu_asv.sh exits with asv run's status, and non-zero when any step fails.
+"""mlx_asv/gpu/gpu_asv.sh exits with asv run's status, and non-zero when any step fails.
 
 Run with a stub for its Python (PYTHON=...): the stub answers the MLX version,
 the ledger look-up, ``asv machine`` and ``asv run`` with the statuses a test
@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "gpu", "gpu_asv.sh")
+SCRIPT = os.path.join(ROOT, "mlx_asv", "gpu", "gpu_asv.sh")
 
 STUB = r"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
@@ -23,7 +23,7 @@ case "$*" in
   "tools/ledger.py --offline") exit "${FAKE_LEDGER_RC:-0}" ;;
   "-m asv machine "*) exit "${FAKE_MACHINE_RC:-0}" ;;
   "-m asv run "*) echo "fake asv run"; exit "${FAKE_RUN_RC:-0}" ;;
-  "gpu/prepare_run.py "*) echo "fake prepare"; exit "${FAKE_PREPARE_RC:-0}" ;;
+  "-m mlx_asv.gpu.prepare_run "*) echo "fake prepare"; exit "${FAKE_PREPARE_RC:-0}" ;;
   *) echo "stub: unexpected call: $*" >&2; exit 99 ;;
 esac
 """
@@ -98,18 +98,18 @@ def test_no_results_to_copy_is_non_zero(stub, tmp_path):
 def test_prepare_runs_first_with_the_same_selection(stub, tmp_path):
     proc, calls = run(stub, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    prepare = [i for i, c in enumerate(calls) if c.startswith("gpu/prepare_run.py ")]
+    prepare = [i for i, c in enumerate(calls) if c.startswith("-m mlx_asv.gpu.prepare_run ")]
     asv_run = [i for i, c in enumerate(calls) if c.startswith("-m asv run ")]
     assert len(prepare) == 1 and prepare[0] < asv_run[0]
-    assert calls[prepare[0]] == "gpu/prepare_run.py --bench ^ops\\.Sum"
+    assert calls[prepare[0]] == "-m mlx_asv.gpu.prepare_run --bench ^ops\\.Sum"
 
 
 def test_prepare_off_and_a_failed_prepare_leave_the_run_alone(stub, tmp_path, monkeypatch):
     proc, calls = run(stub, tmp_path, prepare_rc=1)
-    assert proc.returncode == 0 and "gpu/prepare_run.py failed" in proc.stderr
+    assert proc.returncode == 0 and "mlx_asv.gpu.prepare_run failed" in proc.stderr
     assert any(c.startswith("-m asv run ") for c in calls)
     monkeypatch.setenv("PREPARE", "0")
     (tmp_path / "calls.log").unlink()
     proc, calls = run(stub, tmp_path)
     assert proc.returncode == 0
-    assert not any(c.startswith("gpu/prepare_run.py") for c in calls)
+    assert not any(c.startswith("-m mlx_asv.gpu.prepare_run") for c in calls)

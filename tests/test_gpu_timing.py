@@ -1,9 +1,9 @@
-"""gpu/timing.py: the one timing rule of the GPU-machine harnesses."""
+"""mlx_asv/gpu/timing.py: the one timing rule of the GPU-machine harnesses."""
 
 import pytest
 
-from gpu import device_kernels_check as dkc
-from gpu import timing
+from mlx_asv.gpu import device_kernels_check as dkc
+from mlx_asv.gpu import timing
 
 
 @pytest.fixture
@@ -54,6 +54,20 @@ def test_each_timed_call_is_the_callable_alone(clock):
     calls = []
     times = timing.sample(costly(clock, 0.25, calls), 2, 0.0)
     assert times == [0.25, 0.25] and len(calls) == 3
+
+
+def test_each_timed_call_is_one_sample_of_the_one_timing_loop(clock, monkeypatch):
+    """benchmarks/lib/timing.py's call_seconds times every timed call (issue 26: one timing loop)."""
+    seen = []
+    real = timing.call_seconds
+
+    def recorded(fn, **kw):
+        seen.append(kw)
+        return real(fn, **kw)
+
+    monkeypatch.setattr(timing, "call_seconds", recorded)
+    times = timing.sample(costly(clock, 0.25), 3, 0.0)
+    assert times == [0.25] * 3 and len(seen) == 3  # the warm-up call is not one of them
 
 
 def test_median_and_iqr():

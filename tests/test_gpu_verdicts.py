@@ -1,7 +1,7 @@
-"""gpu/gpu_rounds.py (the device driver) and gpu/gpu_verdicts.py (the verdicts on its files).
+"""mlx_asv/gpu/gpu_rounds.py (the device driver) and studies/gpu_verdicts.py (the verdicts on its files).
 
 Synthetic asv results files with known answers: nothing is measured, no asv
-runs; the driver runs a stub in place of gpu/gpu_asv.sh.
+runs; the driver runs a stub in place of mlx_asv/gpu/gpu_asv.sh.
 """
 
 import json
@@ -18,7 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from gpu import gpu_rounds, gpu_verdicts  # noqa: E402
+from mlx_asv.gpu import gpu_rounds  # noqa: E402
+from studies import gpu_verdicts  # noqa: E402
 from mlx_asv.decide import verdicts as vd  # noqa: E402
 
 COLS = ["result", "params", "version", "started_at", "duration", "samples"]
@@ -219,7 +220,7 @@ def test_round_order_alternates_and_balances_the_positions():
 
 
 STUB = r"""#!/usr/bin/env bash
-# stands in for gpu/gpu_asv.sh MACHINE BENCH: a results file for the install PYTHONPATH names
+# stands in for mlx_asv/gpu/gpu_asv.sh MACHINE BENCH: a results file for the install PYTHONPATH names
 echo "stub $* ROUNDS=$ROUNDS PYTHONPATH=$PYTHONPATH" >> "$FAKE_CALLS"
 [ -n "${FAKE_FAIL_AT:-}" ] && [ "$(wc -l < "$FAKE_CALLS")" -ge "$FAKE_FAIL_AT" ] && exit 1
 [ -n "${FAKE_NO_FILE:-}" ] && exit 0
@@ -302,8 +303,9 @@ def test_driver_refuses_bad_sides(capsys):
 def test_the_command_line_prints_the_tables(tmp_path):
     write_rounds(tmp_path, 2, {"a": COMMIT["new"], "b": COMMIT["new"], "old": COMMIT["old"]}, cases=9,
                  step={"a": 2.0, "b": 2.0})
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "gpu", "gpu_verdicts.py"), str(tmp_path),
-                           "--base", "old", "--cand", "a"], capture_output=True, text=True, timeout=120)
+    # as docs/gpu.md runs it: a module from the repository root
+    proc = subprocess.run([sys.executable, "-m", "studies.gpu_verdicts", str(tmp_path),
+                           "--base", "old", "--cand", "a"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert "# Gate: old" in proc.stdout and "## A/A: a against b" in proc.stdout
     assert "| before | after | ratio | interval |" in proc.stdout
@@ -377,7 +379,7 @@ def _study_file(folder, label, k, mlx, rows):
 
 
 def test_study_rounds_read_device_study_processes(tmp_path):
-    """--study: measure-LABEL-rK.jsonl of gpu/device_study.py; device: each process's median (an
+    """--study: measure-LABEL-rK.jsonl of studies/device_study.py; device: each process's median (an
     "all" row wins over the case's wall+device row), time: its wall samples; an error is a failure."""
     for k in range(1, 4):
         for label in ("a", "b"):

@@ -1,5 +1,5 @@
 """The package's imports go one way (issue 26): environments -> measurement ->
-decisions -> reporting -> commands, with no circle and no private name
+the GPU harness -> decisions -> reporting -> commands, with no circle and no private name
 (``_x``) taken from another module.  Read from the source with ``ast``, so a
 lazy import inside a function counts as much as one at the top."""
 
@@ -13,7 +13,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "mlx_asv"
 # Lowest first: a module may import its own layer and the layers before it.
-LAYERS = ("envs", "measure", "decide", "report", "commands")
+# The GPU harness measures on a GPU host with the measurement's steps; nothing above it imports it.
+LAYERS = ("envs", "measure", "gpu", "decide", "report", "commands")
 
 
 def modules(root, package=PACKAGE):
@@ -155,6 +156,9 @@ def write(root, files):
     ({"mlx_asv/envs/ledger.py": "def resolve():\n    from mlx_asv.report import results\n",
       "mlx_asv/report/results.py": ""},
      ["mlx_asv.envs.ledger:2 imports mlx_asv.report.results: upward, envs -> report"]),
+    ({"mlx_asv/gpu/gpu_rounds.py": "from mlx_asv.measure import protocol\nfrom mlx_asv.decide import gate\n",
+      "mlx_asv/measure/protocol.py": "", "mlx_asv/decide/gate.py": ""},
+     ["mlx_asv.gpu.gpu_rounds:2 imports mlx_asv.decide.gate: upward, gpu -> decide"]),
     ({"mlx_asv/report/a.py": "from mlx_asv.report import b\n",
       "mlx_asv/report/b.py": "from . import a\n"},
      ["import circle: mlx_asv.report.a <-> mlx_asv.report.b"]),

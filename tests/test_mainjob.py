@@ -232,3 +232,16 @@ def test_the_budget_counts_from_the_callers_start_when_it_gave_one(capsys):
     for bad in ("soon", "10100", str(10_000.0 - mainjob.BUDGET_S - 1)):
         assert mainjob.started_at({"MLX_ASV_STARTED": bad}, now) == 10_000.0
         assert capsys.readouterr().out.count("ignoring MLX_ASV_STARTED") == 1
+
+
+def test_the_site_steps_after_publish_are_subcommands_that_run():
+    """The main job runs these after asv publish; each must be a subcommand of
+    ``python -m mlx_asv.commands`` (an unknown one would fail only at the end of a job)."""
+    import os
+    import subprocess
+    import sys
+
+    for name in mainjob.SITE_SUBCOMMANDS:
+        proc = subprocess.run([sys.executable, "-m", "mlx_asv.commands", name, "--help"], cwd=mainjob.ROOT,
+                              capture_output=True, text=True, timeout=120, env=dict(os.environ))
+        assert proc.returncode == 0 and proc.stdout.startswith("usage: "), (name, proc.stderr[-300:])

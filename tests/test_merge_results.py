@@ -1,4 +1,4 @@
-"""gpu/merge_results.py: rows added to a reference results file leave every earlier row byte-identical."""
+"""mlx_asv/gpu/merge_results.py: rows added to a reference results file leave every earlier row byte-identical."""
 
 import glob
 import json
@@ -7,7 +7,7 @@ import shutil
 
 from asv import util
 
-from gpu import merge_results
+from mlx_asv.gpu import merge_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = sorted(glob.glob(os.path.join(ROOT, "results-reference", "h200", "a78e78eb-*.json")))[0]

@@ -1,4 +1,4 @@
-"""gpu/prepare_run.py: which cases it prepares, how it splits the kernel builds, and its workers."""
+"""mlx_asv/gpu/prepare_run.py: which cases it prepares, how it splits the kernel builds, and its workers."""
 
 import json
 import os
@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from benchmarks import common, ops
-from gpu import prepare_run as pr
+from mlx_asv.gpu import prepare_run as pr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the regex of docs/gpu.md's (formerly the README's) gpu/gpu_asv.sh command
+# the regex of docs/gpu.md's (formerly the README's) mlx_asv/gpu/gpu_asv.sh command
 README_REGEX = r"^ops\.(track_mlx_version$|[^(]*\(.*'(mlx_gpu|mlx_gpu_compile|torch_cuda)'\)$)"
 
 
@@ -79,7 +79,7 @@ def test_fill_inputs_writes_each_cases_inputs_once(tmp_path, monkeypatch):
 
 def test_main_without_a_gpu_prepares_inputs_only(tmp_path):
     env = dict(os.environ, MLX_ASV_INPUT_CACHE="off")
-    proc = subprocess.run([sys.executable, "gpu/prepare_run.py", "--bench", r"^ops\.Compile\."],
+    proc = subprocess.run([sys.executable, "-m", "mlx_asv.gpu.prepare_run", "--bench", r"^ops\.Compile\."],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     line = proc.stdout.strip().splitlines()[-1]
@@ -89,7 +89,7 @@ def test_main_without_a_gpu_prepares_inputs_only(tmp_path):
 
 def test_worker_command_line_prints_one_json_line(tmp_path):
     items = [("Sigmoid", ops.Sigmoid.cases[0].label, "mlx_cpu")]
-    proc = subprocess.run([sys.executable, "gpu/prepare_run.py", "--worker", json.dumps(items), "--small"],
+    proc = subprocess.run([sys.executable, "-m", "mlx_asv.gpu.prepare_run", "--worker", json.dumps(items), "--small"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, MLX_ASV_BACKENDS="mlx_cpu"))
     assert proc.returncode == 0, proc.stderr
@@ -98,4 +98,4 @@ def test_worker_command_line_prints_one_json_line(tmp_path):
 
 def test_the_regex_is_the_one_the_docs_run():
     with open(os.path.join(ROOT, "docs", "gpu.md"), encoding="utf-8") as f:
-        assert f'bash gpu/gpu_asv.sh h200 "{README_REGEX}"' in f.read()
+        assert f'bash mlx_asv/gpu/gpu_asv.sh h200 "{README_REGEX}"' in f.read()

@@ -1,4 +1,4 @@
-"""gpu/process_profile.py and the events benchmarks/common.py writes under MLX_ASV_PROFILE."""
+"""studies/process_profile.py and the events benchmarks/common.py writes under MLX_ASV_PROFILE."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from benchmarks import common
-from gpu import process_profile as pp
+from studies import process_profile as pp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""gpu/strip_fatbin.py on a synthetic ELF64 with a .nv_fatbin section: it zeroes
+"""mlx_asv/gpu/strip_fatbin.py on a synthetic ELF64 with a .nv_fatbin section: it zeroes
 exactly the entries a GPU of the kept architecture can never load, keeps the
 file's size and every other byte, and refuses what it can't parse."""
 
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from gpu import strip_fatbin as sf
+from mlx_asv.gpu import strip_fatbin as sf
 
 
 def _entry(kind, arch, payload):

@@ -1,4 +1,4 @@
-"""gpu/tf32_error.py, the command behind the TF32 figures of docs/gpu.md: it needs a
+"""studies/tf32_error.py, the command behind the TF32 figures of docs/gpu.md: it needs a
 GPU, so here it must stop with one line; its measures and table are checked
 on the CPU backends."""
 
@@ -9,10 +9,9 @@ import sys
 import pytest
 
 from benchmarks import common
-from gpu import tf32_error as te
+from studies import tf32_error as te
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "gpu", "tf32_error.py")
 
 
 @pytest.mark.skipif(common.mlx() is None, reason="needs MLX")
@@ -20,7 +19,7 @@ def test_without_a_gpu_one_line_and_failure():
     reason = common.unavailable_reason("mlx_gpu")
     if reason is None:
         pytest.skip("this machine has an MLX GPU backend")
-    proc = subprocess.run([sys.executable, SCRIPT, "--no-model"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "studies.tf32_error", "--no-model"], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 1
     assert proc.stdout == ""

@@ -587,3 +587,24 @@ def test_describe_says_per_version_what_it_installs_here_and_what_is_skipped(mon
     old, new = (next(line for line in lines if line.startswith(f"  torch {v}:")) for v in ("2.2.2", "2.13.0"))
     assert "numpy 1.26.4" in old and "refusing" in old and "models.py skipped (transformers 5.23.0 needs torch>=2.6" in old
     assert "numpy 2.4.6" in new and "torch 2.13.0+cpu: the CPU build" in new and "skipped" not in new
+
+
+def test_compare_default_bench_is_the_regex_builders_and_selects_what_the_literal_did(monkeypatch):
+    """--compare's default -b, now protocol.bench_regex(['torch_cpu']), selects exactly the ops.py
+    cases the literal it replaced did, over every case of the reference benchmark list."""
+    import itertools
+    import re
+
+    seen = {}
+    monkeypatch.setattr(tm, "compare", lambda release, versions, bench, **kw: seen.setdefault("bench", bench))
+    assert tm.main(["--compare", "v0.32.4", "--versions", "2.13.0"]) == 0
+    with open(os.path.join(ROOT, "results-reference", "benchmarks.json"), encoding="utf-8") as f:
+        listed = json.load(f)
+    keys = [f"{name}({', '.join(combo)})" if b.get("params") else name
+            for name, b in listed.items() if name != "version"
+            for combo in itertools.product(*(b.get("params") or [[]]))]
+    old = re.compile(r"^ops\.[^(]*\(.*'torch_cpu'\)$")
+    new = re.compile(seen["bench"])
+    chosen = [k for k in keys if new.search(k)]
+    assert chosen == [k for k in keys if old.search(k)]
+    assert chosen and all(k.startswith("ops.") and k.endswith("'torch_cpu')") for k in chosen)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Kept so that ``python tools/ledger.py`` still works: it is ``mlx-asv ledger``
 (mlx_asv/envs/ledger.py).  A python that lacks the mlx_asv package (a bare CI
-runner's, a GPU host's: gpu/gpu_asv.sh) runs the module as ``python -m
+runner's, a GPU host's: mlx_asv/gpu/gpu_asv.sh) runs the module as ``python -m
 mlx_asv.envs.ledger`` from the repository root, where the package imports
 without editing sys.path."""
 

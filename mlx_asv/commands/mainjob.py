@@ -26,12 +26,12 @@ Run by ``python3 tools/quickstart.py main`` (after set-up); by hand:
    e.g. the H200's CUDA history and the history in counts, copied into
    ``results/`` first), local copies of the site's JavaScript, and the
    regressions page cut down to the steps a same-run verdict or the counts
-   confirm (reporting/regressions.py).
+   confirm (mlx_asv/report/regressions.py).
 6. The summary: per pair of adjacent releases, how many cases are slower,
    faster, same or undecided, the slower and faster ones listed with their
    intervals and evidence, the unconfirmed ones named, and where the site is.
    The site's regressions page and the report decide the same way
-   (reporting/sessions.py).
+   (mlx_asv/report/sessions.py).
 
 Settings (environment): MLX_ASV_MAIN_BENCH (an asv -b regex; default
 ``default_bench`` of the detected backends), MLX_ASV_MAIN_RELEASES (how many
@@ -70,6 +70,9 @@ STARTED_ENV = "MLX_ASV_STARTED"
 PUBLISH_RESERVE_S = 90
 CONFIRM_ROUNDS = 2
 WORK_CALLS = 1
+# After asv publish: the site's JavaScript copies and its regressions page, each a subcommand run as
+# ``python -m mlx_asv.commands`` from the root (the package's own path, not reporting/'s old-path shims)
+SITE_SUBCOMMANDS = ("site-assets", "regressions")
 SLOW_FAMILIES = ("MatMul", "Linear", "Conv2d", "ScaledDotProductAttention", "Softmax", "Concat")
 
 
@@ -416,8 +419,8 @@ def main():
     asv = protocol.asv_executable()
     if subprocess.run([asv, "publish"], cwd=ROOT).returncode != 0:
         sys.exit("main job: asv publish failed")
-    subprocess.run([sys.executable, "reporting/site_assets.py"], cwd=ROOT)
-    subprocess.run([sys.executable, "-m", "reporting.regressions"], cwd=ROOT)
+    for name in SITE_SUBCOMMANDS:
+        subprocess.run([sys.executable, "-m", "mlx_asv.commands", name], cwd=ROOT)
     print()
     print("What changed between the releases measured:")
     lines, pairs = summary(session, releases, work, work_why)

@@ -287,6 +287,8 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
 
 
 def main(argv=None):
+    from mlx_asv.measure import protocol
+
     ap = cli.parser(__doc__)
     ap.add_argument("--write", action="store_true", help="write asv.torch.conf.json from asv.conf.json")
     ap.add_argument("--versions", help="comma-separated torch releases (default: the file's, else "
@@ -294,7 +296,8 @@ def main(argv=None):
     ap.add_argument("--compare", metavar="RELEASE",
                     help="measure MLX RELEASE in every torch version's environment in one session of "
                          "interleaved rounds (.asv/torch/<run>/rounds.json): the torch-version table's verdicts")
-    ap.add_argument("-b", "--bench", default=r"^ops\.[^(]*\(.*'torch_cpu'\)$",
+    # the one regex builder's: ops.py's cases whose backend is torch_cpu
+    ap.add_argument("-b", "--bench", default=protocol.bench_regex(["torch_cpu"]),
                     help="with --compare: asv's -b regex (default: ops.py on torch_cpu)")
     ap.add_argument("--rounds", type=int, default=2, help="with --compare: rounds (default 2)")
     ap.add_argument("--folder", help="with --compare: the session folder (default .asv/torch/<time>; "

@@ -4,10 +4,10 @@
 For a GPU machine that has MLX's CUDA build, a CUDA torch, transformers and
 numpy, but no asv. From the repository root::
 
-    python3.12 gpu/device_models_table.py                  # 48 cases, mlx_gpu + torch_cuda
-    python3.12 gpu/device_models_table.py --json models.json
-    python3.12 gpu/device_models_table.py --models bert-large-uncased --lengths 500 --batches 32
-    python3.12 gpu/device_models_table.py --backends mlx_cpu,torch_cpu \\
+    python3.12 -m mlx_asv.gpu.device_models_table          # 48 cases, mlx_gpu + torch_cuda
+    python3.12 -m mlx_asv.gpu.device_models_table --json models.json
+    python3.12 -m mlx_asv.gpu.device_models_table --models bert-large-uncased --lengths 500 --batches 32
+    python3.12 -m mlx_asv.gpu.device_models_table --backends mlx_cpu,torch_cpu \\
         --models bert-base-uncased --lengths 50 --batches 1  # CPU-only machine
 
 What is timed is what asv times: each case goes through
@@ -17,8 +17,8 @@ case's input and makes ``Backend.timed``'s callable: ``mx.eval`` /
 ``torch.cuda.synchronize`` inside the call), and each sample is one call of
 ``Inference.time_forward`` (asv's ``number = 1``).
 
-Per case, the rule of ``gpu/timing.py`` (shared with
-``gpu/device_kernels_check.py``): one warm-up call (after the build-time
+Per case, the rule of ``mlx_asv/gpu/timing.py`` (shared with
+``mlx_asv/gpu/device_kernels_check.py``): one warm-up call (after the build-time
 warm-up ``models.build`` does), then timed calls until at least
 ``--min-calls`` calls and ``--min-time`` seconds, at most ``--max-calls``
 calls, and no new call once ``--max-time`` seconds have passed (a slow case
@@ -43,7 +43,6 @@ and IQR, and the ratio torch/mlx of the first torch and first MLX backend).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -51,13 +50,10 @@ import platform
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from benchmarks import common, models  # noqa: E402
-from benchmarks.common import mlx, mlx_gpu_kind, torch, unavailable_reason  # noqa: E402
-from gpu.timing import sample, summarize  # noqa: E402
+from benchmarks import common, models
+from benchmarks.common import mlx, mlx_gpu_kind, torch, unavailable_reason
+from mlx_asv import cli
+from mlx_asv.gpu.timing import sample, summarize
 
 DEFAULT_BACKENDS = ("mlx_gpu", "torch_cuda")
 
@@ -131,7 +127,7 @@ def print_environment(env, out):
 
 
 # ---------------------------------------------------------------------------
-# Failures and memory (the timing rule is gpu/timing.py)
+# Failures and memory (the timing rule is mlx_asv/gpu/timing.py)
 # ---------------------------------------------------------------------------
 
 
@@ -176,7 +172,7 @@ def _parse_list(text, convert, allowed, what):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = cli.parser(__doc__, wrap=True)
     p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
                    help=f"comma-separated, of {', '.join(models.MODEL_BACKENDS)} (default: %(default)s)")
     p.add_argument("--models", default=",".join(models.MODELS), help="comma-separated (default: all 4)")

@@ -2,8 +2,8 @@
 benchmarks/common.py writes under ``MLX_ASV_PROFILE=FILE`` and splits every
 process's wall time into phases.
 
-    MLX_ASV_PROFILE=/tmp/prof.jsonl bash gpu/gpu_asv.sh h200 REGEX
-    python gpu/process_profile.py /tmp/prof.jsonl [--json OUT.json] [--by backend|bench|case]
+    MLX_ASV_PROFILE=/tmp/prof.jsonl bash mlx_asv/gpu/gpu_asv.sh h200 REGEX
+    python -m studies.process_profile /tmp/prof.jsonl [--json OUT.json] [--by backend|bench|case]
 
 A process's events, in order: ``fork`` (the forked child starts, from asv's
 forkserver), ``setup`` (every call of the benchmark's setup; the first one
@@ -30,11 +30,12 @@ timed samples themselves are in asv's results.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import statistics
 import sys
+
+from mlx_asv import cli
 
 PHASES = ("start", "mlx_import", "ledger", "backend", "inputs", "to_device", "warmup", "sampling", "tail")
 
@@ -147,7 +148,8 @@ def render(summary, title):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the docstring's first line alone, as its --help has always read
+    ap = cli.parser(__doc__.splitlines()[0], wrap=True)
     ap.add_argument("profile", help="the MLX_ASV_PROFILE file")
     ap.add_argument("--by", default="backend", choices=("backend", "bench", "bench+backend", "case", "all"))
     ap.add_argument("--json", help="write the processes and the summary here")

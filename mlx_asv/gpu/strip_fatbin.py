@@ -21,8 +21,8 @@ Checked on the H200 with MLX 0.32.4, 0.32.3 and 0.32.2 (``--keep-arch 90
 against NumPy, and all of ops.py under asv ran. Use it for timing runs on
 that architecture only.
 
-    python3 gpu/strip_fatbin.py LIB                       # list the entries
-    python3 gpu/strip_fatbin.py LIB --keep-arch 90 [--zero-symtab] --out NEWLIB
+    python3 -m mlx_asv.gpu.strip_fatbin LIB                       # list the entries
+    python3 -m mlx_asv.gpu.strip_fatbin LIB --keep-arch 90 [--zero-symtab] --out NEWLIB
 
 Fatbin layout (undocumented by NVIDIA; as read by cuobjdump-like tools): a
 section holds containers, each a 16-byte header (magic 0xBA55ED50, version,
@@ -34,10 +34,11 @@ nothing is written.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import struct
 import sys
+
+from mlx_asv import cli
 
 FATBIN_MAGIC = 0xBA55ED50
 KIND_PTX, KIND_ELF = 1, 2
@@ -117,7 +118,7 @@ def strip(data, keep_arch, zero_symtab=False):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = cli.parser(__doc__, wrap=True)
     p.add_argument("lib")
     p.add_argument("--keep-arch", type=int, help="e.g. 90 for the H100/H200; without it, only list")
     p.add_argument("--zero-symtab", action="store_true")

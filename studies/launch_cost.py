@@ -21,20 +21,21 @@ imported: is that safe to fork, and what does it save?); ``torch+mlx`` (MLX impo
 too, no device touched: the CPU-box server); ``torch+mlx+gpu`` (the parent has
 run an MLX GPU op, so CUDA is initialized before the fork).
 
-    python3 gpu/launch_cost.py [--repeat 3] [--json OUT.json] [--parents torch,torch+libmlx] [--no-fresh]
+    python3 -m studies.launch_cost [--repeat 3] [--json OUT.json] [--parents torch,torch+libmlx] [--no-fresh]
 
 Needs MLX (a CUDA build) and torch with CUDA; prints a table.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+from mlx_asv import cli
 
 CHILD = r"""
 import json, os, sys, time
@@ -107,7 +108,7 @@ def wall(args, env=None, timeout=300):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json")
     ap.add_argument("--parents", default="none,torch,torch+libmlx,torch+mlx,torch+mlx+gpu",

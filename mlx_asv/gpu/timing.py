@@ -1,5 +1,6 @@
 """The one timing rule of the GPU-machine harnesses (device_models_table.py,
-device_kernels_check.py).
+device_kernels_check.py), on the one timing loop outside asv
+(``benchmarks/lib/timing.py``'s ``call_seconds``, which times each call).
 
 What is timed is a zero-argument callable that computes its result *and*
 waits for it: the callables ``benchmarks.common.Backend.timed`` makes
@@ -27,15 +28,18 @@ import gc
 import statistics
 import time
 
+from benchmarks.lib.timing import call_seconds
+
 
 def timed_call(call):
-    """Seconds of one call of ``call``, garbage collector off."""
+    """Seconds of one call of ``call``, garbage collector off: one sample of one call of
+    ``call_seconds``."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        t0 = time.perf_counter()
-        call()
-        return time.perf_counter() - t0
+        # the clock named at each call, not call_seconds' default bound at its import: a test's
+        # stand-in for time.perf_counter then times these calls too
+        return call_seconds(call, clock=time.perf_counter)[0]
     finally:
         if was_enabled:
             gc.enable()

@@ -17,14 +17,14 @@ for k in $(seq 1 $ROUNDS); do
   if (( k % 2 )); then order="old new"; else order="new old"; fi
   for s in $order; do
     f=$S/measure-$s-r$k.jsonl; t=$(el)
-    MLX_ASV_BACKENDS=mlx_gpu,torch_cuda PYTHONPATH=/tmp/mlx-${path[$s]} timeout 60 python3 gpu/device_study.py measure --backends mlx_gpu,torch_cuda --cases $R/sort2.tsv --out $f.tmp > $S/measure-$s-r$k.log 2>&1
+    MLX_ASV_BACKENDS=mlx_gpu,torch_cuda PYTHONPATH=/tmp/mlx-${path[$s]} timeout 60 python3 -m studies.device_study measure --backends mlx_gpu,torch_cuda --cases $R/sort2.tsv --out $f.tmp > $S/measure-$s-r$k.log 2>&1
     rc=$?; if [ $rc = 0 ]; then mv $f.tmp $f; log "r$k $s: $(( $(el) - t )) s, $(grep -c '"error"' $f) errors"; else log "r$k $s rc=$rc: $(tail -c 300 $S/measure-$s-r$k.log)"; fi
   done
 done
 # the GPU run of ops.py (time_, three GPU backends) with the device track, as the history's runs are made
 B="^ops\.(track_mlx_version$|[^(]*\(.*'(mlx_gpu|mlx_gpu_compile|torch_cuda)'\)$)|^device\."
 t=$(el)
-MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda PYTHONPATH=/tmp/mlx-0.30.4:/tmp/site timeout $(( LIMIT - $(el) )) bash gpu/gpu_asv.sh h100 "$B" $S/asv-0.30.4 > $S/asv-0.30.4.log 2>&1
+MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda PYTHONPATH=/tmp/mlx-0.30.4:/tmp/site timeout $(( LIMIT - $(el) )) bash mlx_asv/gpu/gpu_asv.sh h100 "$B" $S/asv-0.30.4 > $S/asv-0.30.4.log 2>&1
 log "asv run 0.30.4 (ops.py time_ + device, 3 GPU backends): rc=$? wall $(( $(el) - t )) s"
 grep -E "prepare_run|Setting up|device\.Sort|gpu_asv:" $S/asv-0.30.4.log | cut -c1-250 | tail -20
 finish

@@ -5,8 +5,8 @@ Meant for an NVIDIA machine with MLX's CUDA build (``pip install mlx[cuda13]``
 or ``mlx-cuda-13``), numpy and a CUDA torch; pytest is optional. From the
 repository root::
 
-    python3.12 gpu/device_kernels_check.py              # tests + table
-    python3.12 gpu/device_kernels_check.py --json out.json --min-calls 50
+    python3.12 -m mlx_asv.gpu.device_kernels_check      # tests + table
+    python3.12 -m mlx_asv.gpu.device_kernels_check --json out.json --min-calls 50
 
 It
 
@@ -19,7 +19,7 @@ It
 3. prints a Markdown table at seed 003's shapes: the median time of
    synchronized calls of our kernel, our pure-MLX composition, mx.linalg on
    the CPU stream, torch.linalg on cuda and cpu (the rule of
-   ``gpu/timing.py``, shared with ``gpu/device_models_table.py``: one
+   ``mlx_asv/gpu/timing.py``, shared with ``mlx_asv/gpu/device_models_table.py``: one
    warm-up call, then timed calls until at least ``--min-calls`` calls and
    ``--min-time`` seconds; median and IQR), with each one's accuracy, and
    the issue's goals (QR 500x16x16 >= 100x faster than torch
@@ -33,7 +33,6 @@ columns are n/a and the table compares the CPU implementations.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -42,15 +41,15 @@ import subprocess
 import sys
 import traceback
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import numpy as np
 
-import numpy as np  # noqa: E402
+from benchmarks.lib import linalg_kernels as lk
+from benchmarks import metal_kernels as mk
+from benchmarks.common import mlx, mlx_gpu_kind, torch
+from mlx_asv import cli
+from mlx_asv.gpu.timing import sample, summarize
 
-from benchmarks.lib import linalg_kernels as lk  # noqa: E402
-from benchmarks import metal_kernels as mk  # noqa: E402
-from benchmarks.common import mlx, mlx_gpu_kind, torch  # noqa: E402
-from gpu.timing import sample, summarize  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TABLE_IMPLS = ("ours_mlx_gpu", "ours_mlx_gpu_composed", "ours_mlx_cpu", "mlx_linalg_cpu", "torch_cuda", "torch_cpu")
 
@@ -212,7 +211,7 @@ MIN_TIME = 0.25  # seconds of timed calls per cell at least (--min-time)
 
 def time_call(prep, min_calls=MIN_CALLS, min_time=MIN_TIME):
     """(median, IQR) seconds of ``prep.fn``, a callable that evaluates or
-    synchronizes its result (``Backend.timed``), by the rule of gpu/timing.py.
+    synchronizes its result (``Backend.timed``), by the rule of mlx_asv/gpu/timing.py.
 
     The cells before this one may have left the GPU idle for seconds (CPU
     implementations); ``min_time`` keeps the calls going long enough that the
@@ -340,7 +339,7 @@ def goals(rows):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--min-calls", "--repeats", dest="min_calls", type=int, default=MIN_CALLS,
                     help=f"timed calls per cell at least (median, IQR); default {MIN_CALLS}")
     ap.add_argument("--min-time", type=float, default=MIN_TIME,

@@ -4,12 +4,12 @@
 # environment benchmarks what is installed, recorded against the ledger
 # commit of that MLX release.
 #
-#   gpu/gpu_asv.sh MACHINE_NAME BENCH_REGEX [OUT_DIR]
+#   mlx_asv/gpu/gpu_asv.sh MACHINE_NAME BENCH_REGEX [OUT_DIR]
 #
 # Environment: MLX_ASV_BACKENDS (default mlx_gpu,mlx_gpu_compile,torch_cuda),
 # PYTHON (python3), LAUNCH (asv's --launch-method: forkserver, the default, or
 # spawn), ROUNDS (asv's rounds for every benchmark, default 1; empty keeps each
-# benchmark's own), PREPARE (1, the default: gpu/prepare_run.py fills the input
+# benchmark's own), PREPARE (1, the default: mlx_asv/gpu/prepare_run.py fills the input
 # cache and MLX's kernel cache for the selected ops.py cases first, in
 # parallel; 0 leaves that to the case processes).
 #
@@ -33,7 +33,8 @@ bench=${2:?benchmark regex}
 out=${3:-}
 py=${PYTHON:-python3}
 fail() { echo "gpu_asv: $*" >&2; exit 1; }
-cd "$(dirname "$0")/.."
+# the repository root: python finds the package there (a GPU host's python lacks it installed)
+cd "$(dirname "$0")/../.."
 export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,mlx_gpu_compile,torch_cuda}
 # benchmarks/device.py measures every selected device case in one process (its setup_cache): this says which
 export MLX_ASV_DEVICE_BENCH=${MLX_ASV_DEVICE_BENCH:-$bench}
@@ -45,8 +46,8 @@ commit=$($py tools/ledger.py --offline --list | awk -v t="v$version" '$1==t {pri
 [ -n "$commit" ] || fail "MLX $version is not in the ledger"
 $py -m asv machine --yes --machine "$machine" >/dev/null || fail "asv machine --machine $machine failed"
 if [ "${PREPARE:-1}" != 0 ]; then
-    $py gpu/prepare_run.py --bench "$bench" ||
-        echo "gpu_asv: gpu/prepare_run.py failed; the case processes make their inputs and kernels" >&2
+    $py -m mlx_asv.gpu.prepare_run --bench "$bench" ||
+        echo "gpu_asv: mlx_asv.gpu.prepare_run failed; the case processes make their inputs and kernels" >&2
 fi
 log=${out:+$out/asv-$machine.log}
 if [ -n "$out" ]; then mkdir -p "$out" || fail "cannot make $out"; fi

@@ -4,19 +4,19 @@
 Three measures of the very callables asv times (``ops.Class.callable``):
 
 - ``wall``: host seconds of one call (op, evaluation, synchronisation), the
-  rule of gpu/timing.py (one warm-up call, then timed calls);
+  rule of mlx_asv/gpu/timing.py (one warm-up call, then timed calls);
 - ``device``: summed device seconds of the call's kernels, copies and memsets
   (``benchmarks/lib/device_time.py``, CUPTI activity records via torch's profiler);
 - ``ncu``: executed instructions (``smsp__inst_executed.sum``) and DRAM bytes
   read and written per call, from Nsight Compute run with ``--clock-control none``.
 
-    python3 gpu/device_study.py measure --cases FILE --backends mlx_gpu,torch_cuda --out F.jsonl
+    python3 -m studies.device_study measure --cases FILE --backends mlx_gpu,torch_cuda --out F.jsonl
         one process: every case's wall and device samples, one JSON line a (case, backend)
-    python3 gpu/device_study.py ncu-child --cases FILE --backends mlx_gpu --calls 3 --out SEQ.json
+    python3 -m studies.device_study ncu-child --cases FILE --backends mlx_gpu --calls 3 --out SEQ.json
         run under ``ncu --profile-from-start off --csv --page raw --metrics ...``: each case's calls
         between profiler start and stop, each call preceded by the marker kernel; SEQ.json says which
-    python3 gpu/device_study.py ncu-parse SEQ.json NCU.csv        per call: instructions, bytes
-    python3 gpu/device_study.py summary DIR                        the spreads, side by side
+    python3 -m studies.device_study ncu-parse SEQ.json NCU.csv        per call: instructions, bytes
+    python3 -m studies.device_study summary DIR                        the spreads, side by side
 
 ``--cases FILE``: one case a line, ``Class<TAB>label``. Spread between
 processes: the standard deviation of the log of each process's value (its
@@ -25,7 +25,6 @@ fastest wall sample; its median device time; its instructions).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
 import json
@@ -35,9 +34,7 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mlx_asv import cli
 
 NCU_METRICS = ("smsp__inst_executed.sum", "dram__bytes_read.sum", "dram__bytes_write.sum", "gpu__time_duration.sum")
 
@@ -63,7 +60,7 @@ def version():
 def measure(cases, backends, out, calls, min_calls, min_time, all_bench=None):
     from benchmarks import common, device, ops
     from benchmarks.lib import device_time
-    from gpu.timing import sample
+    from mlx_asv.gpu.timing import sample
 
     with open(out, "a", encoding="utf-8") as f:
         t0 = time.perf_counter()
@@ -269,7 +266,7 @@ def summary(folder):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("mode", choices=["measure", "ncu-child", "ncu-parse", "summary"])
     ap.add_argument("paths", nargs="*")
     ap.add_argument("--cases")

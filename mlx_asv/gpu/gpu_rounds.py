@@ -1,24 +1,25 @@
-"""Interleaved rounds of gpu/gpu_asv.sh on a GPU machine: several MLX installs ("sides"), one session.
+"""Interleaved rounds of mlx_asv/gpu/gpu_asv.sh on a GPU machine: several MLX installs ("sides"), one session.
 
-    python3 gpu/gpu_rounds.py --rounds 4 --out DIR --bench REGEX \\
+    python3 -m mlx_asv.gpu.gpu_rounds --rounds 4 --out DIR --bench REGEX \\
         a=/tmp/mlx-0.32.4 b=/tmp/mlx-0.32.4 old=/tmp/mlx-0.30.3
 
 A side is ``LABEL=PYTHONPATH``: the folder(s) that select its MLX (each
 release unpacked on its own). Two labels with the same path are an A/A pair:
 the same install measured twice, whose verdicts can only be false alarms.
 
-Each round runs ``gpu/gpu_asv.sh MACHINE BENCH`` once per side (asv's
+Each round runs ``mlx_asv/gpu/gpu_asv.sh MACHINE BENCH`` once per side (asv's
 "existing" environment, a fresh process per case, one round a case, samples
 recorded, results filed under the ledger commit of the installed release), in
-an order that changes from round to round (:func:`order`): round k starts
-from the sides rotated by k // 2 and every second round reverses it, so after
+an order that changes from round to round (:func:`order`): the measurement
+protocol's order (``protocol.round_order``: as given in odd rounds, reversed
+in even ones) of the sides rotated by (k - 1) // 2 in round k, so after
 an even number of rounds every side has stood at every position equally
 often on average, and a drift of the machine falls on all sides alike (for
 two sides: A B, B A, B A, A B, the ABBA design). asv merges the results of
 one commit into one file, so before every run the machine's results files are
 cleared, and after it the run's file is moved to ``DIR/rK-LABEL.json`` (and
 its log kept as ``DIR/rK-LABEL.log``): rounds never overwrite each other.
-``gpu/gpu_verdicts.py DIR`` decides the comparisons from those files.
+``python -m studies.gpu_verdicts DIR`` decides the comparisons from those files.
 
 Resumable: a run whose file is already in DIR is not made again, so the same
 command in a later call continues where the last one stopped. A deadline
@@ -36,7 +37,6 @@ it; 2 on bad arguments. A crash is never taken for a result.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -45,18 +45,22 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mlx_asv import cli
+from mlx_asv.measure import protocol
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # exit statuses
 OK, FAILED, USAGE, STOPPED = 0, 1, 2, 3
 
 
 def order(labels, k):
-    """The order of the sides in round ``k`` (1-based): rotated by (k - 1) // 2,
-    reversed in every even round."""
+    """The order of the sides in round ``k`` (1-based): the protocol's alternation
+    (the gate's and the torch matrix's) of the sides rotated by (k - 1) // 2; the
+    rotation moves every side through every position, where three or more sides
+    alternating alone would keep the middle ones in the middle."""
     labels = list(labels)
     shift = ((k - 1) // 2) % len(labels)
-    seq = labels[shift:] + labels[:shift]
-    return seq[::-1] if k % 2 == 0 else seq
+    return protocol.round_order(labels[shift:] + labels[:shift], k)
 
 
 def run_path(folder, k, label, ext="json"):
@@ -93,7 +97,7 @@ class Driver:
         self.deadline = clock() + budget_s if budget_s else None
         self.first_run_s = first_run_s
         self.extra_path = extra_path
-        self.script = script or os.path.join(ROOT, "gpu", "gpu_asv.sh")
+        self.script = script or os.path.join(ROOT, "mlx_asv", "gpu", "gpu_asv.sh")
         self.results_dir = os.path.join(ROOT, "results", machine)
         self.log = log
         self.walls = []
@@ -189,8 +193,7 @@ class Driver:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.parser(__doc__)
     ap.add_argument("sides", nargs="+", help="LABEL=PYTHONPATH, at least two")
     ap.add_argument("--rounds", type=int, required=True, help="rounds a side (an even number balances the order)")
     ap.add_argument("--out", required=True, help="folder of the rounds' results files rK-LABEL.json")

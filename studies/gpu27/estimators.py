@@ -1,27 +1,25 @@
 #!/usr/bin/env python3
 """Issue 27: the GPU verdict on several estimators of a process's device value, on the same processes.
 
-    python gpu/issue27/estimators.py CALIB_DIR [--format json]
+    python -m studies.gpu27.estimators CALIB_DIR [--format json]
 
-CALIB_DIR holds gpu/issue27/calib.py's processes (measure-a-rK.jsonl, measure-b-rK.jsonl: the
+CALIB_DIR holds studies/gpu27/calib.py's processes (measure-a-rK.jsonl, measure-b-rK.jsonl: the
 twins, one MLX install). Each estimator turns a case's profiled calls of one process into one
-value; the rows are rewritten with that value alone and decided by gpu/gpu_verdicts.py's
+value; the rows are rewritten with that value alone and decided by studies/gpu_verdicts.py's
 ``analyse`` (the gate's replay, the device thresholds, injected slowdowns in five random thirds),
-as ``python gpu/gpu_verdicts.py DIR --study --measure device`` decides the study's processes.
+as ``python -m studies.gpu_verdicts DIR --study --measure device`` decides the study's processes.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mlx_asv import cli
+
 
 
 def kmin(kernels, n):
@@ -73,9 +71,9 @@ def summarise(out):
 
 
 def main(argv=None):
-    from gpu import gpu_verdicts as gv
+    from studies import gpu_verdicts as gv
 
-    ap = argparse.ArgumentParser()
+    ap = cli.parser(__doc__)
     ap.add_argument("folder")
     ap.add_argument("--estimators", default=",".join(ESTIMATORS))
     ap.add_argument("--format", choices=("table", "json"), default="table")

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # issue 27 (second session), one device call: the steps of $PLAN in order, each while time is left.
-#   calib      12 processes of MLX 0.32.4 (a, b interleaved), gpu/issue27/calib.py: every mlx_gpu device case
+#   calib      12 processes of MLX 0.32.4 (a, b interleaved), studies/gpu27/calib.py: every mlx_gpu device case
 #              and the 14 torch_cuda cases of cases.tsv, 60 profiled calls each, kernel by kernel
-#   both       ops.py's whole GPU run with the device track, one asv run through gpu/gpu_asv.sh (0.32.4)
+#   both       ops.py's whole GPU run with the device track, one asv run through mlx_asv/gpu/gpu_asv.sh (0.32.4)
 #   opsonly    ops.py's GPU run without the device track (0.32.4)
-#   dev:V      the device track alone, one asv run through gpu/gpu_asv.sh on MLX V
+#   dev:V      the device track alone, one asv run through mlx_asv/gpu/gpu_asv.sh on MLX V
 #   devnc:V    the device track without mlx_gpu_compile, on MLX V
 #   fix:V      the device cases of $BFIX again on MLX V, into $W/prev/V.json (asv merges them into that file)
-# Releases come as solid tar.xz chunks ($W/c*.tar.xz, gpu/issue27/chunk.sh) unpacked to /tmp/mlx-V.
+# Releases come as solid tar.xz chunks ($W/c*.tar.xz, studies/gpu27/chunk.sh) unpacked to /tmp/mlx-V.
 set -uo pipefail
 T0=$(date +%s); LIMIT=${LIMIT:-560}; TAG=${TAG:-g6}
 W=${W:-.gpuwork}; S=/tmp/$TAG; mkdir -p $S
@@ -36,7 +36,7 @@ asvrun() { # version regex tag
   [ -d /tmp/mlx-$1 ] || { log "no /tmp/mlx-$1: $3 not run"; return; }
   local t=$(el); rm -f results/$M/*-*.json; [ -n "${4:-}" ] && mkdir -p results/$M && cp $4 results/$M/
   MLX_ASV_DEVICE_LOG=$S/$3.devlog MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda PYTHONPATH=/tmp/mlx-$1:/tmp/site \
-    timeout $(left) bash gpu/gpu_asv.sh $M "$2" $S/$3 > $S/$3.log 2>&1
+    timeout $(left) bash mlx_asv/gpu/gpu_asv.sh $M "$2" $S/$3 > $S/$3.log 2>&1
   log "asv run $3: rc=$? wall $(( $(el) - t )) s"; grep -E "^device:|gpu_asv:|prepare" $S/$3.log | cut -c1-200 | tail -5
   cp results/$M/machine.json $S/ 2>/dev/null; save; return 0
 }
@@ -45,14 +45,14 @@ for step in $PLAN; do
     calib)
       (( $(left) > 200 )) || { log "no time for calib"; continue; }
       t=$(el); PYTHONPATH=/tmp/mlx-0.32.4:/tmp/site MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda \
-        python3 gpu/prepare_run.py --bench '^device\.' 2>&1 | tail -2 | tee -a $S/go.log; log "prepare 0.32.4: $(( $(el) - t )) s"
+        python3 -m mlx_asv.gpu.prepare_run --bench '^device\.' 2>&1 | tail -2 | tee -a $S/go.log; log "prepare 0.32.4: $(( $(el) - t )) s"
       mkdir -p $S/calib
       for k in 1 2 3 4 5 6; do
         if (( k % 2 )); then order="a b"; else order="b a"; fi
         for s in $order; do
           (( $(left) > ${CALIB_RESERVE:-240} )) || { log "calib stopped before $s r$k"; break 2; }
           t=$(el); PYTHONPATH=/tmp/mlx-0.32.4:/tmp/site MLX_ASV_BACKENDS=mlx_gpu,torch_cuda timeout 120 \
-            python3 gpu/issue27/calib.py --bench "^device\..*'mlx_gpu'[)]$" --cases gpu/issue27/cases.tsv \
+            python3 -m studies.gpu27.calib --bench "^device\..*'mlx_gpu'[)]$" --cases studies/gpu27/cases.tsv \
             --backends torch_cuda --calls 60 --out $S/calib/measure-$s-r$k.jsonl 2> $S/calib/err-$s-r$k.txt
           log "calib $s r$k: rc=$? $(( $(el) - t )) s, $(grep -c '"device"' $S/calib/measure-$s-r$k.jsonl) cases"
         done

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Add benchmarks a reference results file lacks from another asv results file of the same release.
 
-    python gpu/merge_results.py REFERENCE.json NEW.json --bench '^device\\.'
+    python -m mlx_asv.gpu.merge_results REFERENCE.json NEW.json --bench '^device\\.'
 
 Every benchmark of NEW.json whose name matches ``--bench`` (re.search) and
 that REFERENCE.json does not hold is copied into it, row as asv wrote it, and
@@ -15,10 +15,11 @@ Used to republish the H200/H100 history with the device measure (issue 27).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
+
+from mlx_asv import cli
 
 
 def merge(ref, new, pattern):
@@ -36,7 +37,7 @@ def merge(ref, new, pattern):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("reference")
     ap.add_argument("new")
     ap.add_argument("--bench", required=True, help="regex of the benchmark names to add")

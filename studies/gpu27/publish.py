@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Issue 27: the device-track history folder from the device calls' asv result files.
 
-    python gpu/issue27/publish.py OUT_DIR MACHINE RESULTS.json ...     write the folder
-    python gpu/issue27/publish.py --table OUT_DIR                      its per-release table
+    python -m studies.gpu27.publish OUT_DIR MACHINE RESULTS.json ...     write the folder
+    python -m studies.gpu27.publish --table OUT_DIR                      its per-release table
 
 Each results file keeps only benchmarks/device.py's tracks and ops.track_mlx_version (the
 combined run of ops.py also holds ops.py's time_ benchmarks, left out here), and its machine name
@@ -16,6 +16,8 @@ import json
 import math
 import os
 import sys
+
+from mlx_asv import cli
 
 
 def keep(key):
@@ -78,8 +80,21 @@ def table(folder):
               f"| {us(vals.get(sort2.format('torch_cuda')))} | {gm['mlx_gpu']} | {gm['torch_cuda']} |")
 
 
-if __name__ == "__main__":
-    if sys.argv[1] == "--table":
-        table(sys.argv[2])
+def main(argv=None):
+    p = cli.parser(__doc__)
+    p.add_argument("--table", metavar="OUT_DIR", help="print a published folder's per-release table")
+    p.add_argument("out", nargs="?", help="the folder to write")
+    p.add_argument("machine", nargs="?", help="the machine name the results take")
+    p.add_argument("files", nargs="*", help="asv result files of the device calls")
+    args = p.parse_args(argv)
+    if args.table:
+        table(args.table)
+    elif args.out and args.machine and args.files:
+        publish(args.out, args.machine, args.files)
     else:
-        publish(sys.argv[1], sys.argv[2], sys.argv[3:])
+        p.error("give OUT_DIR MACHINE RESULTS.json ..., or --table OUT_DIR")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

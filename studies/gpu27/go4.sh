@@ -18,7 +18,7 @@ BALL="^ops\.(track_mlx_version$|[^(]*\(.*'(mlx_gpu|mlx_gpu_compile|torch_cuda)'\
 one() { # version regex tag
   local t=$(el); rm -f results/$M/*-*.json
   MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda PYTHONPATH=/tmp/mlx-$1:/tmp/site timeout $(( LIMIT - $(el) )) \
-    bash gpu/gpu_asv.sh $M "$2" $S/$3 > $S/$3.log 2>&1
+    bash mlx_asv/gpu/gpu_asv.sh $M "$2" $S/$3 > $S/$3.log 2>&1
   log "asv run $3: rc=$? wall $(( $(el) - t )) s"; grep -E "prepare_run|gpu_asv:" $S/$3.log | cut -c1-200 | tail -4
 }
 one 0.32.4 "$BDEV" dev-0.32.4

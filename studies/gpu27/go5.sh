@@ -12,7 +12,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $
 # asv imports importlib_metadata for version() alone; the standard library's has it
 echo 'from importlib.metadata import *  # asv needs only version()' > /tmp/site/importlib_metadata.py
 MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda PYTHONPATH=/tmp/mlx-0.30.4:/tmp/site timeout $(( LIMIT - $(el) )) \
-  bash gpu/gpu_asv.sh h100 "^(ops\.track_mlx_version$|device\.)" $S/dev-0.30.4 > $S/dev-0.30.4.log 2>&1
+  bash mlx_asv/gpu/gpu_asv.sh h100 "^(ops\.track_mlx_version$|device\.)" $S/dev-0.30.4 > $S/dev-0.30.4.log 2>&1
 echo "asv run dev-0.30.4: rc=$? wall $(el) s" | tee $S/go.log
 grep -A12 "device.Sort.track_device_time" $S/dev-0.30.4.log | head -14
 tar -C /tmp -cJf $OUT/flow5.tar.xz flow5; ls -la $OUT

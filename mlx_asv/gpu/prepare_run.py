@@ -1,9 +1,9 @@
 """Before asv runs ops.py on a GPU machine: fill the input cache and MLX's
 kernel cache once, in parallel, instead of in asv's case processes one by one.
 
-    python3 gpu/prepare_run.py [--bench REGEX] [--jobs N] [--no-inputs] [--no-kernels] [--small]
+    python3 -m mlx_asv.gpu.prepare_run [--bench REGEX] [--jobs N] [--no-inputs] [--no-kernels] [--small]
 
-``gpu/gpu_asv.sh`` runs it before ``asv run`` (``PREPARE=0`` skips it).
+``mlx_asv/gpu/gpu_asv.sh`` runs it before ``asv run`` (``PREPARE=0`` skips it).
 Both caches are what the case processes would fill themselves; filling them
 first changes what a process spends before its first sample, never what is
 timed:
@@ -12,7 +12,7 @@ timed:
   suite's seeded generator and written to the input cache
   (``benchmarks/common.py``, ``cached_input``), in ``--jobs`` worker
   processes (NumPy only, no GPU). On the H200 the 84 files (11 GB) took
-  6.2 s this way (the README's ``bash gpu/gpu_asv.sh h200 REGEX`` command on
+  6.2 s this way (docs/gpu.md's ``bash mlx_asv/gpu/gpu_asv.sh h200 REGEX`` command on
   a fresh machine); asv's processes made them one after the other (~70 s).
 - kernels: MLX's CUDA backend compiles the kernels it generates (fused
   ``mx.compile`` graphs, which ``mlx.nn``'s activations are; gather and
@@ -27,7 +27,7 @@ timed:
   seed size (``--small``: the tests' small size), one family per worker
   process at a time, so that no two processes write one kernel file. A
   stamp file in MLX's folder records the builds made, so the next run on
-  the machine (e.g. ``gpu/gpu_rounds.py``'s rounds) skips them.
+  the machine (e.g. ``mlx_asv/gpu/gpu_rounds.py``'s rounds) skips them.
 
 A case that fails here (e.g. a known failure at the seed size) is reported
 and left to asv, which records it. Exit status 0 unless the arguments are
@@ -45,9 +45,10 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mlx_asv import cli
+
+# A GPU host's python lacks the package: the workers run as ``python -m`` from here.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 KERNEL_BACKENDS = ("mlx_gpu", "mlx_gpu_compile")
 DEVICE_BACKENDS = ("mlx_gpu", "mlx_gpu_compile", "torch_cuda")  # benchmarks/device.py's
@@ -153,7 +154,7 @@ def warm_kernels(selected, jobs, small):
     env.pop("MLX_ASV_PROFILE", None)
     t = time.perf_counter()
     procs = [
-        subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(g)]
+        subprocess.Popen([sys.executable, "-m", "mlx_asv.gpu.prepare_run", "--worker", json.dumps(g)]
                          + (["--small"] if small else []),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         for g in groups
@@ -170,7 +171,8 @@ def warm_kernels(selected, jobs, small):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # the docstring's first line alone, as its --help has always read
+    ap = cli.parser(__doc__.splitlines()[0], wrap=True)
     ap.add_argument("--bench", help="asv's -b regex (default: all of ops.py)")
     ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--no-inputs", action="store_true")

@@ -1,31 +1,29 @@
 #!/usr/bin/env python3
 """Issue 27, calibration process: every selected device case's raw profiled calls, kernel by kernel.
 
-    python3 gpu/issue27/calib.py --bench REGEX [--cases FILE --backends torch_cuda] --calls 60 --out F.jsonl
+    python3 -m studies.gpu27.calib --bench REGEX [--cases FILE --backends torch_cuda] --calls 60 --out F.jsonl
 
 One process: each case of benchmarks/device.py whose asv name matches REGEX (and each
 ``Class<TAB>label`` of FILE on the given backends), ``--calls`` profiled calls after one warm-up
 (``device_time.per_call_activities``), one JSON line a case in gpu/device_study.py's row format
 (``device``: each call's summed device seconds, ``all``: true), plus ``kernels`` (each call's
 activity durations in ns, in order) and ``names`` (the first call's activity names), so that
-gpu/issue27/estimators.py can compare estimators of a process's value on the same calls.
+studies/gpu27/estimators.py can compare estimators of a process's value on the same calls.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from mlx_asv import cli
+
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
+    ap = cli.parser(__doc__)
     ap.add_argument("--bench", required=True)
     ap.add_argument("--cases")
     ap.add_argument("--backends", default="torch_cuda")
@@ -34,7 +32,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from benchmarks import common, device, ops
     from benchmarks.lib import device_time
-    from gpu.device_study import read_cases, version
+    from studies.device_study import read_cases, version
 
     todo = [(name, label, be) for _, name, label, be in device.selected(args.bench)]
     if args.cases:

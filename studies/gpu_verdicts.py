@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""The gate's verdicts on interleaved rounds measured on a GPU machine (gpu/gpu_rounds.py), and their error rates.
+"""The gate's verdicts on interleaved rounds measured on a GPU machine (mlx_asv/gpu/gpu_rounds.py), and their error rates.
 
-    python gpu/gpu_verdicts.py DIR --base old --cand a     # old -> a: tables by verdict, A/A, MDE, power
-    python gpu/gpu_verdicts.py DIR                          # the A/A calibration alone
-    python gpu/gpu_verdicts.py DIR --base old --cand a --format json
-    python gpu/gpu_verdicts.py DIR --base old --cand a --measure device   # on the GPU's own seconds
+    python -m studies.gpu_verdicts DIR --base old --cand a     # old -> a: tables by verdict, A/A, MDE, power
+    python -m studies.gpu_verdicts DIR                          # the A/A calibration alone
+    python -m studies.gpu_verdicts DIR --base old --cand a --format json
+    python -m studies.gpu_verdicts DIR --base old --cand a --measure device   # on the GPU's own seconds
 
 ``--measure time`` (the default) decides on asv's time_ benchmarks (the
 host's seconds of a call); ``--measure device`` on benchmarks/device.py's
@@ -14,7 +14,7 @@ record when the bench regex selects them (issue 27,
 docs/gpu-device-measure.md).
 
 DIR holds ``rK-LABEL.json``: the asv results file of round K of side LABEL,
-one process a case (gpu/gpu_rounds.py writes them; gpu/gpu_asv.sh measures).
+one process a case (mlx_asv/gpu/gpu_rounds.py writes them; mlx_asv/gpu/gpu_asv.sh measures).
 It is read into ``{case key: {label: [samples of each round]}}`` (the rounds
 every side has; a round some side lacks, at the end, is left out and said so;
 a round missing before a later one, or a file that is not an asv results
@@ -51,7 +51,6 @@ Exit status: 0, or 2 on bad input (one line).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -60,14 +59,11 @@ import re
 import statistics
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from mlx_asv.decide import verdicts as vd  # noqa: E402
-from mlx_asv.decide import gate as gatemod  # noqa: E402
-from mlx_asv.measure import protocol  # noqa: E402
-from studies.calibrate import DURATION_CLASSES, duration_class, processes_needed  # noqa: E402
+from mlx_asv import cli
+from mlx_asv.decide import verdicts as vd
+from mlx_asv.decide import gate as gatemod
+from mlx_asv.measure import protocol
+from studies.calibrate import DURATION_CLASSES, duration_class, processes_needed
 
 FILE = re.compile(r"^r(\d+)-([A-Za-z0-9_.]+)\.json$")
 INJECT = "0.05,0.10,0.20"
@@ -214,7 +210,7 @@ class Rounds:
 
     def _walls(self):
         """{label: seconds its runs took}, and the seconds of each run per process a case (its wall over
-        its asv rounds), from gpu/gpu_rounds.py's rounds.log (none where there is no log)."""
+        its asv rounds), from mlx_asv/gpu/gpu_rounds.py's rounds.log (none where there is no log)."""
         walls, self.pass_seconds = {}, []
         try:
             with open(os.path.join(self.folder, "rounds.log"), encoding="utf-8") as f:
@@ -264,11 +260,11 @@ STUDY_FILE = re.compile(r"^measure-([A-Za-z0-9_.]+)-r(\d+)\.jsonl$")
 
 
 class StudyRounds(Rounds):
-    """The processes of gpu/device_study.py's ``measure`` (``--study``): ``measure-LABEL-rK.jsonl``
+    """The processes of studies/device_study.py's ``measure`` (``--study``): ``measure-LABEL-rK.jsonl``
     is process K of side LABEL, one JSON line a (case, backend). The same data as :class:`Rounds`
     gives: ``--measure device`` takes each process's fastest call's device time of a case (the value
     benchmarks/device.py records; a ``--all`` row where the process has one), ``--measure time``
-    its wall samples (the host's seconds of a call, gpu/timing.py's rule). A side is one MLX
+    its wall samples (the host's seconds of a call, mlx_asv/gpu/timing.py's rule). A side is one MLX
     release (its ``mlx`` field); a row with an error is a failed case."""
 
     def __init__(self, folder, measure="time"):
@@ -475,7 +471,7 @@ def pct(x):
 def markdown(out):
     lines = [f"# Interleaved rounds in {out['folder']}" + (f" (measure: {out['measure']})" if out.get("measure") else ""), "",
              f"{out['rounds']} rounds a side ("
-             + ("processes of gpu/device_study.py" if out.get("study") else "runs of gpu_asv.sh")
+             + ("processes of studies/device_study.py" if out.get("study") else "runs of gpu_asv.sh")
              + ", the sides' order alternating), sides: " + ", ".join(
                  f"{lb} = MLX {s['version'] or '?'} ({s['commit'][:8]}, {s['processes']} processes a case)"
                  for lb, s in out["sides"].items())]
@@ -552,9 +548,8 @@ def markdown(out):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", help="the rounds' results files, rK-LABEL.json (gpu/gpu_rounds.py --out)")
+    ap = cli.parser(__doc__)
+    ap.add_argument("folder", help="the rounds' results files, rK-LABEL.json (mlx_asv/gpu/gpu_rounds.py --out)")
     ap.add_argument("--base", help="label of the base side")
     ap.add_argument("--cand", help="label of the candidate side")
     ap.add_argument("--aa", help="LABEL,LABEL: the A/A pair (default: two labels of one commit)")
@@ -568,7 +563,7 @@ def main(argv=None):
     ap.add_argument("--same-within", type=float, help="the gate's band of 'same' (default "
                     f"{vd.SAME_WITHIN:g}, and {DEVICE_SAME_WITHIN:g} with --measure device)")
     ap.add_argument("--study", action="store_true",
-                    help="FOLDER holds gpu/device_study.py measure processes (measure-LABEL-rK.jsonl), "
+                    help="FOLDER holds studies/device_study.py measure processes (measure-LABEL-rK.jsonl), "
                          "not asv round files")
     ap.add_argument("--format", choices=("md", "json"), default="md")
     args = ap.parse_args(argv)

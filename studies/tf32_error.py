@@ -4,9 +4,9 @@ default) and with ``MLX_ENABLE_TF32=0``: the README's TF32 figures.
 
 Run on the GPU machine, from the repository root::
 
-    python3 gpu/tf32_error.py                 # both settings, matmul and bert-base
-    python3 gpu/tf32_error.py --no-model      # the matmul only (seconds)
-    python3 gpu/tf32_error.py --json tf32.json
+    python3 -m studies.tf32_error                 # both settings, matmul and bert-base
+    python3 -m studies.tf32_error --no-model      # the matmul only (seconds)
+    python3 -m studies.tf32_error --json tf32.json
 
 MLX reads ``MLX_ENABLE_TF32`` once, at its first matmul, so each setting is
 measured in a process of its own (this script started again with
@@ -36,13 +36,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
+from benchmarks import common
+from mlx_asv import cli
+
+# the --child processes run as ``python -m studies.tf32_error`` from here (a GPU host's python lacks the package)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import numpy as np  # noqa: E402
-
-from benchmarks import common  # noqa: E402
 
 TF32_ENV = "MLX_ENABLE_TF32"
 SIZE = 1024
@@ -124,7 +124,7 @@ def run_setting(value, with_model):
     env.pop(TF32_ENV, None)
     if value is not None:
         env[TF32_ENV] = value
-    cmd = [sys.executable, os.path.abspath(__file__), "--child"] + ([] if with_model else ["--no-model"])
+    cmd = [sys.executable, "-m", "studies.tf32_error", "--child"] + ([] if with_model else ["--no-model"])
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -171,7 +171,7 @@ def table(results):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.parser(__doc__, wrap=True)
     ap.add_argument("--no-model", action="store_true", help=f"skip {MODEL} (the matmul only)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
