@@ -200,7 +200,8 @@ def readme(run, machine, written, found, run_dirs):
     """The reference set's README: what decided its counts, the releases, the steps."""
     idents = [i for i in run.get("identities", {}).values() if "error" not in i]
     same = {k: v for k, v in (idents[0].items() if idents else ()) if all(i.get(k) == v for i in idents)}
-    lines = [f"Instruction counts of one call (valgrind's callgrind, the third call of the callable asv times) of "
+    lines = [f"Instruction counts of one call (valgrind's callgrind: a call of the callable asv times after its "
+             f"warm-up, the one benchmarks/lib/count_child.py of the code digest below counts) of "
              f"every `mlx_cpu` case counted, as asv results of the machine `{machine}`, written by "
              f"`mlx-asv count-history {' '.join(os.path.basename(d.rstrip(os.sep)) for d in run_dirs)} "
              f"--machine {machine}` from runs of `python tools/instructions.py RELEASES -b SELECTION` "
