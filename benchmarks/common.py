@@ -194,7 +194,7 @@ class _RefuseMLXLoader:
 
 
 # --------------------------------------------------------------------------
-# Where a benchmark process spends its time (gpu/process_profile.py reads it)
+# Where a benchmark process spends its time (studies/process_profile.py reads it)
 # --------------------------------------------------------------------------
 
 # MLX_ASV_PROFILE=FILE: every benchmark process appends one JSON line per

@@ -46,7 +46,7 @@ def observation(per_call):
     """What the track records of a process's profiled calls. ``per_call`` is :func:`measure`'s
     value, {"calls": [device seconds of each call], "kernel_min": seconds}: its ``kernel_min``, each
     kernel's fastest time over the calls summed (``device_time.kernel_min_seconds``); or a plain
-    list of each call's device seconds (earlier results, gpu/device_study.py's rows): the fastest.
+    list of each call's device seconds (earlier results, studies/device_study.py's rows): the fastest.
     A process's fastest, as the gate's observation of a process is its fastest sample (interference
     only adds time): on the H100, a ~4 us kernel's median over 20 calls moved between processes
     from 3.9 to 5.1 us where its fastest call stayed at 3.84-4.00 us (docs/gpu-device-measure.md)."""

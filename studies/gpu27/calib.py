@@ -5,7 +5,7 @@
 
 One process: each case of benchmarks/device.py whose asv name matches REGEX (and each
 ``Class<TAB>label`` of FILE on the given backends), ``--calls`` profiled calls after one warm-up
-(``device_time.per_call_activities``), one JSON line a case in gpu/device_study.py's row format
+(``device_time.per_call_activities``), one JSON line a case in studies/device_study.py's row format
 (``device``: each call's summed device seconds, ``all``: true), plus ``kernels`` (each call's
 activity durations in ns, in order) and ``names`` (the first call's activity names), so that
 studies/gpu27/estimators.py can compare estimators of a process's value on the same calls.
