@@ -202,6 +202,8 @@ def test_reference_results_are_published_beside_the_machines_own(tmp_path):
     (ref / "h200").mkdir(parents=True)
     (ref / "h200" / "machine.json").write_text("{}")
     (ref / "h200" / "a78e78eb-existing.json").write_text('{"new": 1}')
+    (ref / "h200" / "count-steps.txt").write_text('{"steps": []}')  # a count history's steps, not *.json
+    (ref / "h200" / "README.md").write_text("not copied")
     (ref / "h200-probes").mkdir()  # not a machine folder: no machine.json
     res = tmp_path / "results"
     (res / "h200").mkdir(parents=True)
@@ -209,6 +211,7 @@ def test_reference_results_are_published_beside_the_machines_own(tmp_path):
     assert mainjob.copy_reference_results(str(ref), str(res)) == ["h200"]
     assert (res / "h200" / "machine.json").exists()
     assert json.loads((res / "h200" / "a78e78eb-existing.json").read_text()) == {"mine": 1}  # kept
+    assert (res / "h200" / "count-steps.txt").exists() and not (res / "h200" / "README.md").exists()
     assert not (res / "h200-probes").exists()
 
 

@@ -53,6 +53,7 @@ from benchmarks.lib import counting
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate
 from mlx_asv.decide import instructions
+from mlx_asv.report import count_history
 from mlx_asv.measure import protocol
 from mlx_asv.envs import ledger
 
@@ -120,7 +121,8 @@ def copy_reference_results(reference=None, results=None):
         dst = os.path.join(results, machine)
         os.makedirs(dst, exist_ok=True)
         for name in os.listdir(src):
-            if name.endswith(".json") and not os.path.exists(os.path.join(dst, name)):
+            wanted = name.endswith(".json") or name == count_history.STEPS_FILE
+            if wanted and not os.path.exists(os.path.join(dst, name)):
                 shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
         copied.append(machine)
     return copied

@@ -14,7 +14,7 @@ own ``Results`` API: one file a release, filed under the release's ledger
 commit. A count is deterministic for what decides it (the MLX build, NumPy,
 Python, valgrind, the CPU, the case's code: ``benchmarks/lib/counting.py``'s
 identity), so the machine's name says the CPU and the folder's README the
-rest, and ``steps.json`` beside them lists the steps past the work verdict's
+rest, and ``count-steps.txt`` (JSON) beside them lists the steps past the work verdict's
 threshold, which the site's regressions page keeps
 (mlx_asv/report/regressions.py).
 """
@@ -34,7 +34,11 @@ from mlx_asv import cli
 from mlx_asv.decide import verdicts as vd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS_FILE = "steps.json"
+# Not *.json: asv reads every .json file of a machine's results folder as a
+# results file ("No version specified in .../steps.json", four times an
+# `asv publish`). The content is JSON.
+STEPS_FILE = "count-steps.txt"
+OLD_STEPS_FILE = "steps.json"  # what count-history wrote before 2026-12-07
 # asv files results under an environment name; this one says where they come from.
 ENV_NAME = "valgrind-counts"
 
@@ -149,7 +153,7 @@ def combined(runs):
 def write(run_dirs, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "ledger")):
     """Write the counts of ``run_dirs`` (one or more tools/instructions.py
     runs) as asv results of ``machine`` into ``out_dir`` (machine.json, a file
-    a release, steps.json, README.md). -> (releases written, steps)."""
+    a release, count-steps.txt, README.md). -> (releases written, steps)."""
     from asv.results import Results
     from asv.runner import BenchmarkResult
 
@@ -222,7 +226,7 @@ def readme(run, machine, written, found, run_dirs):
 
 def load_steps(results_dir):
     """{(work benchmark key, base commit, cand commit): (machine, step)} from
-    every machine's steps.json under ``results_dir`` (the reference sets
+    every machine's steps file (``STEPS_FILE``) under ``results_dir`` (the reference sets
     copied beside this machine's results)."""
     out = {}
     if not os.path.isdir(results_dir):
@@ -230,7 +234,9 @@ def load_steps(results_dir):
     for machine in sorted(os.listdir(results_dir)):
         path = os.path.join(results_dir, machine, STEPS_FILE)
         if not os.path.isfile(path):
-            continue
+            path = os.path.join(results_dir, machine, OLD_STEPS_FILE)
+            if not os.path.isfile(path):
+                continue
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)

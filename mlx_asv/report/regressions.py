@@ -91,7 +91,7 @@ def graph_entry(html_dir, index, machine, key, before, after):
 def work_step(name, before, after, jump, work_steps):
     """Is a step in an instruction-count graph more work past the work
     verdict's threshold? -> (kept, why), with the function that changed
-    most where a count history (steps.json) names it."""
+    most where a count history (count-steps.txt) names it."""
     a, b = jump[2], jump[3]
     if not a or b is None:
         return False, "no count on one side"
