@@ -248,3 +248,38 @@ def test_the_site_steps_after_publish_are_subcommands_that_run():
         proc = subprocess.run([sys.executable, "-m", "mlx_asv.commands", name, "--help"], cwd=mainjob.ROOT,
                               capture_output=True, text=True, timeout=120, env=dict(os.environ))
         assert proc.returncode == 0 and proc.stdout.startswith("usage: "), (name, proc.stderr[-300:])
+
+
+def test_help_prints_usage_and_runs_nothing(monkeypatch, capsys):
+    """``mlx-asv mainjob --help`` once ran the whole job: now it prints the usage
+    (and the settings, which come from the environment) and exits 0 before
+    anything runs; an unknown argument is one error line and exit 2."""
+    import pytest
+
+    def ran(*a, **k):
+        raise AssertionError("the main job started")
+
+    monkeypatch.setattr(mainjob, "started_at", ran)
+    monkeypatch.setattr(mainjob, "backends", ran)
+    monkeypatch.setattr(mainjob.protocol, "Session", ran)
+    with pytest.raises(SystemExit) as e:
+        mainjob.main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and out.startswith("usage: ")
+    assert "MLX_ASV_MAIN_BENCH" in out and "MLX_ASV_MAIN_ROUNDS" in out
+    with pytest.raises(SystemExit) as e:
+        mainjob.main(["--releases", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err[-1].endswith("error: unrecognized arguments: --releases 3")
+
+
+def test_help_through_the_command_line_exits_0():
+    import os
+    import subprocess
+    import sys
+
+    for cmd in (["-m", "mlx_asv.commands", "mainjob"], ["tools/mainjob.py"]):
+        proc = subprocess.run([sys.executable, *cmd, "--help"], cwd=mainjob.ROOT, capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, PYTHONPATH=mainjob.ROOT))
+        assert proc.returncode == 0 and proc.stdout.startswith("usage: "), (cmd, proc.stderr[-300:])
+        assert "What changed" not in proc.stdout and "backends left out" not in proc.stdout + proc.stderr

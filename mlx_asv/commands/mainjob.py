@@ -50,6 +50,7 @@ import time
 import zlib
 
 from benchmarks.lib import counting
+from mlx_asv import cli
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.decide import gate
 from mlx_asv.decide import instructions
@@ -376,7 +377,13 @@ def started_at(env=os.environ, now=time.time):
     return value
 
 
-def main():
+def main(argv=None):
+    # No arguments: the settings are the environment's (the docstring's last
+    # paragraph, shown as --help's epilog); the parser gives --help and one
+    # clear error for anything else, before anything runs.
+    ap = cli.parser(__doc__)
+    ap.epilog = __doc__[__doc__.index("Settings (environment)"):].strip()
+    ap.parse_args(argv)
     started = started_at()
     have, left = backends()
     if left:

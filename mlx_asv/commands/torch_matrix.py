@@ -263,24 +263,27 @@ def compare(release, versions, bench, rounds=2, folder=None, repo=None, asv=None
     saved = protocol.load_rounds(path)  # an interrupted session resumes at its next round
     data, done = (saved["data"], saved["rounds"]) if saved else ({}, 0)
     launch = protocol.default_launch_method()
-    for r in range(done + 1, rounds + 1):
-        for v in protocol.round_order(versions, r):
-            # each side is its own asv run: each torch version has its own config
-            hashfile = protocol.write_hashfile(folder, r, [commit])
-            cmd = protocol.run_command(configs[v], hashfile, bench, repeat=protocol.PROTOCOL_REPEAT,
-                                       launch_method=launch, asv=asv)
-            log(f"round {r}, torch {v}: {' '.join(cmd)}")
-            started = time.time()
-            proc = protocol.run_asv(cmd, configs[v], environ=environ)
-            results = os.path.join(os.path.dirname(configs[v]), "results")
-            got = protocol.read_samples(results, commit, since=started - 1)
-            if proc.returncode not in (0, 2) or not got:
-                tail = [line for line in (proc.stdout or "").splitlines() if line.strip()][-1:]
-                raise MatrixError(f"round {r}, torch {v}: no results ({' | '.join(tail) or 'no output'}); "
-                                  f"see {os.path.join(folder, 'install-failures.tsv')}")
-            for key, samples in got.items():
-                data.setdefault(key, {}).setdefault(sides[v], []).append(samples)
-        protocol.save_rounds(path, [sides[v] for v in versions], r, data)
+
+    def run_side(r, v):
+        # each side is its own asv run: each torch version has its own config
+        hashfile = protocol.write_hashfile(folder, r, [commit])
+        cmd = protocol.run_command(configs[v], hashfile, bench, repeat=protocol.PROTOCOL_REPEAT,
+                                   launch_method=launch, asv=asv)
+        log(f"round {r}, torch {v}: {' '.join(cmd)}")
+        started = time.time()
+        proc = protocol.run_asv(cmd, configs[v], environ=environ)
+        results = os.path.join(os.path.dirname(configs[v]), "results")
+        got = protocol.read_samples(results, commit, since=started - 1)
+        if proc.returncode not in (0, 2) or not got:
+            tail = [line for line in (proc.stdout or "").splitlines() if line.strip()][-1:]
+            raise MatrixError(f"round {r}, torch {v}: no results ({' | '.join(tail) or 'no output'}); "
+                              f"see {os.path.join(folder, 'install-failures.tsv')}")
+        for key, samples in got.items():
+            data.setdefault(key, {}).setdefault(sides[v], []).append(samples)
+
+    # the protocol's one rounds loop: round_order, the rounds in rounds.json done
+    protocol.run_rounds(versions, rounds, run_side, done=lambda r, v: r <= done,
+                        after_round=lambda r: protocol.save_rounds(path, [sides[v] for v in versions], r, data))
     log(f"session in {folder}; the torch-version table with its verdicts: python reporting/report.py "
         f"--torch-versions {','.join(versions)} --release {release} (times: asv run with asv.torch.conf.json)")
     return folder

@@ -54,13 +54,12 @@ OK, FAILED, USAGE, STOPPED = 0, 1, 2, 3
 
 
 def order(labels, k):
-    """The order of the sides in round ``k`` (1-based): the protocol's alternation
-    (the gate's and the torch matrix's) of the sides rotated by (k - 1) // 2; the
-    rotation moves every side through every position, where three or more sides
-    alternating alone would keep the middle ones in the middle."""
-    labels = list(labels)
-    shift = ((k - 1) // 2) % len(labels)
-    return protocol.round_order(labels[shift:] + labels[:shift], k)
+    """The order of the sides in round ``k`` (1-based): ``protocol.rotated_order``,
+    the protocol's alternation (the gate's and the torch matrix's) of the sides
+    rotated by (k - 1) // 2; the rotation moves every side through every
+    position, where three or more sides alternating alone would keep the
+    middle ones in the middle."""
+    return protocol.rotated_order(labels, k)
 
 
 def run_path(folder, k, label, ext="json"):
@@ -100,36 +99,29 @@ class Driver:
         self.script = script or os.path.join(ROOT, "mlx_asv", "gpu", "gpu_asv.sh")
         self.results_dir = os.path.join(ROOT, "results", machine)
         self.log = log
-        self.walls = []
 
     def plan(self):
         """[(round, label)] in the order they run."""
-        labels = [label for label, _ in self.sides]
-        return [(k, label) for k in range(1, self.rounds + 1) for label in order(labels, k)]
+        return protocol.plan_rounds([label for label, _ in self.sides], self.rounds, order)
 
     def left(self):
         return self.deadline - self.clock() if self.deadline else float("inf")
 
     def run(self):
+        """The protocol's one rounds loop (``protocol.run_rounds``) over the sides,
+        each run :meth:`one`; a run whose file is in ``out`` is done."""
         os.makedirs(self.out, exist_ok=True)
         paths = dict(self.sides)
-        todo = [(k, label) for k, label in self.plan() if not os.path.exists(run_path(self.out, k, label))]
-        done = len(self.plan()) - len(todo)
-        if done:
-            self.log(f"gpu_rounds: {done} runs already in {self.out}; {len(todo)} to go")
-        for k, label in todo:
-            expected = max(self.walls) if self.walls else self.first_run_s
-            if self.left() < expected:
-                self.log(f"gpu_rounds: stopped before round {k} side {label}: {self.left():.0f} s left, a run "
-                         f"takes ~{expected:.0f} s; {done} of {len(self.plan())} runs in {self.out} "
-                         f"(the same command goes on)")
-                return STOPPED
+
+        def run_side(k, label):
             rc = self.one(k, label, paths[label])
-            if rc != OK:
-                return rc
-            done += 1
-        self.log(f"gpu_rounds: all {len(self.plan())} runs in {self.out}")
-        return OK
+            return None if rc == OK else rc
+
+        stop = protocol.run_rounds([label for label, _ in self.sides], self.rounds, run_side, order=order,
+                                   done=lambda k, label: os.path.exists(run_path(self.out, k, label)),
+                                   deadline=self.deadline, first_run_s=self.first_run_s, clock=self.clock,
+                                   log=self.log, name="gpu_rounds", where=self.out)
+        return OK if stop is None else STOPPED if stop == protocol.DEADLINE else stop
 
     def one(self, k, label, path):
         for p in results_files(self.results_dir):
@@ -183,7 +175,6 @@ class Driver:
             json.dump(data, f)
         os.replace(target + ".tmp", target)
         os.remove(files[0])
-        self.walls.append(wall)
         with open(os.path.join(self.out, "rounds.log"), "a") as f:
             f.write(f"r{k}\t{label}\t{path}\trc={rc}\twall_s={wall:.1f}\tcommit={commit[:8]}\tbenchmarks={n}"
                     f"\tasv_rounds={env['ROUNDS']}\n")

@@ -299,6 +299,88 @@ def round_order(sides, number):
     return list(sides) if number % 2 else list(sides)[::-1]
 
 
+def rotated_order(sides, number):
+    """The sides in round ``number`` (from 1) for the GPU rounds: :func:`round_order`
+    of the sides rotated by (number - 1) // 2; the rotation moves every side
+    through every position, where three or more sides alternating alone would
+    keep the middle ones in the middle (for two sides: A B, B A, B A, A B)."""
+    sides = list(sides)
+    shift = ((number - 1) // 2) % len(sides)
+    return round_order(sides[shift:] + sides[:shift], number)
+
+
+def plan_rounds(sides, rounds, order=round_order, first=1):
+    """[(round, side)] of rounds ``first``..``rounds``, in the order they run."""
+    return [(k, side) for k in range(first, rounds + 1) for side in order(sides, k)]
+
+
+# What run_rounds returns when its deadline stopped it.
+DEADLINE = "deadline"
+
+
+def run_rounds(sides, rounds, run_side=None, *, run_round=None, first=1, order=round_order, done=None,
+               after_round=None, deadline=None, first_run_s=0.0, clock=time.time, log=None,
+               name="rounds", where=""):
+    """The one rounds loop of the suite: rounds ``first``..``rounds`` over
+    ``sides``, each round's sides in ``order(sides, k)`` (:func:`round_order`,
+    the gate's and the torch matrix's; :func:`rotated_order`, the GPU rounds').
+
+    The caller says only how a run is made: ``run_side(k, side)`` measures and
+    records one side of round k (the torch matrix: one ``asv run`` a torch
+    version; the GPU rounds: one ``gpu_asv.sh`` a MLX install), or
+    ``run_round(k, ordered_sides)`` a whole round at once (``Session.round``:
+    one ``asv run`` over a hash file of all the commits). A runner returns
+    None to go on; anything else stops the loop, which returns it.
+
+    - ``done(k, side)``: that run is made already (a resumed session), so it is
+      not made again; a round is skipped whole in ``run_round`` mode only
+      where all its sides are done;
+    - ``after_round(k)``: called after the last run of round k in this call,
+      for the rounds that ran (the torch matrix saves its rounds.json);
+    - ``deadline`` (a ``clock()`` time): a run is not started unless it would
+      end before it, a run being expected to take as long as the longest so
+      far (timed here on ``clock``), ``first_run_s`` before any has run;
+      the loop then returns :data:`DEADLINE`;
+    - ``log``: where the loop's own lines go ("NAME: N runs already in WHERE;
+      M to go", "NAME: stopped before round K side S: ...", "NAME: all N runs
+      in WHERE"); None for callers whose runners log each run themselves.
+
+    Returns None when every run of every round is made."""
+    if (run_side is None) == (run_round is None):
+        raise TypeError("run_rounds takes one of run_side and run_round")
+    done = done or (lambda k, side: False)
+    plan = plan_rounds(sides, rounds, order, first)
+    if run_round is not None:  # a run is a round: the round's sides in its order
+        plan = [(k, [s for j, s in plan if j == k]) for k in range(first, rounds + 1)]
+        todo = [(k, ordered) for k, ordered in plan if not all(done(k, s) for s in ordered)]
+    else:
+        todo = [(k, side) for k, side in plan if not done(k, side)]
+    made = len(plan) - len(todo)
+    if made and log:
+        log(f"{name}: {made} runs already in {where}; {len(todo)} to go")
+    walls = []
+    for i, (k, what) in enumerate(todo):
+        expected = max(walls) if walls else first_run_s
+        left = deadline - clock() if deadline else float("inf")
+        if left < expected:
+            if log:
+                log(f"{name}: stopped before round {k} side {what}: {left:.0f} s left, a run "
+                    f"takes ~{expected:.0f} s; {made} of {len(plan)} runs in {where} "
+                    f"(the same command goes on)")
+            return DEADLINE
+        started = clock()
+        stop = run_round(k, what) if run_round is not None else run_side(k, what)
+        if stop is not None:
+            return stop
+        walls.append(clock() - started)
+        made += 1
+        if after_round and (i + 1 == len(todo) or todo[i + 1][0] != k):
+            after_round(k)
+    if log:
+        log(f"{name}: all {len(plan)} runs in {where}")
+    return None
+
+
 def write_hashfile(folder, number, commits):
     """``folder/round<number>.hashes``: the commits asv runs in this round, in order."""
     hashfile = os.path.join(folder, f"round{number}.hashes")
@@ -394,10 +476,21 @@ class Session:
     def round(self, keys=None, order=None, bench=None):
         """Run one round over ``keys`` (default: ``bench``, else the session's
         -b regex) for every commit, in ``order`` (default: alternating with
-        the round number)."""
-        self.rounds += 1
-        if order is None:
-            order = round_order(self.commits, self.rounds)
+        the round number, :func:`round_order`); the round is one step of
+        :func:`run_rounds`, whose runner is one ``asv run`` over all the commits.
+        Returns its seconds."""
+        took = []
+
+        def one_asv_run(number, ordered):
+            took.append(self._round(number, ordered, keys, bench))
+
+        given = None if order is None else list(order)
+        run_rounds(self.commits, self.rounds + 1, run_round=one_asv_run, first=self.rounds + 1,
+                   order=round_order if given is None else (lambda sides, k: given))
+        return took[0]
+
+    def _round(self, number, order, keys, bench):
+        self.rounds = number
         bench = case_regex(keys) if keys is not None else (bench or self.bench)
         hashfile = write_hashfile(self.folder, self.rounds, order)
         cmd = run_command(self.config, hashfile, bench, repeat=self.repeat, launch_method=self.launch_method)
