@@ -198,6 +198,11 @@ def test_a_second_call_counts_only_where_the_child_took_it(tmp_path):
     assert got["big"]["counts"] == [100 + 415, 101 + 415]
     assert got["big"]["functions"]["mlx::core::unary_op<Relu> [libmlx.so]"] == 100 + 305  # the #2nd dump's
     assert got["small"]["counts"] == [9 + 415]
+    # a case that failed after a dump: its error, not a count
+    with open(tmp_path / "child.jsonl", "a") as f:
+        f.write(json.dumps({"key": "broke", "error": "RuntimeError: x"}) + "\n")
+    (tmp_path / "callgrind.77.9").write_text(DUMP.replace("ops.ReLU.time_op('dim=2', 'mlx_cpu')#1", "broke#0"))
+    assert instructions.read_process(str(tmp_path))["broke"] == {"error": "RuntimeError: x"}
 
 
 def test_the_child_reads_a_dumps_totals_and_distrusts_a_wrapped_one(tmp_path):

@@ -351,6 +351,8 @@ def read_process(folder, keep=KEEP_FUNCTIONS, on_dump=None):
         if k.isdigit():
             dumps.append((key, int(k), dump))
     for key, k, dump in sorted(dumps, key=lambda d: (d[0], d[1])):
+        if "counts" not in got.get(key, {"counts": []}):
+            continue  # a case that failed after some of its calls were dumped: its error stands
         row = got.setdefault(key, {"counts": [], "functions": None})
         row["counts"].append(dump["total"])
         if k == 0:
