@@ -21,7 +21,7 @@ def ledger_with(tmp_path, n):
     commits = []
     for i in range(n):
         subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
-                        "--allow-empty", "-m", f"v0.{i}"], check=True,
+                        "--allow-empty", "-m", f"MLX v0.{i}.0"], check=True,
                        env={"GIT_COMMITTER_DATE": f"2026-01-0{i + 1}T00:00:00Z", "PATH": "/usr/bin:/bin"})
         commits.append(subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                                       text=True, check=True).stdout.strip())
@@ -169,3 +169,78 @@ def test_two_runs_merge_into_one_release_file_each(tmp_path):
     res = Results.load(str(next(out.glob(f"{commits[1][:8]}-*.json"))))
     assert res.get_result_value("work.Softmax.track_instructions", [["'dim=64x1000000 axis=-1'"], ["'mlx_cpu'"]]) == [5]
     assert res.get_result_value("work.ReLU.track_instructions", [["'dim=64x128x1024'"], ["'mlx_cpu'"]]) == [23_100_500]
+
+
+def test_a_run_onto_a_set_keeps_it_and_finds_the_steps_between_neighbours_again(tmp_path):
+    """--onto: releases counted later (a source build between two releases
+    of the set) join the set, and a step of the set splits where the new
+    release lies, with its function from the new run; steps that stay
+    between neighbours keep the function the set's steps file named."""
+    repo, commits = ledger_with(tmp_path, 3)
+    out = tmp_path / "ref" / "m"
+    first = tmp_path / "first"
+    first.mkdir()
+    names = ["v0.0.0", "v0.2.0"]
+    (first / "counts.json").write_text(json.dumps({
+        "names": names, "commits": [commits[0], commits[2]], "calls": 1,
+        "identities": {n: {"python": "3.11.7", "cpu": "AuthenticAMD AMD EPYC"} for n in names},
+        "counts": {"v0.0.0": {ARGMAX: {"counts": [100_000_000], "functions": {FN: 90_000_000}},
+                              RELU: {"counts": [10_000_000], "functions": {"relu": 9_000_000}}},
+                   "v0.2.0": {ARGMAX: {"counts": [150_000_000], "functions": {FN: 140_000_000}},
+                              RELU: {"counts": [20_000_000], "functions": {"relu": 19_000_000}}}}}))
+    keys = [ARGMAX, RELU]
+    _, found = ch.write(str(first), "m", str(out), benchmarks=BENCHMARKS, repo=str(repo))
+    assert sorted(s["key"] for s in found) == sorted(keys)
+    # the middle release, counted on another CPU, with Argmax's step in it and ReLU's after it
+    mid = tmp_path / "mid"
+    mid.mkdir()
+    (mid / "counts.json").write_text(json.dumps({
+        "names": ["v0.1.0"], "commits": [commits[1]], "calls": 1,
+        "identities": {"v0.1.0": {"python": "3.11.7", "cpu": "GenuineIntel Xeon"}},
+        "counts": {"v0.1.0": {ARGMAX: {"counts": [150_000_000], "functions": {FN: 140_000_000}},
+                              RELU: {"counts": [10_000_000], "functions": {"relu": 9_000_000}}}}}))
+    real_stored = ch.stored
+    ch.stored = lambda d, r: real_stored(d, r, case_keys=keys)
+    try:
+        written, found = ch.write(str(mid), "m", str(out), benchmarks=BENCHMARKS, repo=str(repo), onto=True)
+    finally:
+        ch.stored = real_stored
+    assert written == ["v0.0.0", "v0.1.0", "v0.2.0"]  # in the ledger's order, named by its subjects
+    got = {(s["key"], s["base_commit"], s["cand_commit"]): s for s in found}
+    assert set(got) == {(ARGMAX, commits[0], commits[1]), (RELU, commits[1], commits[2])}
+    # both steps now have a side only the set's asv results hold: no function of the new run's on both sides
+    assert got[(ARGMAX, commits[0], commits[1])]["function"] is None
+    assert got[(ARGMAX, commits[0], commits[1])]["ratio"] == 1.5
+    readme = (out / "README.md").read_text()
+    assert "Not the same for every release, cpu" in readme and "GenuineIntel Xeon" in readme
+    assert readme.count("mlx-asv count-history") >= 2  # both commands named
+    assert len(list(out.glob("*-valgrind-counts.json"))) == 3
+
+
+def test_onto_keeps_a_steps_function_where_the_pair_stays_neighbours(tmp_path):
+    repo, commits = ledger_with(tmp_path, 3)
+    first = run_dir(tmp_path, commits[:2])
+    out = tmp_path / "ref" / "m"
+    ch.write(str(first), "m", str(out), benchmarks=BENCHMARKS, repo=str(repo))
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "counts.json").write_text(json.dumps({
+        "names": ["v0.2.0"], "commits": [commits[2]], "calls": 1, "identities": {},
+        "counts": {"v0.2.0": {ARGMAX: {"counts": [114_950_000]}}}}))
+    real_stored = ch.stored
+    ch.stored = lambda d, r: real_stored(d, r, case_keys=[ARGMAX, RELU])
+    try:
+        _, found = ch.write(str(later), "m", str(out), benchmarks=BENCHMARKS, repo=str(repo), onto=True)
+    finally:
+        ch.stored = real_stored
+    assert [(s["key"], s["cand_commit"], s["function"]) for s in found] == [(ARGMAX, commits[1], FN)]
+
+
+def test_onto_a_corrupt_results_file_is_one_line(tmp_path, capsys):
+    repo, commits = ledger_with(tmp_path, 2)
+    out = tmp_path / "ref" / "m"
+    ch.write(str(run_dir(tmp_path, commits)), "m", str(out), benchmarks=BENCHMARKS, repo=str(repo))
+    bad = next(out.glob("*-valgrind-counts.json"))
+    bad.write_text("{not json")
+    with pytest.raises(ch.HistoryError, match="git checkout"):
+        ch.stored(str(out), str(repo), case_keys=[ARGMAX])

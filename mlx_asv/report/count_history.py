@@ -22,8 +22,10 @@ threshold, which the site's regressions page keeps
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,32 +98,42 @@ def commit_date_ms(commit, repo=os.path.join(ROOT, "ledger")):
     return int(proc.stdout.strip()) * 1000
 
 
-def steps(run, top=1):
-    """The neighbouring releases' pairs of ``run`` (counts.json's dict) whose
-    count moved past the work verdict's threshold: [{key, base, cand,
-    verdict, ratio, base_count, cand_count, function, function_base,
-    function_cand}], the function being the one whose own instructions
-    changed most."""
+def steps(run, top=1, known=None):
+    """The steps of ``run`` (counts.json's dict, its releases in order) past the
+    work verdict's threshold, each case between the neighbouring releases that
+    have a count of it: [{key, base, cand, verdict, ratio, base_count,
+    cand_count, function, function_base, function_cand}], the function being
+    the one whose own instructions changed most. Where one side's functions
+    are not in ``run`` (a release kept from a reference set, whose asv results
+    hold only the count), the function is the one ``known`` (an earlier
+    steps file's {(key, base commit, cand commit): step}) names for that pair,
+    else None."""
     names, counts = run["names"], run["counts"]
     commits = dict(zip(names, run["commits"]))
+    known = known or {}
     out = []
-    for a, b in zip(names, names[1:]):
-        for key in sorted(set(counts[a]) & set(counts[b])):
-            ca, cb = counts[a][key].get("counts"), counts[b][key].get("counts")
-            if not ca or not cb:
-                continue
+    for key in sorted({k for name in names for k in counts.get(name, {})}):
+        have = [n for n in names if (counts.get(n, {}).get(key) or {}).get("counts")]
+        for a, b in zip(have, have[1:]):
+            ca, cb = counts[a][key]["counts"], counts[b][key]["counts"]
             v = vd.decide_counts(key, ca, cb)
             if v.verdict not in (vd.SLOWER, vd.FASTER):
                 continue
-            fa, fb = counts[a][key].get("functions") or {}, counts[b][key].get("functions") or {}
-            # ties by name: a set's order changes with Python's string hash from run to run
-            moved = sorted(set(fa) | set(fb), key=lambda f: (-abs(fb.get(f, 0) - fa.get(f, 0)), f))[:top]
-            fn = moved[0] if moved else None
-            out.append({"key": key, "base": a, "cand": b, "base_commit": commits[a], "cand_commit": commits[b],
-                        "verdict": vd.work_word(v.verdict),
-                        "ratio": round(v.ratio, 4), "base_count": ca[0], "cand_count": cb[0],
-                        "function": fn, "function_base": fa.get(fn), "function_cand": fb.get(fn)})
-    return out
+            fa, fb = counts[a][key].get("functions"), counts[b][key].get("functions")
+            step = {"key": key, "base": a, "cand": b, "base_commit": commits[a], "cand_commit": commits[b],
+                    "verdict": vd.work_word(v.verdict), "ratio": round(v.ratio, 4), "base_count": ca[0],
+                    "cand_count": cb[0], "function": None, "function_base": None, "function_cand": None}
+            if fa is not None and fb is not None:
+                # ties by name: a set's order changes with Python's string hash from run to run
+                moved = sorted(set(fa) | set(fb), key=lambda f: (-abs(fb.get(f, 0) - fa.get(f, 0)), f))[:top]
+                fn = moved[0] if moved else None
+                step.update(function=fn, function_base=fa.get(fn), function_cand=fb.get(fn))
+            else:
+                old = known.get((key, commits[a], commits[b]))
+                if old:
+                    step.update({k: old.get(k) for k in ("function", "function_base", "function_cand")})
+            out.append(step)
+    return sorted(out, key=lambda s: (names.index(s["base"]), s["key"]))
 
 
 def load_run(run_dir):
@@ -150,10 +162,87 @@ def combined(runs):
             "counts": counts, "identities": identities, "left_out": left}
 
 
-def write(run_dirs, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "ledger")):
+def release_name(commit, repo=os.path.join(ROOT, "ledger")):
+    """The ledger commit's release ("MLX v0.32.4" -> "v0.32.4"), else its short hash."""
+    proc = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%s", commit], capture_output=True, text=True)
+    subject = proc.stdout.strip() if proc.returncode == 0 else ""
+    return subject.split()[-1] if subject.startswith("MLX ") else commit[:10]
+
+
+def readme_commands(path):
+    """The count-history commands a set's README names (a steps file before
+    2026-12-07 did not keep them)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return re.findall(r"`(mlx-asv count-history [^`]*)`", f.readline())
+    except OSError:
+        return []
+
+
+def stored(out_dir, repo=os.path.join(ROOT, "ledger"), case_keys=None):
+    """The reference set already in ``out_dir`` as a run (counts.json's dict,
+    its counts read back from the asv results: no functions) and the steps of
+    its steps file, {(key, base commit, cand commit): step}, whose functions
+    name the steps that stay between neighbours."""
+    from asv.results import Results
+
+    if case_keys is None:
+        from mlx_asv.decide import instructions
+        case_keys = [c[0] for c in instructions.cases()]
+    case_of = {counting.work_key(k): k for k in case_keys}
+    run = {"names": [], "commits": [], "calls": 1, "counts": {}, "identities": {}, "left_out": {}}
+    unknown = 0
+    files = sorted(f for f in os.listdir(out_dir) if f.endswith(".json") and f != "machine.json") \
+        if os.path.isdir(out_dir) else []
+    for fname in files:
+        path = os.path.join(out_dir, fname)
+        try:
+            res = Results.load(path)
+        except Exception as e:  # noqa: BLE001 - asv raises several kinds for a bad file
+            raise HistoryError(f"{path} can't be read as asv results ({type(e).__name__}: {e}): restore it "
+                               f"(git checkout {path}) or write the set without --onto") from e
+        name = release_name(res.commit_hash, repo)
+        rows = {}
+        for bench in res.get_all_result_keys():
+            params = res.get_result_params(bench)
+            for combo, value in zip(itertools.product(*params), res.get_result_value(bench, params)):
+                key = case_of.get(f"{bench}({', '.join(combo)})")
+                if value is None:
+                    continue
+                if key is None:
+                    unknown += 1
+                else:
+                    rows[key] = {"counts": [value]}
+        run["names"].append(name)
+        run["commits"].append(res.commit_hash)
+        run["counts"][name] = rows
+    known = {}
+    path = os.path.join(out_dir, STEPS_FILE)
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise HistoryError(f"{path} is unreadable ({type(e).__name__}: {e}): restore it "
+                               f"(git checkout {path}) or write the set without --onto") from e
+        run["identities"] = {n: i for n, i in data.get("identities", {}).items() if n in run["counts"]}
+        known = {(s["key"], s["base_commit"], s["cand_commit"]): s for s in data.get("steps", [])}
+        run["commands"] = data.get("commands") or readme_commands(os.path.join(out_dir, "README.md"))
+    if unknown:
+        print(f"count-history: {unknown} count(s) of {out_dir} are of cases this checkout no longer has; "
+              f"left out", file=sys.stderr)
+    return run, known
+
+
+def write(run_dirs, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "ledger"), onto=False):
     """Write the counts of ``run_dirs`` (one or more tools/instructions.py
     runs) as asv results of ``machine`` into ``out_dir`` (machine.json, a file
-    a release, count-steps.txt, README.md). -> (releases written, steps)."""
+    a release, count-steps.txt, README.md). -> (releases written, steps).
+
+    ``onto``: the set already in ``out_dir`` is kept, the runs' releases added
+    to it (a release counted again replaced), and the steps found again
+    between the neighbouring releases of the whole set, in the ledger's
+    order."""
     from asv.results import Results
     from asv.runner import BenchmarkResult
 
@@ -164,7 +253,18 @@ def write(run_dirs, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "
         for name, commit in zip(one["names"], one["commits"]):
             if name not in ids:  # a run from before counts.json kept them
                 ids[name] = env_identity(commit, one.get("calls", 1))
-    run = combined(runs)
+    known = {}
+    if onto:
+        kept, known = stored(out_dir, repo)
+        run = combined([kept] + runs)
+    else:
+        run = combined(runs)
+    # the ledger's order (release dates), whatever order the runs gave
+    order = sorted(zip(run["names"], run["commits"]), key=lambda nc: commit_date_ms(nc[1], repo))
+    run["names"], run["commits"] = [n for n, _ in order], [c for _, c in order]
+    this = (f"mlx-asv count-history {' '.join(os.path.basename(d.rstrip(os.sep)) for d in run_dirs)} "
+            f"--machine {machine}" + (" --onto" if onto else ""))
+    run["commands"] = (kept.get("commands", []) if onto else []) + [this]
     benchmarks = benchmarks or work_benchmarks()
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "machine.json"), "w", encoding="utf-8") as f:
@@ -192,9 +292,10 @@ def write(run_dirs, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "
             for fname in os.listdir(os.path.join(tmp, machine)):
                 shutil.move(os.path.join(tmp, machine, fname), os.path.join(out_dir, fname))
         written.append(name)
-    found = [step for one in runs for step in steps(one)]
+    found = steps(run, known=known)
     with open(os.path.join(out_dir, STEPS_FILE), "w", encoding="utf-8") as f:
-        json.dump({"machine": machine, "identities": identities, "steps": found}, f, indent=1)
+        json.dump({"machine": machine, "commands": run["commands"], "identities": identities, "steps": found},
+                  f, indent=1)
     with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
         f.write(readme(run, machine, written, found, run_dirs))
     return written, found
@@ -204,15 +305,24 @@ def readme(run, machine, written, found, run_dirs):
     """The reference set's README: what decided its counts, the releases, the steps."""
     idents = [i for i in run.get("identities", {}).values() if "error" not in i]
     same = {k: v for k, v in (idents[0].items() if idents else ()) if all(i.get(k) == v for i in idents)}
+    commands = run.get("commands") or [f"mlx-asv count-history "
+                                       f"{' '.join(os.path.basename(d.rstrip(os.sep)) for d in run_dirs)} "
+                                       f"--machine {machine}"]
     lines = [f"Instruction counts of one call (valgrind's callgrind: a call of the callable asv times after its "
              f"warm-up, the one benchmarks/lib/count_child.py of the code digest below counts) of "
              f"every `mlx_cpu` case counted, as asv results of the machine `{machine}`, written by "
-             f"`mlx-asv count-history {' '.join(os.path.basename(d.rstrip(os.sep)) for d in run_dirs)} "
-             f"--machine {machine}` from runs of `python tools/instructions.py RELEASES -b SELECTION` "
-             f"(their releases below).", "",
+             + ", then ".join(f"`{c}`" for c in commands)
+             + " from runs of `python tools/instructions.py RELEASES -b SELECTION` (their releases below).", "",
              "What decided the counts, the same for every release: "
-             + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build")) + ".", "",
-             f"Releases ({len(written)}): {', '.join(written)}."]
+             + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build")) + "."]
+    ids = run.get("identities", {})
+    for k in sorted({k for i in idents for k in i} - set(same) - {"mlx", "mlx_build"}):
+        by = {}
+        for name in written:
+            by.setdefault(str(ids.get(name, {}).get(k, "?")), []).append(name)
+        lines.append(f"Not the same for every release, {k}: "
+                     + "; ".join(f"{v} ({', '.join(names)})" for v, names in by.items()) + ".")
+    lines += ["", f"Releases ({len(written)}): {', '.join(written)}."]
     left = run.get("left_out", {})
     if left:
         lines += ["", "Left out: " + "; ".join(f"{k} ({v})" for k, v in left.items()) + "."]
@@ -261,10 +371,13 @@ def main(argv=None):
     ap.add_argument("runs", nargs="+", help="tools/instructions.py runs' folders (their counts.json)")
     ap.add_argument("--machine", required=True, help="the asv machine name the counts are filed under")
     ap.add_argument("--out", help="folder (default results-reference/MACHINE)")
+    ap.add_argument("--onto", action="store_true",
+                    help="keep the set already in the folder and add these runs' releases to it (a release "
+                         "counted again is replaced); the steps are found again between neighbouring releases")
     args = ap.parse_args(argv)
     out = args.out or os.path.join(ROOT, "results-reference", args.machine)
     try:
-        written, found = write(args.runs, args.machine, out)
+        written, found = write(args.runs, args.machine, out, onto=args.onto)
     except HistoryError as e:
         print(f"count-history: {e}", file=sys.stderr)
         return 2
