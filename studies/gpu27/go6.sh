@@ -3,6 +3,8 @@
 #   calib      12 processes of MLX 0.32.4 (a, b interleaved), studies/gpu27/calib.py: every mlx_gpu device case
 #              and the 14 torch_cuda cases of cases.tsv, 60 profiled calls each, kernel by kernel
 #   both       ops.py's whole GPU run with the device track, one asv run through mlx_asv/gpu/gpu_asv.sh (0.32.4)
+#   prep:V     mlx_asv/gpu/prepare_run.py for $BALL on MLX V (inputs and kernels of ops.py's GPU run), so that a
+#              later both step runs with the caches filled, as gpu_asv.sh's own prepare finds them on a used machine
 #   opsonly    ops.py's GPU run without the device track (0.32.4)
 #   dev:V      the device track alone, one asv run through mlx_asv/gpu/gpu_asv.sh on MLX V
 #   devnc:V    the device track without mlx_gpu_compile, on MLX V
@@ -59,6 +61,8 @@ for step in $PLAN; do
           log "calib $s r$k: rc=$? $(( $(el) - t )) s, $(grep -c '"device"' $S/calib/measure-$s-r$k.jsonl) cases"
         done
       done; save ;;
+    prep:*) v=${step#prep:}; t=$(el); PYTHONPATH=/tmp/mlx-$v:/tmp/site MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda \
+        python3 -m mlx_asv.gpu.prepare_run --bench "$BALL" > $S/prep-$v.log 2>&1; log "prepare $v for both: rc=$? $(( $(el) - t )) s" ;;
     both) (( $(left) > 200 )) && asvrun 0.32.4 "$BALL" both-0.32.4 || log "no time for both" ;;
     opsonly) (( $(left) > 170 )) && asvrun 0.32.4 "$BOPS" ops-0.32.4 || log "no time for opsonly" ;;
     dev:*) v=${step#dev:}; (( $(left) > ${DEV_NEED:-75} )) && asvrun $v "$BDEV" dev-$v || log "no time for dev $v" ;;
