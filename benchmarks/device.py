@@ -22,6 +22,7 @@ run, a case is skipped (NotImplementedError, asv: n/a) with the reason.
 
 from __future__ import annotations
 
+import concurrent.futures
 import inspect
 import json
 import os
@@ -115,61 +116,110 @@ def selected(bench=None, classes=None):
             if not (rx and rx.search(asv_name(name, label, be)) is None)]
 
 
-def measure_isolated(bench=None, calls=CALLS, timeout_s=1200, run=subprocess.run):
+PARALLEL = 16  # the most measuring children at once in a round of cases measured each alone
+
+
+def _one_child(todo, calls, env, timeout_s, run):
+    """Run one measuring child over ``todo`` (asv names, in order): (process, {key: value})."""
+    proc = run([sys.executable, "-m", "benchmarks.device", "--measure", str(calls)], input=json.dumps(todo),
+               capture_output=True, text=True, env=env, timeout=timeout_s)
+    got = {}
+    for line in proc.stdout.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("key") in todo:
+            got[row["key"]] = row["value"]
+    return proc, got
+
+
+def _died(proc):
+    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:200]
+    return f"the measuring process died (exit {proc.returncode}): {tail}"
+
+
+def measure_isolated(bench=None, calls=CALLS, timeout_s=1200, run=subprocess.run, parallel=PARALLEL):
     """:func:`measure_all`'s result, measured in a child process that goes on after a failed case.
     A failed CUDA call can leave its error behind for later cases of the same process: measured on
     the H100, after the Sort cases along axes 0 and 1 had failed (cudaGraphAddKernelNode: invalid
     argument), every later MLX case of the process failed (cudaPeekAtLastError: invalid argument)
     on MLX 0.30.4-0.32.3 but not on 0.32.4, and a small MLX sort and sum run between them passed,
     so no check inside the process tells (docs/gpu-device-measure.md). So a child's first failure
-    is recorded, and every case that failed after it is measured again in a fresh child (its first
-    failure recorded, and so on): a recorded failure is always the first of its process, and a
-    release with k failures that stay behind costs at most k + 1 children. A child that dies
-    records its current case as failed. ``$MLX_ASV_DEVICE_LOG``, where set, names a file that gets
-    each child's output (a JSON line a case, with its seconds of measuring) and error output."""
-    todo = [key for key, *_ in selected(bench)]
+    is recorded, and every case that failed after it is tried again alone in a fresh child, all
+    such children at once (at most ``parallel`` at a time): a failure there is the case's own
+    (recorded; a failure needs no quiet GPU), and a case that ran there, beside the others, is
+    measured again with the GPU to itself: all of them in one fresh child, in order, under the
+    same rule. So a recorded failure is always the first of its process, a recorded time is never
+    one measured beside another child, and k failures left behind cost one round of children at
+    once, not k children one after the other (on MLX 0.32.4, whose 4 known Sort failures are each
+    their own, one round: ~6 s of a child's start instead of three). A case that runs alone but
+    fails after a failure twice is measured in a child of its own, alone on the GPU. A child that
+    dies records its current case as failed. ``$MLX_ASV_DEVICE_LOG``, where set, names a file that
+    gets each child's output (a JSON line a case, with its seconds of measuring) and error output."""
+    order = [key for key, *_ in selected(bench)]
+    rank = {k: i for i, k in enumerate(order)}
     parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    out, children, t0 = {}, 0, time.perf_counter()
-    while todo:
-        children += 1
-        proc = run([sys.executable, "-m", "benchmarks.device", "--measure", str(calls)], input=json.dumps(todo),
-                   capture_output=True, text=True, env=env, timeout=timeout_s)
+    out, t0, count = {}, time.perf_counter(), {"children": 0, "alone": 0}
+    passed_alone = {}  # key: times it ran alone beside other children, then failed after a failure again
+
+    def log(tag, todo, proc):
+        count["children"] += 1
         if os.environ.get("MLX_ASV_DEVICE_LOG"):
             with open(os.environ["MLX_ASV_DEVICE_LOG"], "a", encoding="utf-8") as f:
-                f.write(f"# child {children}: {len(todo)} cases, exit {proc.returncode}\n{proc.stdout}\n"
-                        + "".join(f"# stderr: {x}\n" for x in proc.stderr.splitlines()[-20:]))
-        got = {}
-        for line in proc.stdout.splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and row.get("key") in todo:
-                got[row["key"]] = row["value"]
+                f.write(f"# child {count['children']} ({tag}): {len(todo)} cases, exit {proc.returncode}, "
+                        f"done {time.perf_counter() - t0:.1f} s after the first child's start\n"
+                        f"{proc.stdout}\n" + "".join(f"# stderr: {x}\n" for x in proc.stderr.splitlines()[-20:]))
+
+    def in_order(keys):
+        return sorted(keys, key=rank.__getitem__)
+
+    todo = order
+    while todo:
+        proc, got = _one_child(todo, calls, env, timeout_s, run)
+        log("in order", todo, proc)
         again, failed = [], False
         for key in todo:
             if key not in got:
                 continue
             if isinstance(got[key], str):
                 if failed:
-                    again.append(key)  # after this process's first failure: measured again, fresh
+                    again.append(key)  # after this process's first failure: tried again, alone
                     continue
                 failed = True
             out[key] = got[key]
         left = [k for k in todo if k not in got]
         if proc.returncode != 0 and left:
-            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:200]
-            out[left[0]] = f"the measuring process died (exit {proc.returncode}): {tail}"
+            out[left[0]] = _died(proc)
             left = left[1:]
         elif proc.returncode == 0 and left:
             for k in left:
                 out[k] = "the measuring process ended without measuring it"
             left = []
-        todo = again + left
-    sys.stderr.write(f"device: {len(out)} cases measured by {children} measuring process(es) in "
-                     f"{time.perf_counter() - t0:.1f} s\n")
+        solo = [k for k in again if passed_alone.get(k, 0) >= 1]  # ran alone once already: its own child
+        for key in solo:
+            proc, got = _one_child([key], calls, env, timeout_s, run)
+            log("alone on the GPU", [key], proc)
+            out[key] = got[key] if key in got else _died(proc)
+        rerun = []
+        batch = [k for k in again if k not in solo]
+        if batch:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                done = list(pool.map(lambda k: (k, _one_child([k], calls, env, timeout_s, run)), batch))
+            count["alone"] += len(batch)
+            for key, (proc, got) in done:
+                log("alone, at once", [key], proc)
+                value = got[key] if key in got else _died(proc)
+                if isinstance(value, dict) and "skip" not in value or isinstance(value, list):
+                    passed_alone[key] = passed_alone.get(key, 0) + 1
+                    rerun.append(key)  # it ran beside other children: measured again, the GPU to itself
+                else:
+                    out[key] = value  # its own failure (or skip): it was alone in its process
+        todo = in_order(rerun + left)
+    sys.stderr.write(f"device: {len(out)} cases measured by {count['children']} measuring process(es) "
+                     f"({count['alone']} of them a case alone, at once) in {time.perf_counter() - t0:.1f} s\n")
     return out
 
 

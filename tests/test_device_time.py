@@ -150,32 +150,79 @@ def test_on_a_gpu_a_call_has_device_time():  # pragma: no cover - GPU machines o
     assert len(secs) == 3 and all(s > 0 for s in secs)
 
 
-def test_measure_isolated_measures_again_what_failed_after_a_failure_and_after_a_death(monkeypatch):
-    keys = ["k1", "k2", "k3", "k4", "k5", "k6"]
-    monkeypatch.setattr(device, "selected", lambda bench=None, classes=None: [(k, "F", k, "mlx_gpu") for k in keys])
-    children = []
+class _Proc:
+    def __init__(self, rc, rows, stderr=""):
+        self.returncode, self.stderr = rc, stderr
+        self.stdout = "\n".join(["a stray warning"] + [json.dumps({"key": k, "value": v}) for k, v in rows])
 
-    class Proc:
-        def __init__(self, rc, rows, stderr=""):
-            self.returncode, self.stderr = rc, stderr
-            self.stdout = "\n".join(["a stray warning"] + [json.dumps({"key": k, "value": v}) for k, v in rows])
+
+def _keys(monkeypatch, keys):
+    monkeypatch.setattr(device, "selected", lambda bench=None, classes=None: [(k, "F", k, "mlx_gpu") for k in keys])
+
+
+def test_measure_isolated_tries_what_failed_after_a_failure_alone_then_measures_it_again(monkeypatch):
+    keys = ["k1", "k2", "k3", "k4", "k5", "k6", "k7"]
+    _keys(monkeypatch, keys)
+    children = []
 
     def run(cmd, input, **kw):
         todo = json.loads(input)
         children.append(todo)
         assert cmd[1:3] == ["-m", "benchmarks.device"] and kw["env"]["PYTHONPATH"]
         if len(children) == 1:  # k2 fails, k3 and k5 fail after it (left behind?), the child dies in k6
-            return Proc(-11, [("k1", [1e-4]), ("k2", "RuntimeError: graph"), ("k3", "RuntimeError: peek"),
-                              ("k4", {"skip": "not in this release"}), ("k5", "RuntimeError: graph")],
-                        "Segmentation fault")
-        if len(children) == 2:  # again, fresh: k3 runs, k5 fails (its own failure)
-            return Proc(0, [("k3", [2e-4]), ("k5", "RuntimeError: graph")])
-        raise AssertionError("no third child")
+            return _Proc(-11, [("k1", [1e-4]), ("k2", "RuntimeError: graph"), ("k3", "RuntimeError: peek"),
+                               ("k4", {"skip": "not in this release"}), ("k5", "RuntimeError: graph")],
+                         "Segmentation fault")
+        if todo == ["k3"] and len(children) <= 3:  # alone: it runs (so it failed only after k2's failure)
+            return _Proc(0, [("k3", {"calls": [9e-4], "kernel_min": 9e-4})])
+        if todo == ["k5"]:  # alone: it fails, its own failure
+            return _Proc(0, [("k5", "RuntimeError: graph")])
+        if todo == ["k3", "k7"]:  # the GPU to itself: k3 measured again, in order with what the death left
+            return _Proc(0, [("k3", [2e-4]), ("k7", [3e-4])])
+        raise AssertionError(f"no such child: {todo}")
 
     got = device.measure_isolated("x", run=run)
-    assert children == [keys, ["k3", "k5"]]
+    assert children[0] == keys and sorted(children[1:3]) == [["k3"], ["k5"]] and children[3:] == [["k3", "k7"]]
     assert got == {"k1": [1e-4], "k2": "RuntimeError: graph", "k3": [2e-4], "k4": {"skip": "not in this release"},
-                   "k5": "RuntimeError: graph", "k6": "the measuring process died (exit -11): Segmentation fault"}
+                   "k5": "RuntimeError: graph", "k6": "the measuring process died (exit -11): Segmentation fault",
+                   "k7": [3e-4]}
+
+
+def test_measure_isolated_runs_the_cases_alone_at_once_not_one_after_the_other(monkeypatch):
+    import threading
+
+    keys = ["k1", "k2", "k3", "k4"]
+    _keys(monkeypatch, keys)
+    together = threading.Barrier(3, timeout=5)  # the three children alone must be running at the same time
+    children = []
+
+    def run(cmd, input, **kw):
+        todo = json.loads(input)
+        children.append(todo)
+        if len(todo) == 4:  # k1 fails; k2-k4 fail after it
+            return _Proc(0, [(k, "RuntimeError: graph") for k in todo])
+        together.wait()  # raises BrokenBarrierError where the children run one after the other
+        return _Proc(0, [(todo[0], "RuntimeError: graph")])  # each fails alone too: their own failures
+
+    got = device.measure_isolated("x", run=run, parallel=8)
+    assert got == {k: "RuntimeError: graph" for k in keys} and len(children) == 4  # no more children
+
+
+def test_measure_isolated_a_case_that_keeps_failing_after_failures_gets_a_child_of_its_own(monkeypatch):
+    _keys(monkeypatch, ["k1", "k2", "k3"])
+    children = []
+
+    def run(cmd, input, **kw):
+        todo = json.loads(input)
+        children.append(todo)
+        if len(todo) > 1:  # in order: the first fails, the rest fail after it
+            return _Proc(0, [(todo[0], "RuntimeError: graph")] + [(k, "RuntimeError: peek") for k in todo[1:]])
+        return _Proc(0, [(todo[0], [5e-4])])  # alone (at once, then alone on the GPU), it runs
+
+    got = device.measure_isolated("x", run=run)
+    assert children[:1] == [["k1", "k2", "k3"]] and sorted(children[1:3]) == [["k2"], ["k3"]]
+    assert children[3:] == [["k2", "k3"], ["k3"]]  # k3 failed after k2's failure twice: a child of its own
+    assert got == {"k1": "RuntimeError: graph", "k2": "RuntimeError: graph", "k3": [5e-4]}
 
 
 def test_the_measuring_child_goes_on_after_a_failure(monkeypatch):
