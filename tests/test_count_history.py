@@ -244,3 +244,21 @@ def test_onto_a_corrupt_results_file_is_one_line(tmp_path, capsys):
     bad.write_text("{not json")
     with pytest.raises(ch.HistoryError, match="git checkout"):
         ch.stored(str(out), str(repo), case_keys=[ARGMAX])
+
+
+def test_a_step_between_a_wheel_and_a_source_build_names_one_function_not_two_libraries(tmp_path):
+    """A wheel vendors libmlx-<hash>.so and its own BLAS, a source build links
+    libmlx.so and Debian's libblas.so.3.11.0: the same function on both sides
+    is one function, and the step names the one that changed."""
+    repo, commits = ledger_with(tmp_path, 2)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    wheel = {"sgemm_ [libblas-41474fda.so.3.9.0]": 1_950_000, "exp [libmlx-e5853332.so]": 100_000}
+    build = {"sgemm_ [libblas.so.3.11.0]": 1_940_000, "exp [libmlx.so]": 375_000}
+    (folder / "counts.json").write_text(json.dumps({
+        "names": ["v0.0.0", "v0.1.0"], "commits": commits, "calls": 1, "identities": {},
+        "counts": {"v0.0.0": {ARGMAX: {"counts": [2_530_000], "functions": wheel}},
+                   "v0.1.0": {ARGMAX: {"counts": [2_750_000], "functions": build}}}}))
+    _, found = ch.write(str(folder), "m", str(tmp_path / "out"), benchmarks=BENCHMARKS, repo=str(repo))
+    assert [(s["function"], s["function_base"], s["function_cand"]) for s in found] == [
+        ("exp [libmlx.so]", 100_000, 375_000)]

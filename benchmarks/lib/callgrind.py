@@ -160,10 +160,34 @@ def read(path):
             raise CallgrindError(f"{path}: {e}") from None
 
 
+# A library's file name differs between builds of the same code: auditwheel
+# vendors a wheel's libraries as lib<name>-<8 hex>.so, a wheel's own
+# reference BLAS is libblas-41474fda.so.3.9.0 where a source build links
+# Debian's libblas.so.3.11.0. Compared under their bare names, a function is
+# one function on both sides.
+_LIBRARY_FILE = re.compile(r"^(.*) \[(.+?)(?:-[0-9a-f]{8})?\.so(?:\.[0-9.]+)?\]$")
+
+
+def same_function(name):
+    """A function's name with its library's bare name: 'f [libmlx-e5853332.so]' -> 'f [libmlx.so]'."""
+    m = _LIBRARY_FILE.match(name)
+    return f"{m.group(1)} [{m.group(2)}.so]" if m else name
+
+
+def _by_bare_name(functions):
+    out = {}
+    for name, n in functions.items():
+        key = same_function(name)
+        out[key] = out.get(key, 0) + n
+    return out
+
+
 def function_changes(base, cand, top=8):
     """The functions whose own instructions changed most from ``base`` to
-    ``cand`` (two ``functions`` dicts): [(name, base Ir, cand Ir)], largest
-    absolute change first."""
+    ``cand`` (two ``functions`` dicts), each under its library's bare name
+    (``same_function``): [(name, base Ir, cand Ir)], largest absolute change
+    first."""
+    base, cand = _by_bare_name(base), _by_bare_name(cand)
     names = set(base) | set(cand)
     rows = [(n, base.get(n, 0), cand.get(n, 0)) for n in names]
     rows = [r for r in rows if r[1] != r[2]]

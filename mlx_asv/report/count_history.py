@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks.lib import counting
+from benchmarks.lib import callgrind, counting
 from mlx_asv import cli
 from mlx_asv.decide import verdicts as vd
 
@@ -124,10 +124,10 @@ def steps(run, top=1, known=None):
                     "verdict": vd.work_word(v.verdict), "ratio": round(v.ratio, 4), "base_count": ca[0],
                     "cand_count": cb[0], "function": None, "function_base": None, "function_cand": None}
             if fa is not None and fb is not None:
-                # ties by name: a set's order changes with Python's string hash from run to run
-                moved = sorted(set(fa) | set(fb), key=lambda f: (-abs(fb.get(f, 0) - fa.get(f, 0)), f))[:top]
-                fn = moved[0] if moved else None
-                step.update(function=fn, function_base=fa.get(fn), function_cand=fb.get(fn))
+                moved = callgrind.function_changes(fa, fb, top=top)
+                if moved:  # a function missing on one side has None there, as before
+                    fn, nb, nc = moved[0]
+                    step.update(function=fn, function_base=nb or None, function_cand=nc or None)
             else:
                 old = known.get((key, commits[a], commits[b]))
                 if old:
