@@ -211,7 +211,7 @@ def readme(run, machine, written, found, run_dirs):
              f"--machine {machine}` from runs of `python tools/instructions.py RELEASES -b SELECTION` "
              f"(their releases below).", "",
              "What decided the counts, the same for every release: "
-             + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build")) + ".", "",
+             + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build", "codes")) + ".", "",
              f"Releases ({len(written)}): {', '.join(written)}."]
     left = run.get("left_out", {})
     if left:
