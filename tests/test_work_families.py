@@ -176,3 +176,17 @@ def test_a_case_its_module_skips_is_skipped_not_counted(tmp_path, monkeypatch):
     monkeypatch.setenv(counting.STORE_ENV, "off")
     with pytest.raises(NotImplementedError, match="pure-MLX QR"):
         work_metal_kernels.QRSingle().setup("dim=1024x1024", "ours_mlx_cpu")
+
+
+def test_the_regressions_page_takes_every_work_module_for_counts():
+    """A step in a count graph is its own verdict (mlx_asv/report/regressions.py)
+    for the kernel suites' counts as for ops.py's."""
+    from mlx_asv.report import regressions
+
+    for name in ("work.ReLU.track_instructions", "work_fused_ops.RMSNorm.track_instructions",
+                 "work_metal_kernels.Cholesky.track_instructions"):
+        assert counting.is_work_benchmark(name)
+        ok, why = regressions.work_step(name, "A", "B", [1, 2, 10_000_000, 10_500_000], {})
+        assert ok and "1.050x instructions" in why
+    assert not counting.is_work_benchmark("fused_ops.RMSNorm.time_rms_norm")
+    assert not counting.is_work_benchmark("workload.X.time_x") and not counting.is_work_benchmark("work")

@@ -131,6 +131,12 @@ def work_key(key):
     return f"{WORK_MODULES[module]}.{family}.track_instructions({key.partition('(')[2]}"
 
 
+def is_work_benchmark(name):
+    """Is ``name`` (an asv benchmark's, with or without its parameters) an
+    instruction count of ``WORK_MODULES``: work., work_fused_ops., work_metal_kernels.?"""
+    return name.split(".", 1)[0] in WORK_MODULES.values() and "." in name
+
+
 def families(module):
     """[(family_name, class, its CPU parameter values)] of a counted module
     (``COUNTED``), in name order: its concrete case tables defined there
