@@ -228,7 +228,7 @@ def test_bad_input_is_one_line(capsys, monkeypatch):
     assert instructions.main(["v0.32.3", "v0.32.4", "--backends", "mlx_cpu,torch_cpu"]) == 2
     assert "torch is pinned" in capsys.readouterr().err
     assert instructions.main(["v0.32.3", "v0.32.4", "-b", "NoSuchFamily"]) == 2
-    assert "no ops.py case" in capsys.readouterr().err
+    assert "no counted case" in capsys.readouterr().err
     assert instructions.main(["--power", "/nonexistent"]) == 2
 
 

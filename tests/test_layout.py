@@ -10,7 +10,8 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCHMARK_MODULES = ("ops", "models", "metal_kernels", "fused_ops", "device", "work")
+BENCHMARK_MODULES = ("ops", "models", "metal_kernels", "fused_ops", "device", "work", "work_fused_ops",
+                     "work_metal_kernels")
 
 
 def test_benchmarks_holds_only_benchmark_modules_and_common():

@@ -5,8 +5,12 @@ in the environment whose MLX is counted:
     valgrind --tool=callgrind --instr-atstart=no ... python benchmarks/lib/count_child.py CASES CALLS MARKS
 
 CASES is a JSON list of [key, family, label, backend], written into the
-folder where callgrind writes its dumps. For each case it builds the callable
-asv times (``CaseTable.callable`` of benchmarks/ops.py, which calls it once),
+folder where callgrind writes its dumps; a family is ops.py's class name
+(``ReLU``) or one qualified by its module (``fused_ops.RMSNorm``,
+``metal_kernels.Cholesky``, whose "backend" is its implementation:
+``ours_mlx_cpu``, ``mlx_linalg_cpu``). For each case it builds the callable
+asv times (``callable(label, backend)`` of the family's class in its module
+of benchmarks/, which calls it once),
 then counts calls between the marks library's requests
 (benchmarks/lib/native/callgrind_marks.c), which make callgrind count every
 thread's instructions of one call and write them as a dump named after the
@@ -18,14 +22,15 @@ case. Which calls count (``STEADY_INSTRUCTIONS`` says why):
 - otherwise CALLS more, from the third call on, dumped as ``<key>#0`` ...
 
 One JSON line per case on stdout: done, skipped (the release lacks the op) or
-its error; the other cases go on. It imports nothing but the benchmarks
-(found through the PYTHONPATH counting.launch sets), and so neither torch nor
+its error; the other cases go on. It imports nothing but the benchmark
+modules its cases are in (found through the PYTHONPATH counting.launch sets), and so neither torch nor
 anything else an MLX case does not use: under valgrind, importing torch alone
 took 24 s here (``valgrind --tool=callgrind --instr-atstart=no .venv/bin/python
 -c "import torch"``).
 """
 
 import ctypes
+import importlib
 import json
 import os
 import sys
@@ -70,9 +75,14 @@ def dump_total(folder, pid, number):
     return None
 
 
-def count(cases_path, calls, marks_path, out=sys.stdout):
-    from benchmarks import ops
+def family_class(family):
+    """The class of a case's family: ``ReLU`` is ops.py's, ``fused_ops.RMSNorm``
+    fused_ops.py's (counting.family_name); its module imported on first use."""
+    module, _, name = family.rpartition(".")
+    return getattr(importlib.import_module(f"benchmarks.{module or 'ops'}"), name)
 
+
+def count(cases_path, calls, marks_path, out=sys.stdout):
     marks = ctypes.CDLL(marks_path)
     marks.dump.argtypes = [ctypes.c_char_p]
     if not marks.on_valgrind():
@@ -85,8 +95,9 @@ def count(cases_path, calls, marks_path, out=sys.stdout):
         t0 = time.perf_counter()
         try:
             # Building it called it once (ops.OpFamily.build, Compile.build,
-            # Backend.timed): the next call is the second.
-            fn = getattr(ops, family).callable(label, backend)
+            # fused_ops' _warm, metal_kernels' LinalgTable.prepared): the next
+            # call is the second.
+            fn = family_class(family).callable(label, backend)
             t1 = time.perf_counter()
             marks.start()
             try:

@@ -1,6 +1,10 @@
-"""Instruction counts of ops.py's callables under valgrind's callgrind: the
-one counting path of asv's work benchmarks (benchmarks/work.py), of
-tools/instructions.py, the main job and the gate.
+"""Instruction counts of the benchmarks' CPU callables under valgrind's
+callgrind: the one counting path of asv's work benchmarks (benchmarks/work.py
+for ops.py, work_fused_ops.py, work_metal_kernels.py), of
+tools/instructions.py, the main job and the gate. Counted: the cases of the
+modules of ``COUNTED`` that run on MLX's CPU (ops.py's and fused_ops.py's
+``mlx_cpu``, metal_kernels.py's ``ours_mlx_cpu`` and ``mlx_linalg_cpu``);
+models.py's are not (minutes a case under valgrind: docs/work-verdicts.md).
 
 A counting process runs ``benchmarks/lib/count_child.py`` under
 ``valgrind --tool=callgrind --instr-atstart=no`` in the environment whose MLX
@@ -20,8 +24,9 @@ Counts are kept in a store (``$MLX_ASV_COUNT_STORE``, default
 key made of everything that decides the count: the installed MLX
 distributions' files (their RECORD, which lists every file's sha256), NumPy's
 and Python's versions, valgrind's version, the CPU (vendor and model), the
-code that builds and calls the case (ops.py, common.py, this module and the
-child) and the number of calls. So the same wheel, case and machine kind is
+code that builds and calls the case (its module's files, ``MODULE_CODE``:
+ops.py, fused_ops.py or metal_kernels.py with lib/linalg_kernels.py; and
+common.py, this module and the child) and the number of calls. So the same wheel, case and machine kind is
 counted once, whichever path asks (the main job's counting of both releases
 side by side, then ``asv run``'s track benchmarks, which find the counts
 there); any change of the code or the MLX build counts again.
@@ -53,9 +58,29 @@ CHILD = os.path.join(HERE, "count_child.py")
 MARKS_SOURCE = os.path.join(HERE, "native", "callgrind_marks.c")
 VALGRIND = ("valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
 STORE_ENV = "MLX_ASV_COUNT_STORE"
-# The files whose code decides what a counted call does.
+# The files whose code decides what a counted call of ops.py does.
 CODE_FILES = tuple(os.path.join(BENCHMARKS, f) for f in ("ops.py", "common.py")) + (
     os.path.abspath(__file__), CHILD)
+# The benchmark modules whose cases are counted, each with the values of its
+# second parameter that run on MLX's CPU stream (metal_kernels.py's is an
+# implementation: our pure-MLX composition, or mx.linalg). torch is pinned
+# (the same on both sides of an MLX comparison) and never counted; the GPU's
+# work is not valgrind's.
+COUNTED = {
+    "ops": ("mlx_cpu",),
+    "fused_ops": ("mlx_cpu",),
+    "metal_kernels": ("ours_mlx_cpu", "mlx_linalg_cpu"),
+}
+# The asv module of each counted module's work benchmarks (ops.py's kept
+# their name, work.<Family>: results-reference/valgrind-amd-epyc holds their history).
+WORK_MODULES = {"ops": "work", "fused_ops": "work_fused_ops", "metal_kernels": "work_metal_kernels"}
+# The files whose code decides what a counted call of each module does.
+MODULE_CODE = {
+    "ops": CODE_FILES,
+    "fused_ops": (os.path.join(BENCHMARKS, "fused_ops.py"),) + CODE_FILES[1:],
+    "metal_kernels": (os.path.join(BENCHMARKS, "metal_kernels.py"), os.path.join(HERE, "linalg_kernels.py"))
+    + CODE_FILES[1:],
+}
 # Functions kept per case (by their own instructions): enough to explain a
 # change, small enough to keep.
 KEEP_FUNCTIONS = 60
@@ -66,20 +91,77 @@ class CountingError(Exception):
 
 
 def timed_method(cls):
-    """The name of the ops.py class's time_ benchmark (time_op; Compile's time_compile)."""
+    """The name of the class's time_ benchmark (ops.py's time_op, Compile's
+    time_compile, fused_ops.RMSNorm's time_rms_norm, ...)."""
     return next(n for n in sorted(dir(cls)) if n.startswith("time_"))
 
 
+def family_name(module, name):
+    """A family as cases name it: ``ReLU`` for ops.py's (as always), else
+    qualified by its module, ``fused_ops.RMSNorm``."""
+    return name if module == "ops" else f"{module}.{name}"
+
+
+def split_family(family):
+    """(module, class name) of a ``family_name``."""
+    module, _, name = family.rpartition(".")
+    return module or "ops", name
+
+
 def case_key(family, label, backend, method="time_op"):
-    """The case's asv name in ops.py: ops.<Family>.<method>('<label>', '<backend>')."""
-    return f"ops.{family}.{method}('{label}', '{backend}')"
+    """The case's asv name: ops.<Family>.<method>('<label>', '<backend>'),
+    or <module>.<Family>... for a family qualified by its module
+    (``fused_ops.RMSNorm`` -> fused_ops.RMSNorm.time_rms_norm(...)); a
+    metal_kernels case's second value is its implementation."""
+    module, name = split_family(family)
+    return f"{module}.{name}.{method}('{label}', '{backend}')"
+
+
+def module_of(key):
+    """The benchmark module of a case's key: ops, fused_ops or metal_kernels."""
+    return key.split(".", 1)[0]
 
 
 def work_key(key):
-    """The asv name of an ops.py case's count (benchmarks/work.py):
-    ops.F.time_op(...) (or time_compile) -> work.F.track_instructions(...)."""
-    family = key[len("ops."):].split(".", 1)[0]
-    return f"work.{family}.track_instructions({key.partition('(')[2]}"
+    """The asv name of a counted case's count: ops.F.time_op(...) (or
+    time_compile) -> work.F.track_instructions(...);
+    fused_ops.F.time_x(...) -> work_fused_ops.F.track_instructions(...);
+    metal_kernels.F.time_x(...) -> work_metal_kernels.F.track_instructions(...)."""
+    module, family = key.split(".", 2)[:2]
+    return f"{WORK_MODULES[module]}.{family}.track_instructions({key.partition('(')[2]}"
+
+
+def is_work_benchmark(name):
+    """Is ``name`` (an asv benchmark's, with or without its parameters) an
+    instruction count of ``WORK_MODULES``: work., work_fused_ops., work_metal_kernels.?"""
+    return name.split(".", 1)[0] in WORK_MODULES.values() and "." in name
+
+
+def families(module):
+    """[(family_name, class, its CPU parameter values)] of a counted module
+    (``COUNTED``), in name order: its concrete case tables defined there
+    with at least one case on MLX's CPU. Imports the module."""
+    import importlib
+    import inspect
+
+    from benchmarks.common import CaseTable
+
+    mod = importlib.import_module(f"benchmarks.{module}")
+    out = []
+    for name, cls in sorted(vars(mod).items()):
+        if (name.startswith("_") or not inspect.isclass(cls) or inspect.isabstract(cls)
+                or not issubclass(cls, CaseTable) or cls.__module__ != mod.__name__ or not cls.cases):
+            continue
+        cpu = [p for p in cls.params[1] if p in COUNTED[module]]
+        if cpu:
+            out.append((family_name(module, name), cls, cpu))
+    return out
+
+
+def cpu_cases(module):
+    """[(key, family, label, CPU parameter)] of every counted case of a module."""
+    return [(case_key(family, label, p, timed_method(cls)), family, label, p)
+            for family, cls, cpu in families(module) for label in cls.params[0] for p in cpu]
 
 
 # --------------------------------------------------------------------------
@@ -217,14 +299,32 @@ def code_digest(files=CODE_FILES):
 
 
 def identity(calls):
-    """Everything that decides this environment's counts (this interpreter's)."""
+    """Everything that decides this environment's counts (this interpreter's).
+
+    ``code`` is ops.py's code digest (as it always was), ``codes`` each
+    counted module's (``MODULE_CODE``): a case's store entry is keyed by its
+    own module's only (``case_identity``), so editing fused_ops.py counts
+    fused_ops.py's cases again and no other."""
     import numpy
 
     build, names = mlx_build()
     return {"mlx": names, "mlx_build": build, "numpy": numpy.__version__,
             "python": sys.version.split()[0], "valgrind": valgrind_version(), "cpu": cpu_name(),
-            "code": code_digest(), "calls": int(calls),
-            "aslr": "off" if no_aslr_prefix() else "on"}
+            "code": code_digest(), "codes": {m: code_digest(files) for m, files in sorted(MODULE_CODE.items())},
+            "calls": int(calls), "aslr": "off" if no_aslr_prefix() else "on"}
+
+
+def case_identity(ident, key):
+    """What decides ``key``'s count, of an environment's ``identity``: the
+    same with ``code`` the digest of the case's module (ops.py's identity is
+    the environment's without ``codes``). An identity without ``codes`` is
+    taken as it is."""
+    codes = ident.get("codes")
+    if not isinstance(codes, dict):
+        return ident
+    out = {k: v for k, v in ident.items() if k != "codes"}
+    out["code"] = codes.get(module_of(key), out.get("code"))
+    return out
 
 
 def identity_of(python, calls):
@@ -262,6 +362,7 @@ def stored(ident, key, folder=None):
     folder = folder or store_dir()
     if not folder:
         return None
+    ident = case_identity(ident, key)
     try:
         with open(_entry_path(folder, ident, key), encoding="utf-8") as f:
             entry = json.load(f)
@@ -277,6 +378,7 @@ def store(ident, key, row, folder=None):
     folder = folder or store_dir()
     if not folder or not row.get("counts"):
         return
+    ident = case_identity(ident, key)
     path = _entry_path(folder, ident, key)
     entry = {"key": key, "identity": ident, "counts": row["counts"], "functions": row.get("functions") or {},
              "counted": time.strftime("%Y-%m-%dT%H:%M:%S")}

@@ -123,21 +123,19 @@ case_key = counting.case_key
 
 
 def cases(bench=None, backends=CPU_BACKENDS):
-    """[(key, family, label, backend)] of benchmarks/ops.py matching ``bench``."""
-    from benchmarks import common, ops
-
+    """[(key, family, label, backend)] of the counted cases matching ``bench``
+    (a regex over their asv names): ops.py's ``mlx_cpu`` cases, and with
+    ``bench`` also fused_ops.py's and metal_kernels.py's CPU cases
+    (``-b "^fused_ops\\..*'mlx_cpu'"``, ``-b "^metal_kernels\\."``: counting.COUNTED).
+    Without ``bench``, every ops.py case, as before. A metal_kernels case's
+    "backend" is its implementation (``ours_mlx_cpu``, ``mlx_linalg_cpu``),
+    which runs on ``mlx_cpu``."""
     rx = re.compile(bench) if bench else None
     out = []
-    for name, cls in sorted(vars(ops).items()):
-        if (name.startswith("_") or not inspect.isclass(cls) or inspect.isabstract(cls)
-                or not issubclass(cls, common.CaseTable)):
-            continue
-        labels, bes = cls.params
-        for label in labels:
-            for be in bes:
-                key = case_key(name, label, be, counting.timed_method(cls))
-                if be in backends and (rx is None or rx.search(key)):
-                    out.append((key, name, label, be))
+    if "mlx_cpu" not in backends:
+        return out
+    for module in (counting.COUNTED if bench else ("ops",)):
+        out += [case for case in counting.cpu_cases(module) if rx is None or rx.search(case[0])]
     return out
 
 
@@ -617,7 +615,8 @@ def count_run(names, commits, todo, folder, calls=DEFAULT_CALLS, processes=1, jo
 def main(argv=None):
     ap = cli.parser(__doc__)
     ap.add_argument("names", nargs="*", help="two or more ledger names (base first), e.g. v0.22.0 v0.22.1")
-    ap.add_argument("-b", "--bench", help="regex over the cases' asv names (default: every ops.py case)")
+    ap.add_argument("-b", "--bench", help="regex over the cases' asv names, of ops.py, fused_ops.py and "
+                                          "metal_kernels.py's CPU cases (default: every ops.py case)")
     ap.add_argument("--backends", default=",".join(CPU_BACKENDS), help="backends counted (only mlx_cpu: torch is pinned)")
     ap.add_argument("--calls", type=int, default=DEFAULT_CALLS, help="counted calls a case a process (default 1)")
     ap.add_argument("--processes", type=int, default=1, help="counting processes a side (default 1)")
@@ -689,7 +688,8 @@ def main(argv=None):
                                     f"use {','.join(CPU_BACKENDS)} (GPU work is the gate's: tools/gate.py)")
         todo = cases(args.bench, backends)
         if not todo:
-            raise InstructionsError(f"no ops.py case on {','.join(backends)} matches {args.bench!r}")
+            raise InstructionsError(f"no counted case (ops.py, fused_ops.py, metal_kernels.py) on "
+                                    f"{','.join(backends)} matches {args.bench!r}")
         folder = args.out or os.path.join(HOME, f"{protocol.stamp()}-{_safe('-'.join(args.names))}"[:200])
         t0 = time.time()
         report = count_run(names, commits, todo, folder, calls=args.calls, processes=args.processes,

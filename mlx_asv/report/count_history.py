@@ -314,9 +314,9 @@ def readme(run, machine, written, found, run_dirs):
              + ", then ".join(f"`{c}`" for c in commands)
              + " from runs of `python tools/instructions.py RELEASES -b SELECTION` (their releases below).", "",
              "What decided the counts, the same for every release: "
-             + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build")) + "."]
+             + ", ".join(f"{k} {v}" for k, v in sorted(same.items()) if k not in ("mlx", "mlx_build", "codes")) + "."]
     ids = run.get("identities", {})
-    for k in sorted({k for i in idents for k in i} - set(same) - {"mlx", "mlx_build"}):
+    for k in sorted({k for i in idents for k in i} - set(same) - {"mlx", "mlx_build", "codes"}):
         by = {}
         for name in written:
             by.setdefault(str(ids.get(name, {}).get(k, "?")), []).append(name)

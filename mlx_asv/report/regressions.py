@@ -25,6 +25,7 @@ import os
 import socket
 import sys
 
+from benchmarks.lib import counting
 from mlx_asv.decide import verdicts as vd
 from mlx_asv.report import count_history
 from mlx_asv.report.sessions import Sessions
@@ -128,7 +129,7 @@ def filter_regressions(html_dir, sessions, repo=ledger.DEFAULT_REPO, machine=Non
             rev_a, rev_b = jump[0], jump[1]
             after = rev_to_hash.get(rev_b)
             before = rev_to_hash.get(rev_a) if rev_a is not None else parent(after, repo) if after else None
-            if name.startswith("work."):
+            if counting.is_work_benchmark(name):
                 # A count is deterministic for its build: the step is its own
                 # verdict, past the work threshold (the A/A spread of counts).
                 ok, why = work_step(name, before, after, jump, work_steps)
