@@ -111,6 +111,17 @@ def test_work_threshold_follows_the_calls_size(base, cand, verdict):
     assert vd.decide_counts("k", [base], [cand]).verdict == verdict
 
 
+@pytest.mark.parametrize("backend,cand,verdict", [
+    ("ours_mlx_cpu", 20_700_000, vd.SAME),       # +3.5%: inside what its A/A moved (3.6%)
+    ("ours_mlx_cpu", 22_000_000, vd.SLOWER),     # +10%: past its 8%
+    ("mlx_linalg_cpu", 20_700_000, vd.SLOWER),   # the same +3.5% on a steady implementation
+])
+def test_an_unsteady_implementation_has_its_own_work_threshold(backend, cand, verdict):
+    key = f"metal_kernels.Cholesky.time_cholesky('dim=100x32x32', '{backend}')"
+    assert vd.decide_counts(key, [20_000_000], [cand]).verdict == verdict
+    assert vd.work_threshold(20_000_000, key) == (0.08 if backend == "ours_mlx_cpu" else 0.01)
+
+
 def test_the_gate_and_the_main_job_name_work_verdicts_alike():
     from mlx_asv.commands import mainjob
     from mlx_asv.decide import gate

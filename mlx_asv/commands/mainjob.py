@@ -264,7 +264,7 @@ def pair_cases(data, a, b, work_pair):
         if w is not None:
             row["work"] = {"verdict": vd.work_word(w["verdict"]), "ratio": w["ratio"],
                            "base": w["base"], "cand": w["cand"], "note": w["note"],
-                           "threshold": vd.work_threshold(w["base"]) if w["base"] else None,
+                           "threshold": vd.work_threshold(w["base"], key) if w["base"] else None,
                            "functions": w["functions"]}
         rows.append(row)
     return rows

@@ -99,11 +99,11 @@ def work_step(name, before, after, jump, work_steps):
     v = vd.decide_counts(name, [a], [b])  # the work verdict's own rule and threshold
     if v.verdict != vd.SLOWER:
         return False, (f"{v.ratio:.4f}x instructions, within the work threshold "
-                       f"({100 * vd.work_threshold(a):g}%)")
+                       f"({100 * vd.work_threshold(a, name):g}%)")
     known = work_steps.get((name, before, after))
     if known:
         return True, count_history.step_text(known[1])
-    return True, f"{v.ratio:.3f}x instructions (more), past the work threshold ({100 * vd.work_threshold(a):g}%)"
+    return True, f"{v.ratio:.3f}x instructions (more), past the work threshold ({100 * vd.work_threshold(a, name):g}%)"
 
 
 def filter_regressions(html_dir, sessions, repo=ledger.DEFAULT_REPO, machine=None,
