@@ -42,7 +42,7 @@ from .lib import counting
 CALLS = 1
 
 # asv's version of ops.py's work benchmarks: the one their history in
-# results-reference/valgrind-amd-epyc was recorded under (asv's hash of
+# results-reference/valgrind-x86-64 was recorded under (asv's hash of
 # _Work.setup and track_instructions as they were until 2026-12-07). asv
 # leaves out the results of another version, so it is kept when _Work's code
 # changes; what an ops case counts is decided by the count store's key, not

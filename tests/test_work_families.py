@@ -111,14 +111,14 @@ def test_the_store_keys_a_case_by_its_own_modules_code(tmp_path, monkeypatch):
 
 def test_ops_work_benchmarks_keep_the_version_of_their_recorded_history():
     """asv leaves out results of another benchmark version: every work.*
-    result of results-reference/valgrind-amd-epyc must carry the version asv's
+    result of results-reference/valgrind-x86-64 must carry the version asv's
     discovery gives now, and the new modules' classes none of theirs."""
     pytest.importorskip("asv_runner")
     from mlx_asv.report import count_history
 
     found = count_history.work_benchmarks()
     recorded = {}
-    for path in glob.glob(os.path.join(ROOT, "results-reference", "valgrind-amd-epyc", "*-valgrind-counts.json")):
+    for path in glob.glob(os.path.join(ROOT, "results-reference", "valgrind-x86-64", "*-valgrind-counts.json")):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         at = data["result_columns"].index("version")

@@ -72,7 +72,7 @@ COUNTED = {
     "metal_kernels": ("ours_mlx_cpu", "mlx_linalg_cpu"),
 }
 # The asv module of each counted module's work benchmarks (ops.py's kept
-# their name, work.<Family>: results-reference/valgrind-amd-epyc holds their history).
+# their name, work.<Family>: results-reference/valgrind-x86-64 holds their history).
 WORK_MODULES = {"ops": "work", "fused_ops": "work_fused_ops", "metal_kernels": "work_metal_kernels"}
 # The files whose code decides what a counted call of each module does.
 MODULE_CODE = {

@@ -5,7 +5,7 @@ release, and the steps between neighbouring releases with the function
 whose own instructions changed most.
 
     python tools/instructions.py v0.2.0 ... v0.32.4 -b "<the main job's selection>" --out RUN
-    mlx-asv count-history RUN --machine valgrind-amd-epyc --out results-reference/valgrind-amd-epyc
+    mlx-asv count-history RUN --machine valgrind-x86-64 --out results-reference/valgrind-x86-64
 
 The results are those ``asv run -b "^work\\."`` records for each release
 (``work.<Family>.track_instructions``, unit "instructions", the same
