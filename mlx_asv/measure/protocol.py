@@ -141,7 +141,7 @@ def bench_regex(backends, names=OPS_BENCHMARKS):
 
 
 def family_on(bench, backends):
-    """``bench`` on the backends ``backends()`` returns, where it names no
+    r"""``bench`` on the backends ``backends()`` returns, where it names no
     parameters (a family regex such as ``^ops\.Softmax\.``), so that no
     process starts for the others; a regex that names parameters is the
     caller's choice, as given. ``backends`` is called only where it is needed:
