@@ -166,7 +166,9 @@ def release_name(commit, repo=os.path.join(ROOT, "ledger")):
     """The ledger commit's release ("MLX v0.32.4" -> "v0.32.4"), else its short hash."""
     proc = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%s", commit], capture_output=True, text=True)
     subject = proc.stdout.strip() if proc.returncode == 0 else ""
-    return subject.split()[-1] if subject.startswith("MLX ") else commit[:10]
+    words = subject.split()
+    # a release's subject is "MLX <tag>"; a candidate's or a source commit's says more
+    return words[1] if len(words) == 2 and words[0] == "MLX" else commit[:10]
 
 
 def readme_commands(path):
@@ -297,17 +299,15 @@ def write(run_dirs, machine, out_dir, benchmarks=None, repo=os.path.join(ROOT, "
         json.dump({"machine": machine, "commands": run["commands"], "identities": identities, "steps": found},
                   f, indent=1)
     with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
-        f.write(readme(run, machine, written, found, run_dirs))
+        f.write(readme(run, machine, written, found))
     return written, found
 
 
-def readme(run, machine, written, found, run_dirs):
+def readme(run, machine, written, found):
     """The reference set's README: what decided its counts, the releases, the steps."""
     idents = [i for i in run.get("identities", {}).values() if "error" not in i]
     same = {k: v for k, v in (idents[0].items() if idents else ()) if all(i.get(k) == v for i in idents)}
-    commands = run.get("commands") or [f"mlx-asv count-history "
-                                       f"{' '.join(os.path.basename(d.rstrip(os.sep)) for d in run_dirs)} "
-                                       f"--machine {machine}"]
+    commands = run["commands"]  # write's: the set's earlier ones, then this one
     lines = [f"Instruction counts of one call (valgrind's callgrind: a call of the callable asv times after its "
              f"warm-up, the one benchmarks/lib/count_child.py of the code digest below counts) of "
              f"every `mlx_cpu` case counted, as asv results of the machine `{machine}`, written by "
