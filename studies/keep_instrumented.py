@@ -18,7 +18,6 @@ It prints each way's wall seconds and whether their counts agree.
 import ctypes
 import json
 import os
-import subprocess
 import sys
 import time
 
