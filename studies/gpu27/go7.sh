@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# issue 27 (fourth session), one device call: the steps of $PLAN in order, each while time is left.
+#   src:NAME     extract $W/NAME.tar over the checkout (the code measured from then on)
+#   prep:V       mlx_asv/gpu/prepare_run.py for $BALL on MLX V (the caches a later both step finds filled)
+#   both:TAG     ops.py's whole GPU run with the device track on 0.32.4 (mlx_asv/gpu/gpu_asv.sh), then
+#                studies/gpu27/walltime.py's durations of it; bothp:TAG the same with $MLX_ASV_PROFILE set
+#                (benchmarks/common.py's events, then studies/process_profile.py's phases by backend)
+#   startcost    studies/gpu27/startcost.py: what a forked GPU case process spends before its first call
+#   dev:V        the device track alone, one asv run through mlx_asv/gpu/gpu_asv.sh on MLX V
+#   rounds:A,B   mlx_asv/gpu/gpu_rounds.py over the device track, sides a=A and b=B (MLX versions), $ROUNDS
+#                rounds, resumable in /tmp/$TAG/rounds, then studies/gpu_verdicts.py --measure device
+# Run it from a copy (cp studies/gpu27/go7.sh /tmp/ && bash /tmp/go7.sh): a src step rewrites the checkout.
+# Releases come as solid tar.xz chunks ($W/c*.tar.xz, studies/gpu27/chunk.sh) unpacked to /tmp/mlx-V.
+set -uo pipefail
+T0=$(date +%s); LIMIT=${LIMIT:-560}; TAG=${TAG:-g8}
+W=${W:-.gpuwork}; S=/tmp/$TAG; mkdir -p $S
+el() { echo $(( $(date +%s) - T0 )); }
+log() { echo "[$(el)s] $*" | tee -a $S/go.log; }
+save() { tar -C /tmp -cJf $OUT/$TAG.tar.xz --exclude='*.prof.jsonl' $TAG 2>/dev/null; cp $S/go.log $OUT/ 2>/dev/null; }
+export PYTHONUNBUFFERED=1 MLX_ASV_INPUT_CACHE=/tmp/inputs
+for t in $W/c*.tar.xz; do [ -f $t ] && [ ! -f /tmp/.got-$(basename $t) ] || continue
+  tar -C /tmp -xJf $t --skip-old-files && touch /tmp/.got-$(basename $t); log "unpacked $t"; done
+ls -d /tmp/mlx-* | tr '\n' ' ' | tee -a $S/go.log; echo
+if [ ! -f /tmp/site/importlib_metadata.py ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $W/whl/*.whl 2>&1 | tail -2
+  echo 'from importlib.metadata import *  # asv needs only version()' > /tmp/site/importlib_metadata.py
+fi
+{ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,mig.mode.current,persistence_mode --format=csv
+  python3 -c 'import torch; print("torch", torch.__version__)'; nproc; } > $S/env.txt 2>&1; cat $S/env.txt
+M=h100; grep -q H200 $S/env.txt && M=h200; log "machine name $M"
+BDEV="^(ops\.track_mlx_version$|device\.)"
+BOPS="^ops\.(track_mlx_version$|[^(]*\(.*'(mlx_gpu|mlx_gpu_compile|torch_cuda)'\)$)"
+BALL="$BOPS|^device\."
+left() { echo $(( LIMIT - $(el) )); }
+asvrun() { # version regex tag [profile]
+  [ -d /tmp/mlx-$1 ] || { log "no /tmp/mlx-$1: $3 not run"; return; }
+  local t=$(el) prof=; rm -f results/$M/*-*.json
+  [ -n "${4:-}" ] && { prof=$S/$3.prof.jsonl; rm -f $prof; }
+  MLX_ASV_PROFILE=$prof MLX_ASV_DEVICE_LOG=$S/$3.devlog MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda \
+    PYTHONPATH=/tmp/mlx-$1:/tmp/site timeout $(left) bash mlx_asv/gpu/gpu_asv.sh $M "$2" $S/$3 > $S/$3.log 2>&1
+  log "asv run $3: rc=$? wall $(( $(el) - t )) s"; grep -E "^device:|gpu_asv:|prepare" $S/$3.log | cut -c1-200 | tail -4
+  PYTHONPATH=/tmp/mlx-$1:/tmp/site python3 -m studies.gpu27.walltime durations $S/$3/*-*.json 2>&1 | tee -a $S/go.log
+  if [ -n "$prof" ]; then
+    python3 -m studies.process_profile $prof --by backend > $S/$3.phases.txt 2>&1; cat $S/$3.phases.txt | head -40
+  fi
+  cp results/$M/machine.json $S/ 2>/dev/null; save; return 0
+}
+for step in $PLAN; do
+  case $step in
+    src:*) tar -xf $W/${step#src:}.tar && log "code: $W/${step#src:}.tar" || log "no $W/${step#src:}.tar" ;;
+    prep:*) v=${step#prep:}; t=$(el); PYTHONPATH=/tmp/mlx-$v:/tmp/site MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda \
+        python3 -m mlx_asv.gpu.prepare_run --bench "$BALL" > $S/prep-$v.log 2>&1; log "prepare $v for both: rc=$? $(( $(el) - t )) s"; tail -3 $S/prep-$v.log ;;
+    both:*) (( $(left) > ${BOTH_NEED:-200} )) && asvrun 0.32.4 "$BALL" both-${step#both:} || log "no time for $step" ;;
+    bothp:*) (( $(left) > ${BOTH_NEED:-200} )) && asvrun 0.32.4 "$BALL" both-${step#bothp:} prof || log "no time for $step" ;;
+    startcost) t=$(el); PYTHONPATH=/tmp/mlx-0.32.4:/tmp/site timeout 120 python3 -m studies.gpu27.startcost --reps 4 \
+        --out $S/startcost.jsonl > $S/startcost.log 2>&1; log "startcost: rc=$? $(( $(el) - t )) s"; grep startcost: $S/startcost.log | tee -a $S/go.log ;;
+    dev:*) v=${step#dev:}; (( $(left) > ${DEV_NEED:-75} )) && asvrun $v "$BDEV" dev-$v || log "no time for dev $v" ;;
+    rounds:*) sides=${step#rounds:}; a=${sides%,*}; b=${sides#*,}; t=$(el)
+      (( $(left) > ${DEV_NEED:-75} )) || { log "no time for rounds"; continue; }
+      MLX_ASV_DEVICE_LOG=$S/rounds.devlog MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda \
+        python3 -m mlx_asv.gpu.gpu_rounds --rounds ${ROUNDS:-6} --out $S/rounds --bench "$BDEV" --machine $M \
+        --budget-s $(( $(left) - 15 )) --first-run-s 80 --extra-path /tmp/site a=/tmp/mlx-$a b=/tmp/mlx-$b > $S/rounds.log 2>&1
+      log "rounds a=$a b=$b: rc=$? $(( $(el) - t )) s, $(ls $S/rounds/*.json 2>/dev/null | wc -l) run files"; tail -3 $S/rounds.log
+      python3 -m studies.gpu_verdicts $S/rounds --base a --cand b --measure device > $S/rounds-verdicts.txt 2>&1
+      tail -15 $S/rounds-verdicts.txt; save ;;
+  esac
+done
+log finish; save; ls -la $OUT
