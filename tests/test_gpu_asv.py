@@ -56,6 +56,10 @@ def test_success_exits_0_and_files_under_the_installed_release(stub, tmp_path):
     # forkserver (the server holds torch, not MLX's CUDA build), samples recorded, one round
     assert "--launch-method forkserver" in asv_run[0]
     assert "--record-samples" in asv_run[0] and "-a rounds=1" in asv_run[0]
+    # each step's seconds, in the order the steps ran (where the wall of a GPU run goes)
+    steps = [line.split(" took ")[0][len("gpu_asv: "):] for line in proc.stderr.splitlines() if " took " in line]
+    assert steps == ["MLX's import check", "the ledger", "asv machine", "mlx_asv.gpu.prepare_run", "asv run"]
+    assert all(line.endswith(" s") for line in proc.stderr.splitlines() if " took " in line)
 
 
 def test_spawn_and_benchmark_rounds_on_request(stub, tmp_path, monkeypatch):

@@ -33,6 +33,11 @@ bench=${2:?benchmark regex}
 out=${3:-}
 py=${PYTHON:-python3}
 fail() { echo "gpu_asv: $*" >&2; exit 1; }
+# each step's seconds on stderr ("gpu_asv: STEP took N.N s"): where a GPU run's wall goes besides asv's
+# own benchmarks (issue 27: ops.py's GPU run must stay within 3 minutes)
+t_step=$(date +%s%N)
+took() { local now ms; now=$(date +%s%N); ms=$(( (now - t_step) / 1000000 )); t_step=$now
+         printf 'gpu_asv: %s took %d.%d s\n' "$1" $((ms / 1000)) $((ms % 1000 / 100)) >&2; }
 # the repository root: python finds the package there (a GPU host's python lacks it installed)
 cd "$(dirname "$0")/../.."
 export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,mlx_gpu_compile,torch_cuda}
@@ -41,13 +46,17 @@ export MLX_ASV_DEVICE_BENCH=${MLX_ASV_DEVICE_BENCH:-$bench}
 # asv drops PYTHONPATH from the benchmark processes unless ASV_PYTHONPATH says it.
 [ -n "${PYTHONPATH:-}" ] && export ASV_PYTHONPATH=${ASV_PYTHONPATH:-$PYTHONPATH}
 version=$($py -c 'import mlx.core as mx; print(mx.__version__)') || fail "MLX does not import"
+took "MLX's import check"
 $py tools/ledger.py --offline >/dev/null || fail "tools/ledger.py --offline failed"
 commit=$($py tools/ledger.py --offline --list | awk -v t="v$version" '$1==t {print $3}') || fail "tools/ledger.py --list failed"
 [ -n "$commit" ] || fail "MLX $version is not in the ledger"
+took "the ledger"
 $py -m asv machine --yes --machine "$machine" >/dev/null || fail "asv machine --machine $machine failed"
+took "asv machine"
 if [ "${PREPARE:-1}" != 0 ]; then
     $py -m mlx_asv.gpu.prepare_run --bench "$bench" ||
         echo "gpu_asv: mlx_asv.gpu.prepare_run failed; the case processes make their inputs and kernels" >&2
+    took "mlx_asv.gpu.prepare_run"
 fi
 log=${out:+$out/asv-$machine.log}
 if [ -n "$out" ]; then mkdir -p "$out" || fail "cannot make $out"; fi
@@ -56,6 +65,7 @@ $py -m asv run -E "existing:$(command -v $py)" --set-commit-hash "$commit" --mac
     --launch-method "${LAUNCH:-forkserver}" --record-samples ${rounds:+-a rounds=$rounds} \
     --show-stderr -b "$bench" 2>&1 | tee ${log:-/dev/null}
 status=("${PIPESTATUS[@]}")
+took "asv run"
 rc=${status[0]}
 if [ "${status[1]}" != 0 ]; then
     echo "gpu_asv: could not write the log $log" >&2

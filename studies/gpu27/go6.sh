@@ -18,17 +18,7 @@ el() { echo $(( $(date +%s) - T0 )); }
 log() { echo "[$(el)s] $*" | tee -a $S/go.log; }
 save() { tar -C /tmp -cJf $OUT/$TAG.tar.xz $TAG 2>/dev/null; cp $S/go.log $OUT/ 2>/dev/null; }
 [ -f $W/src.tar ] && tar -xf $W/src.tar   # the branch's code over the main checkout
-export PYTHONUNBUFFERED=1 MLX_ASV_INPUT_CACHE=/tmp/inputs
-for t in $W/c*.tar.xz; do [ -f $t ] && [ ! -f /tmp/.got-$(basename $t) ] || continue
-  tar -C /tmp -xJf $t --skip-old-files && touch /tmp/.got-$(basename $t); log "unpacked $t"; done
-ls -d /tmp/mlx-* | tr '\n' ' ' | tee -a $S/go.log; echo
-if [ ! -f /tmp/site/importlib_metadata.py ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $W/whl/*.whl 2>&1 | tail -2
-  echo 'from importlib.metadata import *  # asv needs only version()' > /tmp/site/importlib_metadata.py
-fi
-{ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,mig.mode.current,persistence_mode --format=csv
-  python3 -c 'import torch; print("torch", torch.__version__)'; } > $S/env.txt 2>&1; cat $S/env.txt
-M=h100; grep -q H200 $S/env.txt && M=h200; log "machine name $M"
+source studies/gpu27/unpack.sh
 BDEV="^(ops\.track_mlx_version$|device\.)"
 BDEVNC="^(ops\.track_mlx_version$|device\..*'(mlx_gpu|torch_cuda)'\)$)"
 BOPS="^ops\.(track_mlx_version$|[^(]*\(.*'(mlx_gpu|mlx_gpu_compile|torch_cuda)'\)$)"

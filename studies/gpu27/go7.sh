@@ -6,9 +6,14 @@
 #                studies/gpu27/walltime.py's durations of it; bothp:TAG the same with $MLX_ASV_PROFILE set
 #                (benchmarks/common.py's events, then studies/process_profile.py's phases by backend)
 #   startcost    studies/gpu27/startcost.py: what a forked GPU case process spends before its first call
+#   cprof        the device track's measuring child (benchmarks/device.py --measure 40) over all device cases of
+#                $BALL on 0.32.4, under cProfile: where its seconds go, case by case (the fifth session)
 #   dev:V        the device track alone, one asv run through mlx_asv/gpu/gpu_asv.sh on MLX V
 #   rounds:A,B   mlx_asv/gpu/gpu_rounds.py over the device track, sides a=A and b=B (MLX versions), $ROUNDS
 #                rounds, resumable in /tmp/$TAG/rounds, then studies/gpu_verdicts.py --measure device
+# Since the fifth session every line of an asv run's log carries the seconds since the run began
+# (studies/gpu27/stamp.py), so the log shows when discovery, the device track's measuring process and the
+# first and last benchmark started.
 # Run it from a copy (cp studies/gpu27/go7.sh /tmp/ && bash /tmp/go7.sh): a src step rewrites the checkout.
 # Releases come as solid tar.xz chunks ($W/c*.tar.xz, studies/gpu27/chunk.sh) unpacked to /tmp/mlx-V.
 set -uo pipefail
@@ -17,17 +22,7 @@ W=${W:-.gpuwork}; S=/tmp/$TAG; mkdir -p $S
 el() { echo $(( $(date +%s) - T0 )); }
 log() { echo "[$(el)s] $*" | tee -a $S/go.log; }
 save() { tar -C /tmp -cJf $OUT/$TAG.tar.xz --exclude='*.prof.jsonl' $TAG 2>/dev/null; cp $S/go.log $OUT/ 2>/dev/null; }
-export PYTHONUNBUFFERED=1 MLX_ASV_INPUT_CACHE=/tmp/inputs
-for t in $W/c*.tar.xz; do [ -f $t ] && [ ! -f /tmp/.got-$(basename $t) ] || continue
-  tar -C /tmp -xJf $t --skip-old-files && touch /tmp/.got-$(basename $t); log "unpacked $t"; done
-ls -d /tmp/mlx-* | tr '\n' ' ' | tee -a $S/go.log; echo
-if [ ! -f /tmp/site/importlib_metadata.py ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $W/whl/*.whl 2>&1 | tail -2
-  echo 'from importlib.metadata import *  # asv needs only version()' > /tmp/site/importlib_metadata.py
-fi
-{ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,mig.mode.current,persistence_mode --format=csv
-  python3 -c 'import torch; print("torch", torch.__version__)'; nproc; } > $S/env.txt 2>&1; cat $S/env.txt
-M=h100; grep -q H200 $S/env.txt && M=h200; log "machine name $M"
+source studies/gpu27/unpack.sh
 BDEV="^(ops\.track_mlx_version$|device\.)"
 BOPS="^ops\.(track_mlx_version$|[^(]*\(.*'(mlx_gpu|mlx_gpu_compile|torch_cuda)'\)$)"
 BALL="$BOPS|^device\."
@@ -37,8 +32,9 @@ asvrun() { # version regex tag [profile]
   local t=$(el) prof=; rm -f results/$M/*-*.json
   [ -n "${4:-}" ] && { prof=$S/$3.prof.jsonl; rm -f $prof; }
   MLX_ASV_PROFILE=$prof MLX_ASV_DEVICE_LOG=$S/$3.devlog MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda \
-    PYTHONPATH=/tmp/mlx-$1:/tmp/site timeout $(left) bash mlx_asv/gpu/gpu_asv.sh $M "$2" $S/$3 > $S/$3.log 2>&1
-  log "asv run $3: rc=$? wall $(( $(el) - t )) s"; grep -E "^device:|gpu_asv:|prepare" $S/$3.log | cut -c1-200 | tail -4
+    PYTHONPATH=/tmp/mlx-$1:/tmp/site timeout $(left) bash mlx_asv/gpu/gpu_asv.sh $M "$2" $S/$3 2>&1 |
+    python3 -u studies/gpu27/stamp.py > $S/$3.log
+  log "asv run $3: rc=${PIPESTATUS[0]} wall $(( $(el) - t )) s"; grep -E "^device:|gpu_asv:|prepare" $S/$3.log | cut -c1-200 | tail -4
   PYTHONPATH=/tmp/mlx-$1:/tmp/site python3 -m studies.gpu27.walltime durations $S/$3/*-*.json 2>&1 | tee -a $S/go.log
   if [ -n "$prof" ]; then
     python3 -m studies.process_profile $prof --by backend > $S/$3.phases.txt 2>&1; cat $S/$3.phases.txt | head -40
@@ -54,6 +50,13 @@ for step in $PLAN; do
     bothp:*) (( $(left) > ${BOTH_NEED:-200} )) && asvrun 0.32.4 "$BALL" both-${step#bothp:} prof || log "no time for $step" ;;
     startcost) t=$(el); PYTHONPATH=/tmp/mlx-0.32.4:/tmp/site timeout 120 python3 -m studies.gpu27.startcost --reps 4 \
         --out $S/startcost.jsonl > $S/startcost.log 2>&1; log "startcost: rc=$? $(( $(el) - t )) s"; grep startcost: $S/startcost.log | tee -a $S/go.log ;;
+    cprof) t=$(el); export PYTHONPATH=/tmp/mlx-0.32.4:/tmp/site MLX_ASV_BACKENDS=mlx_gpu,mlx_gpu_compile,torch_cuda
+      python3 -c "import json; from benchmarks import device; print(json.dumps([k for k, *_ in device.selected('^device\\.')]))" > $S/keys.json
+      timeout $(left) python3 -m cProfile -o $S/child.prof -m benchmarks.device --measure 40 < $S/keys.json > $S/child.jsonl 2> $S/child.err
+      log "cprof: rc=$? $(( $(el) - t )) s, $(wc -l < $S/child.jsonl) cases"; tail -2 $S/child.err
+      python3 -c "import pstats; pstats.Stats('$S/child.prof').sort_stats('cumulative').print_stats(80)" > $S/child.pstats.txt 2>&1
+      python3 -c "import pstats; pstats.Stats('$S/child.prof').sort_stats('tottime').print_stats(40)" >> $S/child.pstats.txt 2>&1
+      head -70 $S/child.pstats.txt | tail -50; unset PYTHONPATH MLX_ASV_BACKENDS; save ;;
     dev:*) v=${step#dev:}; (( $(left) > ${DEV_NEED:-75} )) && asvrun $v "$BDEV" dev-$v || log "no time for dev $v" ;;
     rounds:*) sides=${step#rounds:}; a=${sides%,*}; b=${sides#*,}; t=$(el)
       (( $(left) > ${DEV_NEED:-75} )) || { log "no time for rounds"; continue; }
