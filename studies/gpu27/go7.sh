@@ -8,6 +8,9 @@
 #   startcost    studies/gpu27/startcost.py: what a forked GPU case process spends before its first call
 #   cprof        the device track's measuring child (benchmarks/device.py --measure 40) over all device cases of
 #                $BALL on 0.32.4, under cProfile: where its seconds go, case by case (the fifth session)
+#   pyc          whether Python can keep compiled modules (.pyc) of torch there, and import torch (and its
+#                profiler) twice plainly and twice with $PYTHONPYCACHEPREFIX=/tmp/pyc; where the plain second
+#                import is 1.5 times the prefixed one or slower, later steps run with that prefix
 #   dev:V        the device track alone, one asv run through mlx_asv/gpu/gpu_asv.sh on MLX V
 #   rounds:A,B   mlx_asv/gpu/gpu_rounds.py over the device track, sides a=A and b=B (MLX versions), $ROUNDS
 #                rounds, resumable in /tmp/$TAG/rounds, then studies/gpu_verdicts.py --measure device
@@ -57,6 +60,15 @@ for step in $PLAN; do
       python3 -c "import pstats; pstats.Stats('$S/child.prof').sort_stats('cumulative').print_stats(80)" > $S/child.pstats.txt 2>&1
       python3 -c "import pstats; pstats.Stats('$S/child.prof').sort_stats('tottime').print_stats(40)" >> $S/child.pstats.txt 2>&1
       head -70 $S/child.pstats.txt | tail -50; unset PYTHONPATH MLX_ASV_BACKENDS; save ;;
+    pyc) TIMEFORMAT=%R; tp=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+      { python3 -c 'import sys, os; print("dont_write_bytecode", sys.flags.dont_write_bytecode, "pycache_prefix", sys.pycache_prefix)'
+        env | grep -E '^PYTHON'; echo "torch at $tp; writable: $([ -w $tp ] && echo yes || echo no)"
+        echo "torch/__pycache__ files: $(ls $tp/__pycache__ 2>/dev/null | wc -l); torch/_dynamo/__pycache__ files: $(ls $tp/_dynamo/__pycache__ 2>/dev/null | wc -l)"; } > $S/pyc.txt 2>&1
+      for k in 1 2; do echo "plain $k $( { time python3 -c 'import torch, torch.profiler' ; } 2>&1 )"; done >> $S/pyc.txt
+      for k in 1 2; do echo "prefix $k $( { time PYTHONPYCACHEPREFIX=/tmp/pyc python3 -c 'import torch, torch.profiler' ; } 2>&1 )"; done >> $S/pyc.txt
+      cat $S/pyc.txt | tee -a $S/go.log
+      if python3 -c "import sys; r = {l.split()[0] + l.split()[1]: float(l.split()[-1]) for l in open('$S/pyc.txt') if l.startswith(('plain', 'prefix'))}; sys.exit(0 if r['plain2'] > 1.5 * r['prefix2'] else 1)"; then
+        export PYTHONPYCACHEPREFIX=/tmp/pyc; log "pyc: later steps run with PYTHONPYCACHEPREFIX=/tmp/pyc"; else log "pyc: no prefix"; fi ;;
     dev:*) v=${step#dev:}; (( $(left) > ${DEV_NEED:-75} )) && asvrun $v "$BDEV" dev-$v || log "no time for dev $v" ;;
     rounds:*) sides=${step#rounds:}; a=${sides%,*}; b=${sides#*,}; t=$(el)
       (( $(left) > ${DEV_NEED:-75} )) || { log "no time for rounds"; continue; }
