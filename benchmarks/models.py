@@ -98,6 +98,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import sys
 
 from .lib import model_inputs as mi
@@ -105,7 +106,11 @@ from .common import BACKENDS, backend, cached, check_mlx_release, input_cache_di
 
 # As common.py does for the frameworks: in asv's forkserver, import the
 # transformers classes once in the server, not in each per-case process.
-if len(sys.argv) > 1 and sys.argv[1] == "run_server":
+# $MLX_ASV_PRELOAD_MODELS=0 skips that where a run selects no models.py case
+# (mlx_asv/gpu/gpu_asv.sh sets it from its regex): the server then starts
+# without importing transformers, which nothing of such a run uses.
+PRELOAD_ENV = "MLX_ASV_PRELOAD_MODELS"
+if len(sys.argv) > 1 and sys.argv[1] == "run_server" and os.environ.get(PRELOAD_ENV, "1") != "0":
     mi.preload()
 
 MODELS = mi.MODELS

@@ -22,7 +22,7 @@ case "$*" in
   "tools/ledger.py --offline --list") printf 'v0.32.3\t2025-01-01T00:00:00+00:00\tcafe\nv0.32.4\t2025-02-01T00:00:00+00:00\tdeadbeef\n' ;;
   "tools/ledger.py --offline") exit "${FAKE_LEDGER_RC:-0}" ;;
   "-m asv machine "*) exit "${FAKE_MACHINE_RC:-0}" ;;
-  "-m asv run "*) echo "fake asv run"; exit "${FAKE_RUN_RC:-0}" ;;
+  "-m asv run "*) echo "fake asv run"; echo "preload=${MLX_ASV_PRELOAD_MODELS:-unset}"; exit "${FAKE_RUN_RC:-0}" ;;
   "-m mlx_asv.gpu.prepare_run "*) echo "fake prepare"; exit "${FAKE_PREPARE_RC:-0}" ;;
   *) echo "stub: unexpected call: $*" >&2; exit 99 ;;
 esac
@@ -37,12 +37,12 @@ def stub(tmp_path):
     return path
 
 
-def run(stub, tmp_path, out=None, **fake):
+def run(stub, tmp_path, out=None, bench="^ops\\.Sum", **fake):
     env = dict(os.environ, PYTHON=str(stub), FAKE_LOG=str(tmp_path / "calls.log"))
     env.update({f"FAKE_{k.upper()}": str(v) for k, v in fake.items()})
     # a machine name with no results/ folder: nothing of the project's is read or written
     machine = f"test-gpu-asv-{uuid.uuid4().hex[:8]}"
-    args = ["bash", SCRIPT, machine, "^ops\\.Sum"] + ([str(out)] if out else [])
+    args = ["bash", SCRIPT, machine, bench] + ([str(out)] if out else [])
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
     calls = (tmp_path / "calls.log").read_text().splitlines() if (tmp_path / "calls.log").exists() else []
     return proc, calls
@@ -117,3 +117,19 @@ def test_prepare_off_and_a_failed_prepare_leave_the_run_alone(stub, tmp_path, mo
     proc, calls = run(stub, tmp_path)
     assert proc.returncode == 0
     assert not any(c.startswith("-m mlx_asv.gpu.prepare_run") for c in calls)
+
+
+@pytest.mark.parametrize("bench, preset, preload", [
+    ("^ops\\.Sum", None, "0"),                      # no models.py case: the forkserver skips transformers
+    ("^ops\\.(?!(MatMul)\\.)", None, "1"),           # bash can't read (?!: kept, the safe side
+    ("^models\\.(Inference\\.time_forward)\\(.*'(mlx_gpu|torch_cuda)'\\)$", None, "1"),
+    (".", None, "1"),
+    ("^ops\\.Sum", "1", "1"),                       # set by the caller: kept
+])
+def test_forkserver_imports_transformers_only_for_models(stub, tmp_path, monkeypatch, bench, preset, preload):
+    monkeypatch.delenv("MLX_ASV_PRELOAD_MODELS", raising=False)
+    if preset is not None:
+        monkeypatch.setenv("MLX_ASV_PRELOAD_MODELS", preset)
+    proc, _ = run(stub, tmp_path, bench=bench)
+    assert proc.returncode == 0, proc.stderr
+    assert f"preload={preload}" in proc.stdout

@@ -10,6 +10,8 @@ model (``-m slow`` selects it, ``-m "not slow"`` leaves it out).
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -536,3 +538,18 @@ def test_hub_cache_is_used_only_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert mi.checkpoint("roberta-base") == "FacebookAI/roberta-base"
     assert mi.checkpoint("xlm-roberta-base") is None
+
+
+@pytest.mark.parametrize("preload", ["0", "1"])
+def test_forkserver_preloads_transformers_unless_told_not_to(preload):
+    # asv's forkserver is started as `python -m asv_runner run_server ...`: models.py imports
+    # transformers' classes there, unless $MLX_ASV_PRELOAD_MODELS=0 (a run without models.py cases)
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed: nothing is preloaded either way")
+    code = ("import sys; sys.argv = ['asv_runner', 'run_server']; import benchmarks.models; "
+            "print('transformers.models.bert' in sys.modules)")
+    env = dict(os.environ, MLX_ASV_PRELOAD_MODELS=preload, MLX_ASV_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == ("True" if preload == "1" else "False")

@@ -206,3 +206,28 @@ def test_gpu_rounds_goes_through_the_loop(through_the_loop, monkeypatch, tmp_pat
     assert through_the_loop[1]["ran"] == [(3, "b")]
     assert lines == [f"gpu_rounds: all 12 runs in {out}", f"gpu_rounds: 11 runs already in {out}; 1 to go",
                      f"gpu_rounds: all 12 runs in {out}"]
+
+
+@pytest.mark.parametrize("bench, selects", [
+    (protocol.bench_regex(["mlx_cpu", "torch_cpu"]), False),   # the main job's kind of selection: ops.py only
+    (r"^ops\.(?!(MatMul|Linear)\.)[^(]*\(.*'(mlx_cpu|torch_cpu)'\)$", False),
+    (r"^models\.Inference\.time_forward\('roberta-base', .*'(mlx_cpu|torch_cpu)'\)$", True),
+    (r"^models\.Tokens\.", True),
+    (r"Softmax|Inference", True),
+    ("(", True),  # Python can't read it: kept, the safe side
+])
+def test_selects_models(bench, selects):
+    assert protocol.selects_models(bench) is selects
+
+
+@pytest.mark.parametrize("bench, environ, want", [
+    (r"^ops\.Sum\.", {}, "0"),
+    (r"^models\.", {}, "1"),
+    (r"^ops\.Sum\.", {"MLX_ASV_PRELOAD_MODELS": "1"}, "1"),  # the caller's choice is kept
+])
+def test_run_asv_tells_the_forkserver_whether_to_preload_models(monkeypatch, bench, environ, want):
+    seen = {}
+    monkeypatch.setattr(protocol.subprocess, "run", lambda cmd, **kw: seen.update(kw["env"]))
+    cmd = protocol.run_command("/tmp/asv.conf.json", "/tmp/round1.hashes", bench, asv="asv")
+    protocol.run_asv(cmd, "/tmp/asv.conf.json", environ=environ)
+    assert seen["MLX_ASV_PRELOAD_MODELS"] == want

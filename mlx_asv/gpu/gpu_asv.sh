@@ -12,6 +12,8 @@
 # benchmark's own), PREPARE (1, the default: mlx_asv/gpu/prepare_run.py fills the input
 # cache and MLX's kernel cache for the selected ops.py cases first, in
 # parallel; 0 leaves that to the case processes).
+# MLX_ASV_PRELOAD_MODELS: 0 (the default where the regex selects no models.py case) keeps asv's
+# forkserver from importing transformers for models.py; 1 imports it.
 #
 # forkserver: asv's server imports torch and NumPy once and forks a process per
 # case; it does not import MLX where MLX is a CUDA build (benchmarks/common.py,
@@ -43,6 +45,16 @@ cd "$(dirname "$0")/../.."
 export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,mlx_gpu_compile,torch_cuda}
 # benchmarks/device.py measures every selected device case in one process (its setup_cache): this says which
 export MLX_ASV_DEVICE_BENCH=${MLX_ASV_DEVICE_BENCH:-$bench}
+# asv's forkserver imports transformers' classes for models.py (seconds on a GPU host) only where the regex
+# can select a models.py case; a regex bash cannot read (status 2) keeps the import
+if [ -z "${MLX_ASV_PRELOAD_MODELS:-}" ]; then
+    preload=0
+    for name in "models.Inference.time_forward('bert-base-uncased', 50, 1, 'mlx_gpu')" \
+                "models.Tokens.track_tokens('bert-base-uncased', 50, 1)" "models.Tokens.track_real_tokens"; do
+        [[ $name =~ $bench ]]; [ $? != 1 ] && preload=1
+    done
+    export MLX_ASV_PRELOAD_MODELS=$preload
+fi
 # asv drops PYTHONPATH from the benchmark processes unless ASV_PYTHONPATH says it.
 [ -n "${PYTHONPATH:-}" ] && export ASV_PYTHONPATH=${ASV_PYTHONPATH:-$PYTHONPATH}
 version=$($py -c 'import mlx.core as mx; print(mx.__version__)') || fail "MLX does not import"

@@ -401,10 +401,33 @@ def run_command(config, hashfile, bench, repeat=None, launch_method=None, asv=No
     return cmd
 
 
+# asv names of models.py's benchmarks, one per model and benchmark (benchmarks/models.py)
+MODELS_NAMES = tuple(f"models.{bench}('{model}', 50, 1{backend})" for model in
+                     ("bert-base-uncased", "bert-large-uncased", "roberta-base", "xlm-roberta-base")
+                     for bench, backend in (("Inference.time_forward", ", 'mlx_cpu'"), ("Tokens.track_tokens", ""),
+                                            ("Tokens.track_real_tokens", "")))
+
+
+def selects_models(bench):
+    """False where the asv -b regex ``bench`` can select no models.py benchmark: asv's
+    forkserver then need not import transformers for them (benchmarks/models.py,
+    $MLX_ASV_PRELOAD_MODELS: seconds of each server start). A
+    regex Python cannot read selects them, to be safe."""
+    try:
+        rx = re.compile(bench)
+    except re.error:
+        return True
+    return any(rx.search(name) for name in MODELS_NAMES)
+
+
 def run_asv(cmd, config, environ=None, quiet=True):
     """Run ``cmd`` (:func:`run_command`) from its config's folder; ``quiet``
-    keeps asv's output (stderr with it) in the result's stdout."""
+    keeps asv's output (stderr with it) in the result's stdout. Where its
+    ``--bench`` selects no models.py case, the forkserver skips importing
+    transformers (:func:`selects_models`), unless the environment says."""
     env = dict(environ if environ is not None else os.environ)
+    if "--bench" in cmd and "MLX_ASV_PRELOAD_MODELS" not in env:
+        env["MLX_ASV_PRELOAD_MODELS"] = "1" if selects_models(cmd[cmd.index("--bench") + 1]) else "0"
     # asv imports the project's plugin (tools.asv_plugin) from its cwd,
     # which is a derived config's folder: point Python at the project.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)

@@ -10,7 +10,8 @@
 #                $BALL on 0.32.4, under cProfile: where its seconds go, case by case (the fifth session)
 #   pyc          whether Python can keep compiled modules (.pyc) of torch there, and import torch (and its
 #                profiler) twice plainly and twice with $PYTHONPYCACHEPREFIX=/tmp/pyc; where the plain second
-#                import is 1.5 times the prefixed one or slower, later steps run with that prefix
+#                import is 1.5 times the prefixed one or slower, later steps run with that prefix; and what the
+#                forkserver's import of benchmarks/models.py costs with and without $MLX_ASV_PRELOAD_MODELS
 #   dev:V        the device track alone, one asv run through mlx_asv/gpu/gpu_asv.sh on MLX V
 #   rounds:A,B   mlx_asv/gpu/gpu_rounds.py over the device track, sides a=A and b=B (MLX versions), $ROUNDS
 #                rounds, resumable in /tmp/$TAG/rounds, then studies/gpu_verdicts.py --measure device
@@ -66,6 +67,8 @@ for step in $PLAN; do
         echo "torch/__pycache__ files: $(ls $tp/__pycache__ 2>/dev/null | wc -l); torch/_dynamo/__pycache__ files: $(ls $tp/_dynamo/__pycache__ 2>/dev/null | wc -l)"; } > $S/pyc.txt 2>&1
       for k in 1 2; do echo "plain $k $( { time python3 -c 'import torch, torch.profiler' ; } 2>&1 )"; done >> $S/pyc.txt
       for k in 1 2; do echo "prefix $k $( { time PYTHONPYCACHEPREFIX=/tmp/pyc python3 -c 'import torch, torch.profiler' ; } 2>&1 )"; done >> $S/pyc.txt
+      python3 -c 'import importlib.util as u; print("transformers installed:", u.find_spec("transformers") is not None)' >> $S/pyc.txt 2>&1
+      for p in 1 0 1 0; do echo "server import of benchmarks.models, MLX_ASV_PRELOAD_MODELS=$p: $( { time MLX_ASV_PRELOAD_MODELS=$p PYTHONPATH=/tmp/mlx-0.32.4:/tmp/site python3 -c "import sys; sys.argv = ['asv_runner', 'run_server']; import benchmarks.models" > /dev/null 2>&1 ; } 2>&1 )"; done >> $S/pyc.txt
       cat $S/pyc.txt | tee -a $S/go.log
       if python3 -c "import sys; r = {l.split()[0] + l.split()[1]: float(l.split()[-1]) for l in open('$S/pyc.txt') if l.startswith(('plain', 'prefix'))}; sys.exit(0 if r['plain2'] > 1.5 * r['prefix2'] else 1)"; then
         export PYTHONPYCACHEPREFIX=/tmp/pyc; log "pyc: later steps run with PYTHONPYCACHEPREFIX=/tmp/pyc"; else log "pyc: no prefix"; fi ;;
