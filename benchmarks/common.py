@@ -56,7 +56,34 @@ def mlx():
         import mlx.core as mx
     except ImportError:
         return None
+    own_jit_folder(mx)
     return mx
+
+
+# MLX's CPU backend compiles the kernels of mx.compile'd graphs (which mlx.nn's
+# activations are) into shared libraries in the temp folder, and loads one that
+# is already there by its name. Before 0.29.0 that folder was the temp folder
+# itself, shared by every release on the machine (since: TMPDIR/mlx/VERSION/cpu),
+# so a process of one release could run a kernel another release had compiled:
+# measured in the history of counts, where v0.23.0's Softplus counted another
+# release's kernel (docs/work-verdicts.md, "The history in counts"). For those
+# releases each installed MLX gets a temp folder of its own before it compiles.
+JIT_FOLDER_PER_VERSION_SINCE = (0, 29, 0)
+
+
+def own_jit_folder(mx, environ=os.environ):
+    """Point $TMPDIR at a folder of this MLX install's own (returned), where its
+    release keeps compiled kernels in the bare temp folder; else None."""
+    if parse_version(mx.__version__) >= JIT_FOLDER_PER_VERSION_SINCE:
+        return None
+    import tempfile
+
+    install = os.path.realpath(os.path.dirname(getattr(mx, "__file__", None) or "."))
+    tag = hashlib.sha256(install.encode()).hexdigest()[:12]
+    folder = os.path.join(tempfile.gettempdir(), "mlx-asv-jit", f"{mx.__version__}-{tag}")
+    os.makedirs(folder, exist_ok=True)
+    environ["TMPDIR"] = folder
+    return folder
 
 
 @functools.lru_cache(maxsize=None)

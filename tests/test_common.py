@@ -509,3 +509,26 @@ def test_track_mlx_version(monkeypatch):
     assert ops.mlx_version_number("1.2.3") == pytest.approx(1.002003)
     monkeypatch.setattr(mx, "__version__", "0.21.1")
     assert ops.track_mlx_version() == pytest.approx(0.021001)
+
+
+def _fake_mlx(version, path):
+    import types
+    return types.SimpleNamespace(__version__=version, __file__=path)
+
+
+@pytest.mark.parametrize("version", ["0.21.1", "0.23.0", "0.28.0"])
+def test_releases_that_share_the_temp_folder_get_a_jit_folder_of_their_own(tmp_path, version):
+    # before 0.29.0 MLX's CPU backend keeps compiled kernels as $TMPDIR/lib<name>.so, shared by every release
+    env_a, env_b, env_c = {}, {}, {}
+    a = common.own_jit_folder(_fake_mlx(version, str(tmp_path / "a/mlx/core.so")), env_a)
+    b = common.own_jit_folder(_fake_mlx(version, str(tmp_path / "b/mlx/core.so")), env_b)
+    again = common.own_jit_folder(_fake_mlx(version, str(tmp_path / "a/mlx/core.so")), env_c)
+    assert a and os.path.isdir(a) and env_a["TMPDIR"] == a and version in os.path.basename(a)
+    assert b != a  # two installs of one version (a wheel and a source build, a candidate) never share
+    assert again == a  # the processes of one install do: a kernel is compiled once per install
+
+
+@pytest.mark.parametrize("version", ["0.29.0", "0.32.4", "0.32.4.dev20260101+abc"])
+def test_releases_with_a_folder_per_version_keep_the_temp_folder(version):
+    env = {}
+    assert common.own_jit_folder(_fake_mlx(version, "/x/mlx/core.so"), env) is None and env == {}
