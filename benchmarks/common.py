@@ -49,6 +49,12 @@ SELECTED_ENV = "MLX_ASV_BACKENDS"
 # --------------------------------------------------------------------------
 
 
+def parse_version(text):
+    """'0.26.1' / '0.32.4.dev20250101+abc' -> (0, 26, 1)."""
+    parts = re.findall(r"\d+", str(text).split("+")[0])[:3]
+    return tuple(int(p) for p in parts) + (0,) * (3 - len(parts))
+
+
 @functools.lru_cache(maxsize=None)
 def mlx():
     """``mlx.core``, or None if MLX is not installed."""
@@ -261,12 +267,6 @@ if len(sys.argv) > 1 and sys.argv[1] == "run_server":
         os.register_at_fork(after_in_child=_DEFER_MLX.after_fork_in_child)
     for _name in _SERVER_IMPORTS:
         {"mlx": mlx, "torch": torch}[_name]()
-
-
-def parse_version(text):
-    """'0.26.1' / '0.32.4.dev20250101+abc' -> (0, 26, 1)."""
-    parts = re.findall(r"\d+", str(text).split("+")[0])[:3]
-    return tuple(int(p) for p in parts) + (0,) * (3 - len(parts))
 
 
 def mlx_version():

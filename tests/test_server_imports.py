@@ -120,3 +120,13 @@ print('ok')
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_server_imports_common_without_error():
+    # asv's forkserver runs common.py's server block at import (it calls mlx() there, before most of the
+    # module is defined): anything mlx() needs must be defined above it
+    code = "import sys; sys.argv = ['asv_runner', 'run_server']; import benchmarks.common; print('imported')"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("imported")
