@@ -8,6 +8,7 @@ asks for, and records how it was called. Nothing real is installed or run.
 import os
 import stat
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -18,6 +19,7 @@ SCRIPT = os.path.join(ROOT, "mlx_asv", "gpu", "gpu_asv.sh")
 STUB = r"""#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
 case "$*" in
+  "-c import sys; from mlx_asv.measure.protocol import selects_models"*) exec "$REAL_PYTHON" "$@" ;;
   "-c "*) [ -n "${FAKE_NO_MLX:-}" ] && exit 1; echo 0.32.4 ;;
   "tools/ledger.py --offline --list") printf 'v0.32.3\t2025-01-01T00:00:00+00:00\tcafe\nv0.32.4\t2025-02-01T00:00:00+00:00\tdeadbeef\n' ;;
   "tools/ledger.py --offline") exit "${FAKE_LEDGER_RC:-0}" ;;
@@ -38,7 +40,7 @@ def stub(tmp_path):
 
 
 def run(stub, tmp_path, out=None, bench="^ops\\.Sum", **fake):
-    env = dict(os.environ, PYTHON=str(stub), FAKE_LOG=str(tmp_path / "calls.log"))
+    env = dict(os.environ, PYTHON=str(stub), FAKE_LOG=str(tmp_path / "calls.log"), REAL_PYTHON=sys.executable)
     env.update({f"FAKE_{k.upper()}": str(v) for k, v in fake.items()})
     # a machine name with no results/ folder: nothing of the project's is read or written
     machine = f"test-gpu-asv-{uuid.uuid4().hex[:8]}"
@@ -121,7 +123,8 @@ def test_prepare_off_and_a_failed_prepare_leave_the_run_alone(stub, tmp_path, mo
 
 @pytest.mark.parametrize("bench, preset, preload", [
     ("^ops\\.Sum", None, "0"),                      # no models.py case: the forkserver skips transformers
-    ("^ops\\.(?!(MatMul)\\.)", None, "1"),           # bash can't read (?!: kept, the safe side
+    ("^ops\\.(?!(MatMul)\\.)", None, "0"),
+    ("(", None, "1"),                                # a regex Python can't read: kept, the safe side
     ("^models\\.(Inference\\.time_forward)\\(.*'(mlx_gpu|torch_cuda)'\\)$", None, "1"),
     (".", None, "1"),
     ("^ops\\.Sum", "1", "1"),                       # set by the caller: kept

@@ -46,13 +46,9 @@ export MLX_ASV_OFFLINE=1 MLX_ASV_BACKENDS=${MLX_ASV_BACKENDS:-mlx_gpu,mlx_gpu_co
 # benchmarks/device.py measures every selected device case in one process (its setup_cache): this says which
 export MLX_ASV_DEVICE_BENCH=${MLX_ASV_DEVICE_BENCH:-$bench}
 # asv's forkserver imports transformers' classes for models.py (seconds on a GPU host) only where the regex
-# can select a models.py case; a regex bash cannot read (status 2) keeps the import
+# can select a models.py case (mlx_asv/measure/protocol.py's rule, as the rounds apply it)
 if [ -z "${MLX_ASV_PRELOAD_MODELS:-}" ]; then
-    preload=0
-    for name in "models.Inference.time_forward('bert-base-uncased', 50, 1, 'mlx_gpu')" \
-                "models.Tokens.track_tokens('bert-base-uncased', 50, 1)" "models.Tokens.track_real_tokens"; do
-        [[ $name =~ $bench ]]; [ $? != 1 ] && preload=1
-    done
+    preload=$($py -c 'import sys; from mlx_asv.measure.protocol import selects_models; print(int(selects_models(sys.argv[1])))' "$bench") || preload=1
     export MLX_ASV_PRELOAD_MODELS=$preload
 fi
 # asv drops PYTHONPATH from the benchmark processes unless ASV_PYTHONPATH says it.

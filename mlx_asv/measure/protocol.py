@@ -404,8 +404,8 @@ def run_command(config, hashfile, bench, repeat=None, launch_method=None, asv=No
 # asv names of models.py's benchmarks, one per model and benchmark (benchmarks/models.py)
 MODELS_NAMES = tuple(f"models.{bench}('{model}', 50, 1{backend})" for model in
                      ("bert-base-uncased", "bert-large-uncased", "roberta-base", "xlm-roberta-base")
-                     for bench, backend in (("Inference.time_forward", ", 'mlx_cpu'"), ("Tokens.track_tokens", ""),
-                                            ("Tokens.track_real_tokens", "")))
+                     for bench, backend in [("Inference.time_forward", f", '{b}'") for b in BACKENDS]
+                     + [("Tokens.track_tokens", ""), ("Tokens.track_real_tokens", "")])
 
 
 def selects_models(bench):
