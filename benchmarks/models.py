@@ -109,8 +109,7 @@ from .common import BACKENDS, backend, cached, check_mlx_release, input_cache_di
 # $MLX_ASV_PRELOAD_MODELS=0 skips that where a run selects no models.py case
 # (mlx_asv/gpu/gpu_asv.sh sets it from its regex): the server then starts
 # without importing transformers, which nothing of such a run uses.
-PRELOAD_ENV = "MLX_ASV_PRELOAD_MODELS"
-if len(sys.argv) > 1 and sys.argv[1] == "run_server" and os.environ.get(PRELOAD_ENV, "1") != "0":
+if len(sys.argv) > 1 and sys.argv[1] == "run_server" and os.environ.get(mi.PRELOAD_ENV, "1") != "0":
     mi.preload()
 
 MODELS = mi.MODELS

@@ -318,6 +318,10 @@ def _transformers_classes(family):
     }[family]
 
 
+# 0: asv's forkserver does not preload (a run that selects no models.py case; benchmarks/models.py)
+PRELOAD_ENV = "MLX_ASV_PRELOAD_MODELS"
+
+
 def preload():
     """Import the transformers encoder classes now (~2 s), e.g. once in asv's
     forkserver rather than in every per-case process forked from it."""

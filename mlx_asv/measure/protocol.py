@@ -39,6 +39,7 @@ import sys
 import time
 
 from benchmarks.common import BACKENDS  # the one backend list; numpy only, the frameworks load lazily
+from benchmarks.lib import model_inputs  # the models' table; numpy only
 from mlx_asv.envs import asv_config, ledger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -401,9 +402,10 @@ def run_command(config, hashfile, bench, repeat=None, launch_method=None, asv=No
     return cmd
 
 
-# asv names of models.py's benchmarks, one per model and benchmark (benchmarks/models.py)
-MODELS_NAMES = tuple(f"models.{bench}('{model}', 50, 1{backend})" for model in
-                     ("bert-base-uncased", "bert-large-uncased", "roberta-base", "xlm-roberta-base")
+# asv names of models.py's benchmarks, one per model and benchmark (benchmarks/models.py's params:
+# model, length, batch[, backend]), from the models' own table
+MODELS_NAMES = tuple(f"models.{bench}('{model}', {model_inputs.LENGTHS[0]}, {model_inputs.BATCHES[0]}{backend})"
+                     for model in model_inputs.MODELS
                      for bench, backend in [("Inference.time_forward", f", '{b}'") for b in BACKENDS]
                      + [("Tokens.track_tokens", ""), ("Tokens.track_real_tokens", "")])
 
@@ -426,8 +428,8 @@ def run_asv(cmd, config, environ=None, quiet=True):
     ``--bench`` selects no models.py case, the forkserver skips importing
     transformers (:func:`selects_models`), unless the environment says."""
     env = dict(environ if environ is not None else os.environ)
-    if "--bench" in cmd and "MLX_ASV_PRELOAD_MODELS" not in env:
-        env["MLX_ASV_PRELOAD_MODELS"] = "1" if selects_models(cmd[cmd.index("--bench") + 1]) else "0"
+    if "--bench" in cmd and model_inputs.PRELOAD_ENV not in env:
+        env[model_inputs.PRELOAD_ENV] = "1" if selects_models(cmd[cmd.index("--bench") + 1]) else "0"
     # asv imports the project's plugin (tools.asv_plugin) from its cwd,
     # which is a derived config's folder: point Python at the project.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
